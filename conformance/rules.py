@@ -1,0 +1,145 @@
+"""The rule registry: every rule of protocol v1, once.
+
+This table is the only place a rule is defined. The checker looks rules up
+here by id, the reports take titles and levels from here, the docs' Rule
+reference and the pytest plugin's items are generated from here. A rule id is
+a public name: once released it is never renamed or reused (retire it with
+``deprecated=True`` instead), because CI configs and ``--rule`` flags name it.
+
+Levels follow RFC 2119. A MUST failure makes a stream non-conformant; a
+SHOULD failure is a warning; MAY rules only ever inform.
+
+``scope`` says what evidence a rule needs, so a report can say "not
+applicable" honestly instead of "passed":
+
+* ``frame``: each frame on its own;
+* ``run``: the events of one run;
+* ``stream``: which connection a run belongs to (needs client frames);
+* ``timing``: receive times, and for some rules the client's send times;
+* ``live``: only a live probe can exercise it (the endpoint's behaviour
+  toward the client, not the stream it sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Level(str, Enum):
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+    @property
+    def default_severity(self) -> str:
+        return {"MUST": "error", "SHOULD": "warning", "MAY": "info"}[self.value]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    category: str
+    title: str
+    rationale: str
+    #: Anchor of the section of docs/spec.md that states the rule.
+    section: str
+    scope: str = "run"
+    #: The profile the rule belongs to; ``None`` for rules of the protocol itself.
+    profile: str | None = None
+    deprecated: bool = False
+
+    @property
+    def severity(self) -> str:
+        return self.level.default_severity
+
+
+M, S, Y = Level.MUST, Level.SHOULD, Level.MAY
+
+RULES: tuple[Rule, ...] = (
+    # -- frames -----------------------------------------------------------
+    Rule("frame.text", M, "frame", "Every message is a text frame",
+         "Binary frames carry no declared encoding; browsers and most clients expect text for JSON.",
+         "transport", scope="frame"),
+    Rule("frame.json", M, "frame", "Every message is one UTF-8 JSON object",
+         "A client must be able to parse each frame on its own, without buffering or guessing.",
+         "transport", scope="frame"),
+    # -- schemas ----------------------------------------------------------
+    Rule("schema.envelope", M, "schema", "The envelope is valid",
+         "Clients route on type, run_id and seq; a malformed envelope cannot be routed at all.",
+         "envelope", scope="frame"),
+    Rule("schema.payload", M, "schema", "The payload is valid for its type, including the result payload",
+         "User interfaces render payload fields directly; a missing field is a broken screen.",
+         "events", scope="frame"),
+    Rule("schema.unknown_type", S, "schema", "No unknown message types",
+         "Clients ignore types they do not know, so an unknown type is lost information, not an error.",
+         "versioning", scope="frame"),
+    # -- sequence ---------------------------------------------------------
+    Rule("seq.contiguous", M, "sequence", "seq starts at 0 and rises by exactly 1: no drop, duplicate or reorder",
+         "seq is how a client detects a lost, repeated or reordered event; without it, silence looks like success.",
+         "envelope"),
+    Rule("order.first_started", M, "order", "A run's first event is agent_started with attempt primary",
+         "The user must know at once that work has begun; everything else is shown under that start.",
+         "run-lifecycle"),
+    Rule("order.completed_last", M, "order", "Exactly one agent_completed, and nothing of the run after it",
+         "agent_completed is the client's signal to stop waiting; a missing one hangs the UI, a late event is lost.",
+         "run-lifecycle"),
+    Rule("order.thinking", S, "order", "At least one agent_thinking per attempt",
+         "Reasoning visibility is the point of the stream; an attempt with no thinking looks frozen.",
+         "run-lifecycle"),
+    # -- tool pairing -----------------------------------------------------
+    Rule("pair.tool_matched", M, "pairing", "Each tool_executing has exactly one matching tool_completed before its attempt ends",
+         "An unmatched tool leaves a spinner running forever in the user's view.",
+         "tool-pairing"),
+    Rule("pair.no_orphan", M, "pairing", "No tool_completed without an open tool_executing of the same id and name",
+         "A completion with no start cannot be placed in the timeline the user sees.",
+         "tool-pairing"),
+    Rule("pair.unique_id", M, "pairing", "tool_call_id is unique within a run",
+         "Pairing is by tool_call_id; a reused id makes two calls indistinguishable.",
+         "tool-pairing"),
+    # -- fallback ---------------------------------------------------------
+    Rule("fallback.single", M, "fallback", "At most one further agent_started, and only with attempt fallback",
+         "A run has one primary and at most one fallback attempt; more starts mean the client cannot tell which result counts.",
+         "fallback"),
+    Rule("fallback.flag", M, "fallback", "result.fallback_used is true exactly when the fallback attempt ran",
+         "Users are told when a degraded method produced their result.",
+         "fallback"),
+    Rule("fallback.continuity", M, "fallback", "The fallback attempt is started, then thinking, then completed, with no tool left open from the primary attempt",
+         "Even when the primary path fails, the user's stream stays whole: every open tool is closed and the run still ends.",
+         "fallback"),
+    # -- isolation --------------------------------------------------------
+    Rule("isolation.run_scope", M, "isolation", "A connection receives only events of runs it started",
+         "Another user's events are a data leak, and they corrupt this user's view.",
+         "multiplexing", scope="stream"),
+    # -- latency ----------------------------------------------------------
+    Rule("latency.first_event", M, "latency", "agent_started arrives within the first-event budget (100 ms) of start_run",
+         "The first event is what tells a user the system did not fail; a late one feels like a hang.",
+         "latency", scope="timing"),
+    Rule("latency.delivery", M, "latency", "Each event is received within the delivery budget (100 ms) of its emitted_at, clock-corrected",
+         "Real-time visibility means events are not held back or batched for long.",
+         "latency", scope="timing"),
+    Rule("latency.tool_gap", S, "latency", "Fast tools take under the tool-gap budget (5 ms) from executing to completed",
+         "Local tools that are slow to report distort the timeline the user sees.",
+         "latency", scope="timing"),
+    Rule("latency.run_deadline", M, "latency", "The run completes within the deadline",
+         "A run that never ends is a hang, however well-formed its events.",
+         "latency", scope="timing"),
+    # -- profile: actions-agent ------------------------------------------
+    Rule("profile.actions.tools", M, "profile", "Three tool pairs in order prompt_builder, llm_processor, action_plan_processor on the primary path",
+         "The ActionsAgent's users follow these three steps; a missing or reordered step is a different agent.",
+         "profile-actions-agent", profile="actions-agent"),
+    Rule("profile.actions.thinking", S, "profile", "2 to 3 agent_thinking on the primary path",
+         "The seed's ActionsAgent shows its reasoning in two or three steps.",
+         "profile-actions-agent", profile="actions-agent"),
+)
+
+BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
+assert len(BY_ID) == len(RULES), "duplicate rule id in the registry"
+
+
+def get(rule_id: str) -> Rule:
+    try:
+        return BY_ID[rule_id]
+    except KeyError:
+        raise KeyError(f"unknown rule id {rule_id!r}") from None

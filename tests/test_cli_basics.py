@@ -1,0 +1,74 @@
+"""The CLI's shared behaviour: version, help, usage errors and the schema command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import schemas
+from conformance import __version__
+from conformance.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_version_names_the_kit_and_protocol():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"agent-events {__version__} (protocol v1)"
+
+
+def test_no_command_is_a_usage_error():
+    proc = run_cli()
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+def test_unknown_flag_is_a_usage_error():
+    proc = run_cli("schema", "--no-such-flag")
+    assert proc.returncode == 2
+    assert "--no-such-flag" in proc.stderr
+
+
+def test_schema_lists_every_schema(capsys):
+    assert main(["schema"]) == 0
+    out = capsys.readouterr().out
+    for name in schemas.schema_names():
+        assert name in out
+
+
+def test_schema_prints_one(capsys):
+    assert main(["schema", "agent_completed"]) == 0
+    assert json.loads(capsys.readouterr().out)["$id"].endswith("/v1/agent_completed.json")
+
+
+def test_unknown_schema_is_exit_2_with_the_known_names(capsys):
+    assert main(["schema", "agent_dreaming"]) == 2
+    err = capsys.readouterr().err
+    assert "agent_dreaming" in err and "agent_completed" in err
+    assert "Traceback" not in err
+
+
+def test_schema_out_to_an_unwritable_place_is_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["schema", "--out", str(blocker / "sub")]) == 2
+    assert "cannot write schemas" in capsys.readouterr().err
+
+
+def test_internal_error_is_exit_4_and_says_how_to_report(monkeypatch, capsys):
+    import conformance.commands.schema as schema_cmd
+
+    def boom(args):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(schema_cmd, "run", boom)
+    assert main(["schema"]) == 4
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaboom" in err
+    assert "report it" in err
