@@ -1,5 +1,279 @@
 """pytest plugin of agent-events (registered through the ``pytest11`` entry point).
 
-It changes nothing unless asked: with no ``--agent-events-url`` it adds no
-items. The options and fixtures arrive with the live check.
+Two uses, both opt-in:
+
+* a contract gate: ``pytest --agent-events-url ws://...`` collects the
+  conformance suite as test items, one per scenario and rule (generated from
+  the rule registry), so CI shows each rule as a test and a failure shows
+  what was expected, what was observed and the messages around it. The live
+  check runs once, on the first item, and every item reads its verdict;
+* fixtures for a team's own tests: ``reference_agent`` (the URL of a running
+  reference agent, to test a client against) and ``agent_events_check`` (a
+  callable that runs a check and returns the report), layered on
+  ``agent_events_url`` and ``agent_events_options`` so that a conftest can
+  override any one of them.
+
+Without ``--agent-events-url`` it adds no items and changes nothing: the
+options exist, the fixtures wait to be asked for, no module of the live
+check is even imported.
 """
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import pytest
+
+from conformance import rules as _rules
+
+#: Violations shown per failing item; the rest are counted.
+SHOWN = 5
+_STATE_KEY = "_agent_events_state"
+
+
+class AgentEventsWarning(UserWarning):
+    """A SHOULD rule failed (a failure only with --agent-events-strict)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("agent-events", "agent-events conformance (collects the suite only with --agent-events-url)")
+    group.addoption("--agent-events-url", default=None, metavar="URL",
+                    help="check this ws:// or wss:// endpoint and collect one test per scenario and rule")
+    group.addoption("--agent-events-profile", default=None, metavar="NAME",
+                    help="profile to check against: actions-agent (default) or generic")
+    group.addoption("--agent-events-scenario", action="append", default=None, metavar="NAME",
+                    help="run only this scenario (repeatable; default all, see `agent-events check --help`)")
+    group.addoption("--agent-events-strict", action="store_true", default=False,
+                    help="fail the tests of SHOULD rules too (default: a warning)")
+    group.addoption("--agent-events-token", default=None, metavar="TOKEN", help="bearer token for the endpoint")
+    group.addoption("--agent-events-header", action="append", default=[], metavar="'NAME: VALUE'",
+                    help="extra handshake header (repeatable)")
+    group.addoption("--agent-events-cafile", default=None, metavar="PEM", help="CA certificate(s) for wss://")
+    group.addoption("--agent-events-insecure", action="store_true", default=False,
+                    help="do not verify the wss:// certificate")
+    group.addoption("--agent-events-runs", type=int, default=None, metavar="N", help="runs per multi-run scenario")
+    group.addoption("--agent-events-concurrency", type=int, default=None, metavar="N",
+                    help="connections of the concurrency scenario (default 10)")
+    group.addoption("--agent-events-first-event-ms", type=float, default=None, metavar="MS",
+                    help="first-event budget (default 100)")
+    group.addoption("--agent-events-delivery-ms", type=float, default=None, metavar="MS",
+                    help="delivery budget (default 100)")
+    group.addoption("--agent-events-deadline-s", type=float, default=None, metavar="S",
+                    help="run deadline (default 30)")
+    group.addoption("--agent-events-record", default=None, metavar="FILE",
+                    help="write the check's JSONL transcript to FILE")
+    group.addoption("--agent-events-report", action="append", default=[], metavar="FORMAT=PATH",
+                    help="also write the check's report in FORMAT (text, json, junit, html) to PATH")
+
+
+def check_options(config: pytest.Config) -> dict[str, Any]:
+    """``conformance.check`` keyword arguments from the command line (None values left out)."""
+    get = config.getoption
+    options = {
+        "profile": get("agent_events_profile"),
+        "scenarios": get("agent_events_scenario"),
+        "token": get("agent_events_token"),
+        "headers": list(get("agent_events_header") or []),
+        "cafile": get("agent_events_cafile"),
+        "insecure": get("agent_events_insecure") or None,
+        "runs": get("agent_events_runs"),
+        "concurrency": get("agent_events_concurrency"),
+        "first_event_ms": get("agent_events_first_event_ms"),
+        "delivery_ms": get("agent_events_delivery_ms"),
+        "deadline_s": get("agent_events_deadline_s"),
+    }
+    return {k: v for k, v in options.items() if v not in (None, [])}
+
+
+# -- the suite, collected only with --agent-events-url -----------------------------------
+
+def _scenario_names() -> tuple[str, ...]:
+    from conformance.live.scenarios import SCENARIOS
+
+    return tuple(SCENARIOS)
+
+
+def _scenarios_of(config: pytest.Config) -> tuple[str, ...]:
+    selected = config.getoption("agent_events_scenario")
+    return tuple(s for s in _scenario_names() if not selected or s in selected)
+
+
+def _rules_of(scenario: str, profile: str | None) -> list[str]:
+    """The rules a scenario's items cover: every registry rule, except other scenarios' live probes
+    and other profiles' rules (those could only ever be skipped there)."""
+    from conformance.live.scenarios import SCENARIOS
+
+    profile = profile or "actions-agent"
+    focus = set(SCENARIOS[scenario].focus)
+    chosen = []
+    for rule in _rules.RULES:
+        if rule.deprecated or (rule.profile is not None and rule.profile != profile):
+            continue
+        if rule.scope == "live" and rule.id not in focus:
+            continue
+        chosen.append(rule.id)
+    return chosen
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("agent_events_url", None):
+        config.addinivalue_line("markers", "agent_events: a conformance test item generated by agent-events")
+        known = _scenario_names()
+        unknown = [s for s in (config.getoption("agent_events_scenario") or []) if s not in known]
+        if unknown:
+            raise pytest.UsageError(f"--agent-events-scenario: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Append the suite before -k / -m deselection runs, so those select among its items too."""
+    if not config.getoption("agent_events_url", None):
+        return
+    suite = ConformanceSuite.from_parent(session, name="agent-events", nodeid="agent-events")
+    for scenario in suite.collect():
+        items.extend(scenario.collect())
+
+
+class ConformanceSuite(pytest.Collector):
+    def collect(self):
+        return [ScenarioCollector.from_parent(self, name=name) for name in _scenarios_of(self.config)]
+
+
+class ScenarioCollector(pytest.Collector):
+    def collect(self):
+        profile = self.config.getoption("agent_events_profile")
+        return [RuleItem.from_parent(self, name=rule_id, scenario=self.name, rule_id=rule_id)
+                for rule_id in _rules_of(self.name, profile)]
+
+
+class RuleFailure(Exception):
+    """A rule failed in a scenario; the message is the report's own account of it."""
+
+
+class RuleItem(pytest.Item):
+    def __init__(self, *, scenario: str, rule_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.rule_id = rule_id
+        self.add_marker("agent_events")
+        rule = _rules.get(rule_id)
+        self.user_properties.append(("rule", rule_id))
+        self.user_properties.append(("level", rule.level.value))
+
+    def runtest(self) -> None:
+        from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, WARN
+
+        report = _session_report(self.config)
+        section = next((s for s in report.sections if s.name == self.scenario), None)
+        if section is None or self.rule_id not in section.outcomes:
+            pytest.skip(f"scenario {self.scenario} was not run")
+        outcome = section.outcomes[self.rule_id]
+        status = report.policy.status(outcome)
+        if status in (NOT_APPLICABLE, OFF):
+            pytest.skip(f"{self.rule_id}: {outcome.reason or 'off'}")
+        if status in (FAIL, WARN):
+            message = _describe(self.rule_id, section, outcome)
+            if status == FAIL or self.config.getoption("agent_events_strict"):
+                raise RuleFailure(message)
+            warnings.warn(AgentEventsWarning(message))
+        elif status == INFO:
+            warnings.warn(AgentEventsWarning(_describe(self.rule_id, section, outcome)))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, RuleFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return "agent-events", None, f"{self.scenario}: {self.rule_id}"
+
+
+def _describe(rule_id: str, section, outcome) -> str:
+    rule = _rules.get(rule_id)
+    lines = [f"{rule.level.value} {rule_id}: {rule.title}",
+             f"scenario {section.name}: {outcome.violations} violation(s) in {outcome.checked} check(s)"]
+    shown = [v for v in section.violations if v.rule_id == rule_id][:SHOWN]
+    for v in shown:
+        where = ", ".join(x for x in (f"run {v.run_id!r}" if v.run_id else "", f"conn {v.conn}",
+                                      f"frame #{v.index}" if v.index is not None else "") if x)
+        lines += ["", f"  at {where}", f"  expected: {v.expected}", f"  observed: {v.observed}"]
+        lines += [f"    {line}" for line in v.excerpt]
+    if outcome.violations > len(shown):
+        lines.append(f"  ... and {outcome.violations - len(shown)} more")
+    return "\n".join(lines)
+
+
+def _session_report(config: pytest.Config):
+    """The one live check of this session, run on first use; a connection failure fails every item."""
+    state = getattr(config, _STATE_KEY, None)
+    if state is None:
+        state = {}
+        setattr(config, _STATE_KEY, state)
+        try:
+            state["report"] = _run_session_check(config)
+        except Exception as exc:  # noqa: BLE001 - reported by every item, not as an internal error
+            state["error"] = exc
+    if "error" in state:
+        exc = state["error"]
+        raise RuleFailure(f"agent-events could not check {config.getoption('agent_events_url')}: "
+                          f"{type(exc).__name__}: {exc}")
+    return state["report"]
+
+
+def _run_session_check(config: pytest.Config):
+    from conformance.live.api import check
+    from conformance.reporters import write_outputs
+
+    options = check_options(config)
+    strict = bool(config.getoption("agent_events_strict"))
+    report = check(config.getoption("agent_events_url"), strict=strict,
+                   record=config.getoption("agent_events_record"), **options)
+    specs = []
+    for spec in config.getoption("agent_events_report") or []:
+        fmt, _, path = spec.partition("=")
+        specs.append((fmt, path))
+    if specs:
+        write_outputs(report, None, specs)
+    return report
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def reference_agent():
+    """The ws:// URL of a reference agent running for this test session (override to point elsewhere)."""
+    import reference_agent as _reference_agent
+
+    server = _reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0)
+    try:
+        yield server.url
+    finally:
+        server.stop(timeout=2)
+
+
+@pytest.fixture
+def agent_events_url(request: pytest.FixtureRequest) -> str:
+    """The endpoint ``agent_events_check`` checks by default: ``--agent-events-url``, else ``reference_agent``."""
+    url = request.config.getoption("agent_events_url")
+    return url if url else request.getfixturevalue("reference_agent")
+
+
+@pytest.fixture
+def agent_events_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Default ``conformance.check`` keyword arguments (from the --agent-events-* options)."""
+    return check_options(request.config)
+
+
+@pytest.fixture
+def agent_events_check(agent_events_url: str, agent_events_options: dict[str, Any]) -> Callable[..., Any]:
+    """``agent_events_check(url=None, **kwargs) -> Report``: run a live check from a test.
+
+    Arguments override ``agent_events_options``; the URL defaults to ``agent_events_url``.
+    """
+    def run(url: str | None = None, **kwargs: Any):
+        from conformance.live.api import check
+
+        return check(url or agent_events_url, **{**agent_events_options, **kwargs})
+
+    return run

@@ -134,6 +134,35 @@ RULES: tuple[Rule, ...] = (
          "profile-actions-agent", profile="actions-agent"),
 )
 
+# -- live-only rules (the live check, issue 6) ---------------------------------
+# What only a probe that talks to the endpoint can observe: the handshake, how
+# the endpoint answers the client, and frames the client had to refuse. The
+# checker reports them N/A ("checked only by a live probe"); the live scenarios
+# record them with ``Checker.external``.
+RULES += (
+    Rule("transport.subprotocol", S, "transport", "The server selects the agent-events.v1 subprotocol the client offers",
+         "The subprotocol is how client and server agree on the protocol version before the first message.",
+         "transport", scope="live"),
+    Rule("transport.connections", S, "transport", "The endpoint accepts the harness's concurrent connections (10 by default)",
+         "Several users of one agent connect at once; an endpoint that refuses the tenth cannot serve them.",
+         "multiplexing", scope="live"),
+    Rule("frame.size", M, "frame", "No message is larger than the client's frame limit (16 MiB by default)",
+         "A client cannot buffer an unbounded frame; an event that large is a bug, and it would take the client down.",
+         "transport", scope="live"),
+    Rule("time_sync.reply", S, "time-sync", "time_sync is answered with a time_sync reply that echoes client_time_ms",
+         "Without it a remote client cannot correct for clock offset, and delivery latency cannot be measured across machines.",
+         "time-sync", scope="live"),
+    Rule("cancel.terminal", M, "cancel", "After cancel_run, the run ends with agent_completed whose result says cancelled: true and success: false",
+         "A user who cancels must see the run end, and must not mistake a cancelled run for a successful one.",
+         "cancel-run", scope="live"),
+    Rule("robustness.error_reply", S, "robustness", "Malformed client input is answered with an error message of the documented code",
+         "A client that sent something wrong learns what, instead of waiting for an answer that never comes.",
+         "robustness", scope="live"),
+    Rule("robustness.stays_open", S, "robustness", "After malformed client input the connection stays open and usable",
+         "One bad message from a client must not cost its user every run in flight on the connection.",
+         "robustness", scope="live"),
+)
+
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 assert len(BY_ID) == len(RULES), "duplicate rule id in the registry"
 

@@ -1,0 +1,385 @@
+"""A WebSocket client that shows the harness every frame exactly as it arrived.
+
+Why not ``websockets.asyncio.client``: a conformance harness must judge what
+the endpoint *sent*, and survive whatever that is. The high-level client
+decodes text frames for us (an invalid UTF-8 frame becomes an exception and
+the bytes are gone), merges the text/binary distinction away when asked for
+raw bytes, and buffers messages ahead of the reader. So the harness drives
+websockets' sans-I/O :class:`~websockets.client.ClientProtocol` itself:
+
+* each message is handed over as ``(kind, raw bytes, arrival time)`` the
+  moment its last frame is parsed, so latency is measured at the socket;
+* messages are processed synchronously in the read loop, so a flooding
+  endpoint is slowed down by TCP back-pressure instead of filling memory;
+* ``max_size`` is enforced from the frame header, before the payload is
+  read, so a 100 MB frame costs nothing but a close with code 1009;
+* every wait has a timeout, so a silent or stuck endpoint cannot hang us.
+
+Nothing here knows the protocol: frames in, frames out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+from urllib.parse import urlsplit
+
+from websockets.client import ClientProtocol
+from websockets.exceptions import (
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    PayloadTooBig,
+    ProtocolError,
+)
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+#: Largest message the harness accepts by default. Agent events are small;
+#: 16 MiB is far above any legitimate one and far below what hurts a CI runner.
+DEFAULT_MAX_SIZE = 16 * 2**20
+READ_CHUNK = 2**16
+
+FrameKind = Literal["text", "binary"]
+
+
+class ConnectError(Exception):
+    """The endpoint could not be reached, or refused the WebSocket handshake.
+
+    Why an exception and not a violation: with no connection there is no
+    stream to judge, so the honest verdict is "could not check" (exit 3).
+    """
+
+
+class Clock:
+    """Client epoch milliseconds from a monotonic source.
+
+    Wall-clock steps (NTP adjustments) during a check would corrupt latency
+    figures; anchoring a monotonic counter to the wall clock once keeps
+    differences exact while staying comparable to the server's epoch times.
+    """
+
+    def __init__(self) -> None:
+        self._wall0 = time.time() * 1000.0
+        self._mono0 = time.perf_counter()
+
+    def now(self) -> float:
+        return self._wall0 + (time.perf_counter() - self._mono0) * 1000.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect and how: everything a connection needs but the clock."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    cafile: str | None = None
+    insecure: bool = False
+    max_size: int = DEFAULT_MAX_SIZE
+    open_timeout: float = 10.0
+    close_timeout: float = 2.0
+    send_timeout: float = 10.0
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.url.lower().startswith("wss:"):
+            return None
+        context = ssl.create_default_context(cafile=self.cafile)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+@dataclass(frozen=True)
+class CloseInfo:
+    """How a connection ended, in terms a report can state.
+
+    ``cause`` names what the client itself objected to, when it did:
+    ``"message_too_big"`` (over ``max_size``), ``"protocol_error"`` (bad
+    framing), or ``None`` when the endpoint or the network closed.
+    """
+
+    code: int | None
+    reason: str
+    by: Literal["server", "client", "network"]
+    cause: str | None = None
+    detail: str = ""
+
+
+OnMessage = Callable[["WireConnection", FrameKind, bytes, float], None]
+OnClose = Callable[["WireConnection", CloseInfo], None]
+
+
+def check_url(url: str) -> None:
+    """Raise ``ValueError`` with a readable message unless ``url`` is ws:// or wss://."""
+    try:
+        parse_uri(url)
+    except InvalidURI as exc:
+        raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
+
+
+def describe_handshake_failure(exc: BaseException) -> str:
+    """One line a user can act on, for anything that stopped the handshake."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        body = bytes(response.body or b"")[:200].decode("utf-8", "replace").strip()
+        hint = {401: " (unauthorized: pass --token or --header 'Authorization: ...')",
+                403: " (forbidden: check the token or the Origin the endpoint allows)",
+                404: " (no WebSocket endpoint at this path)"}.get(response.status_code, "")
+        text = f"HTTP {response.status_code} {response.reason_phrase}{hint}"
+        return f"{text}: {body}" if body else text
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc} (use --cafile for a private CA, --insecure for a self-signed test server)"
+    if isinstance(exc, OSError):
+        if exc.errno is not None:
+            return os.strerror(exc.errno).lower()
+        return exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, InvalidHandshake):
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        return f"invalid handshake: {exc}{cause}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class WireConnection:
+    """One client connection: sends frames, reports received messages by callback.
+
+    Use :func:`open_connection`. Callbacks run inside the read loop, so they
+    must be quick and must not raise (the loop guards against it anyway).
+    """
+
+    def __init__(self, name: str, endpoint: Endpoint, clock: Clock,
+                 on_message: OnMessage, on_close: OnClose) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.clock = clock
+        self._on_message = on_message
+        self._on_close = on_close
+        uri = parse_uri(endpoint.url)
+        self.protocol = ClientProtocol(uri, subprotocols=None, max_size=endpoint.max_size)
+        self._uri = uri
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+        self._parts: list[bytes] = []
+        self._kind: FrameKind | None = None
+        self.subprotocol: str | None = None
+        self.close_info: CloseInfo | None = None
+        self.closed = asyncio.Event()
+        self.callback_errors: list[str] = []
+
+    # -- opening -----------------------------------------------------------
+    async def _open(self, subprotocols: list[str] | None) -> None:
+        endpoint = self.endpoint
+        self.protocol.available_subprotocols = subprotocols
+        context = endpoint.ssl_context()
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self._uri.host, self._uri.port, ssl=context,
+                    server_hostname=self._uri.host if context else None,
+                    limit=READ_CHUNK,
+                ),
+                endpoint.open_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            raise ConnectError(f"cannot connect: {describe_handshake_failure(exc)}") from None
+        request = self.protocol.connect()
+        for name, value in endpoint.headers:
+            request.headers[name] = value
+        self.protocol.send_request(request)
+        try:
+            await asyncio.wait_for(self._handshake(), endpoint.open_timeout)
+        except ConnectError:
+            self._abort()
+            raise
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            self._abort()
+            raise ConnectError(f"handshake failed: {describe_handshake_failure(exc)}") from None
+        self._task = asyncio.get_running_loop().create_task(self._read_loop(), name=f"agent-events-read-{self.name}")
+
+    async def _handshake(self) -> None:
+        await self._flush()
+        while True:
+            data = await self._reader.read(READ_CHUNK)
+            at = self.clock.now()
+            if data:
+                self.protocol.receive_data(data)
+            else:
+                self.protocol.receive_eof()
+            events = self.protocol.events_received()
+            if self.protocol.handshake_exc is not None:
+                raise ConnectError(f"handshake failed: {describe_handshake_failure(self.protocol.handshake_exc)}")
+            if events and isinstance(events[0], Response):
+                self.subprotocol = self.protocol.subprotocol
+                await self._flush()
+                self._process(events[1:], at)
+                return
+            if not data:
+                raise ConnectError("handshake failed: the endpoint closed the connection before answering")
+
+    # -- reading -----------------------------------------------------------
+    async def _read_loop(self) -> None:
+        protocol = self.protocol
+        closing_deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            while protocol.state is not State.CLOSED:
+                timeout = None
+                if protocol.state is State.CLOSING:
+                    # The close handshake is under way (or we failed the
+                    # connection): the peer gets close_timeout to drop TCP.
+                    if closing_deadline is None:
+                        closing_deadline = loop.time() + self.endpoint.close_timeout
+                    timeout = max(0.0, closing_deadline - loop.time())
+                try:
+                    data = await asyncio.wait_for(self._reader.read(READ_CHUNK), timeout)
+                except asyncio.TimeoutError:
+                    break
+                at = self.clock.now()
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                self._process(protocol.events_received(), at)
+                await self._flush()
+                if protocol.parser_exc is not None or protocol.close_rcvd is not None:
+                    self._finish_from_protocol()
+                if protocol.parser_exc is not None or not data:
+                    break
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            self._finish(CloseInfo(None, "", "network", detail=describe_handshake_failure(exc)))
+        except asyncio.CancelledError:
+            self._finish(CloseInfo(None, "", "client", detail="closed by the harness"))
+            raise
+        finally:
+            self._finish_from_protocol()
+            self._abort()
+
+    def _process(self, events, at: float) -> None:
+        for event in events:
+            if not isinstance(event, Frame):
+                continue
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._kind = "text" if opcode is Opcode.TEXT else "binary"
+                self._parts = [bytes(event.data)]
+            elif opcode is Opcode.CONT:
+                self._parts.append(bytes(event.data))
+            else:
+                continue  # ping/pong are answered by the protocol; close is handled at the end
+            if event.fin and self._kind is not None:
+                data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+                kind, self._parts, self._kind = self._kind, [], None
+                try:
+                    self._on_message(self, kind, data, at)
+                except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
+                    self.callback_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _finish_from_protocol(self) -> None:
+        protocol = self.protocol
+        exc = protocol.parser_exc
+        if isinstance(exc, PayloadTooBig):
+            self._finish(CloseInfo(1009, "", "client", "message_too_big", str(exc)))
+        elif isinstance(exc, (ProtocolError, UnicodeDecodeError)):
+            self._finish(CloseInfo(1002, "", "client", "protocol_error", str(exc)))
+        elif protocol.close_rcvd is not None and (protocol.close_sent is None or protocol.close_rcvd_then_sent):
+            close = protocol.close_rcvd
+            self._finish(CloseInfo(int(close.code), close.reason, "server"))
+        elif protocol.close_sent is not None:
+            close = protocol.close_sent
+            self._finish(CloseInfo(int(close.code), close.reason, "client"))
+        else:
+            self._finish(CloseInfo(None, "", "network", detail="the connection was dropped without a close frame"))
+
+    def _finish(self, info: CloseInfo) -> None:
+        if self.close_info is not None:
+            return
+        self.close_info = info
+        self.closed.set()
+        try:
+            self._on_close(self, info)
+        except Exception as exc:  # noqa: BLE001 - see _process
+            self.callback_errors.append(f"{type(exc).__name__}: {exc}")
+
+    # -- writing -----------------------------------------------------------
+    async def _flush(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                writer.write(data)
+            elif writer.can_write_eof():
+                try:
+                    writer.write_eof()
+                except OSError:
+                    pass
+        try:
+            await asyncio.wait_for(writer.drain(), self.endpoint.send_timeout)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError):
+            pass  # a dead or stuck peer shows up in the read loop; sending must not hang
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    async def send(self, kind: FrameKind, data: bytes) -> float | None:
+        """Send one message; return the send time, or ``None`` when the connection is closed.
+
+        Callers that must account for a message *before* any answer can be
+        read (the checker must know a run was started before its first event
+        arrives) check :attr:`is_open`, account, then call this: nothing
+        else runs on the loop between the check and the write.
+        """
+        if self.protocol.state is not State.OPEN:
+            return None
+        at = self.clock.now()
+        if kind == "text":
+            self.protocol.send_text(data)
+        else:
+            self.protocol.send_binary(data)
+        await self._flush()
+        return at
+
+    # -- closing -----------------------------------------------------------
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close politely, then firmly: never waits longer than ``close_timeout``."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            await self._flush()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.endpoint.close_timeout)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing must always succeed
+                self._task.cancel()
+                try:
+                    await self._task
+                except BaseException:  # noqa: BLE001
+                    pass
+        self._abort()
+
+    def _abort(self) -> None:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.close()
+
+
+async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
+                          on_message: OnMessage, on_close: OnClose,
+                          subprotocols: list[str] | None) -> WireConnection:
+    """Connect and complete the handshake, or raise :class:`ConnectError`."""
+    connection = WireConnection(name, endpoint, clock, on_message, on_close)
+    await connection._open(subprotocols)
+    return connection
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""

@@ -1,0 +1,58 @@
+"""The reporter interface, and formatting helpers every format shares."""
+
+from __future__ import annotations
+
+from conformance import rules as _rules
+from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+
+#: How many violations of one rule a human-oriented format shows per section.
+SHOWN_PER_RULE = 5
+
+
+class Reporter:
+    """Renders a :class:`conformance.report.Report` as text in one format."""
+
+    name = ""
+    #: file extension for ``--report FORMAT=PATH`` defaults and for docs
+    extension = ".txt"
+    media_type = "text/plain"
+
+    def __init__(self, *, color: bool = False) -> None:
+        self.color = color
+
+    def render(self, report) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def budgets_line(profile) -> str:
+    return (f"first event {profile.first_event_ms:g} ms, delivery {profile.delivery_ms:g} ms, "
+            f"tool gap {profile.tool_gap_ms:g} ms, deadline {profile.deadline_s:g} s")
+
+
+def verdict_line(report) -> str:
+    statuses = report.statuses()
+    failed = [r for r, s in statuses.items() if s == FAIL]
+    warned = [r for r, s in statuses.items() if s == WARN]
+    head = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} rule(s) failed: {', '.join(failed)}")
+    if warned:
+        parts.append(f"{len(warned)} warning rule(s): {', '.join(warned)}")
+    if report.policy.max_warnings is not None and report.warnings > report.policy.max_warnings:
+        parts.append(f"{report.warnings} warnings exceed --max-warnings {report.policy.max_warnings}")
+    counts = {s: sum(1 for v in statuses.values() if v == s) for s in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF)}
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"{head} ({tally})" + (f": {'; '.join(parts)}" if parts else "")
+
+
+def rule_title(rule_id: str) -> str:
+    return _rules.get(rule_id).title
+
+
+def latency_rows(latencies: dict) -> list[tuple[str, dict]]:
+    return [(kind, summary) for kind, summary in latencies.items() if summary.get("count")]
+
+
+def fmt_ms(value) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"

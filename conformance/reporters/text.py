@@ -1,0 +1,99 @@
+"""``--format text``: for a person at a terminal.
+
+One line per rule (PASS / FAIL / WARN / N/A), then each failure with what was
+expected, what was observed and the messages that led to it, then the
+verdict. Colour only when asked (the CLI asks when stdout is a terminal), so
+logs and files stay plain.
+"""
+
+from __future__ import annotations
+
+from conformance import rules as _rules
+from conformance.latencies import DESCRIPTIONS
+from conformance.reporters.base import (
+    SHOWN_PER_RULE, Reporter, budgets_line, fmt_ms, latency_rows, verdict_line,
+)
+from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+
+_COLORS = {PASS: "32", FAIL: "1;31", WARN: "33", INFO: "36", NOT_APPLICABLE: "2", OFF: "2"}
+
+
+class TextReporter(Reporter):
+    name = "text"
+    extension = ".txt"
+
+    def _c(self, text: str, status: str) -> str:
+        return f"\x1b[{_COLORS[status]}m{text}\x1b[0m" if self.color else text
+
+    def render(self, report) -> str:
+        out: list[str] = []
+        target = report.target
+        what = target.get("url") or ", ".join(target.get("files", [])) or target.get("kind", "")
+        out.append(f"agent-events {report.kit_version} - protocol {report.protocol_version} - "
+                   f"profile {report.profile.name} - {report.command or 'check'} {what}".rstrip())
+        out.append(f"budgets: {budgets_line(report.profile)}"
+                   + (" - strict" if report.policy.gate == "warning" else ""))
+        width = max(len(r.id) for r in _rules.RULES)
+        policy = report.policy
+        for section in report.sections:
+            stats = section.stats
+            out.append("")
+            out.append(f"== {section.name} ({section.kind}): {stats.get('runs', 0)} runs, "
+                       f"{stats.get('events', 0)} events, {stats.get('frames', 0)} frames")
+            for note in section.notes:
+                out.append(f"   note: {note}")
+            for rule_id, outcome in section.outcomes.items():
+                rule = _rules.get(rule_id)
+                status = policy.status(outcome)
+                if status == NOT_APPLICABLE:
+                    detail = f"- {outcome.reason}"
+                elif outcome.violations:
+                    detail = f"({outcome.violations} violation{'s' if outcome.violations != 1 else ''} / {outcome.checked} checked)"
+                elif status == OFF:
+                    detail = "(off)"
+                else:
+                    detail = f"({outcome.checked} checked)"
+                out.append(f"  {self._c(f'{status:<4}', status)}  {rule.level.value:<6}  {rule_id:<{width}}  {rule.title} {detail}")
+            shown: dict[str, int] = {}
+            failures = [v for v in section.violations if policy.severity(v.rule_id) != "off"]
+            if failures:
+                out.append("")
+                out.append("  Violations:")
+            for v in failures:
+                shown[v.rule_id] = shown.get(v.rule_id, 0) + 1
+                if shown[v.rule_id] > SHOWN_PER_RULE:
+                    continue
+                status = policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
+                where = [f"conn {v.conn}"]
+                if v.run_id is not None:
+                    where.insert(0, f"run {v.run_id!r}")
+                if v.index is not None:
+                    where.append(f"frame #{v.index}")
+                if v.location:
+                    where.append(v.location)
+                out.append(f"  {self._c(status, status)} {v.rule_id} [{v.level}] {', '.join(where)}")
+                out.append(f"      expected: {v.expected}")
+                out.append(f"      observed: {v.observed}")
+                for i, line in enumerate(v.excerpt):
+                    marker = "  <-" if i == len(v.excerpt) - 1 and v.index is not None else ""
+                    out.append(f"        {line}{marker}")
+            for rule_id, n in section.violation_counts.items():
+                hidden = n - min(shown.get(rule_id, 0), SHOWN_PER_RULE)
+                if hidden > 0 and policy.severity(rule_id) != "off":
+                    out.append(f"  ... and {hidden} more {rule_id} violation(s) (see --format json)")
+            rows = latency_rows(section.latencies)
+            if rows:
+                out.append("")
+                out.append("  latency (ms)      count      p50      p95      p99      max")
+                for kind, s in rows:
+                    out.append(f"  {kind:<14} {s['count']:>8} {fmt_ms(s['p50']):>8} {fmt_ms(s['p95']):>8} "
+                               f"{fmt_ms(s['p99']):>8} {fmt_ms(s['max']):>8}   {DESCRIPTIONS.get(kind, '')}")
+            if section.errors_received:
+                codes = ", ".join(f"{code} x{n}" for code, n in sorted(section.errors_received.items()))
+                out.append(f"  error messages received: {codes}")
+        for note in report.notes:
+            out.append(f"note: {note}")
+        out.append("")
+        verdict = verdict_line(report)
+        out.append(self._c(verdict, PASS if report.conformant else FAIL) + f" - exit {report.exit_code()}")
+        return "\n".join(out) + "\n"
