@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from typing import Sequence
@@ -83,6 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"agent-events: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except BrokenPipeError:
+        # The reader went away (``agent-events demo | head``): not our error, and
+        # nothing left to say. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again, and exit as a process killed by
+        # SIGPIPE would (128 + 13), as coreutils do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("agent-events: interrupted", file=sys.stderr)
         return 130

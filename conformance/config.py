@@ -31,6 +31,11 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the CLI turns it into exit code 2."""
 
 
+class InvalidValue(ValueError):
+    """Raised by a converter whose message is a whole explanation, not "what was expected"
+    (an unknown rule id and the id it probably meant)."""
+
+
 @dataclass(frozen=True)
 class KeySpec:
     description: str
@@ -89,6 +94,61 @@ def _color(value: Any) -> str:
     return value
 
 
+def _severities(value: Any) -> dict[str, str]:
+    """``{ "order.thinking" = "error", "latency.tool_gap" = "off" }``: per-rule severities."""
+    from conformance.gating import GatingError, check_rule_id, check_severity
+
+    if not isinstance(value, dict):
+        raise ValueError('a table of rule id = "error", "warning", "info" or "off"')
+    try:
+        return {check_rule_id(k): check_severity(v, k) for k, v in _dotted(value)}
+    except GatingError as exc:
+        raise InvalidValue(str(exc)) from None
+
+
+def _dotted(table: dict, prefix: str = ""):
+    """(id, value) pairs of a table, rejoining ids that TOML split at their dots:
+    unquoted ``order.thinking = "error"`` is the table ``{order = {thinking = "error"}}``."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _rule_ids(value: Any) -> list[str]:
+    """``["latency.tool_gap"]`` (or one id): rules turned off."""
+    from conformance.gating import GatingError, check_rule_id
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError("a list of rule ids")
+    try:
+        return [check_rule_id(i) for i in items]
+    except GatingError as exc:
+        raise InvalidValue(str(exc)) from None
+
+
+def _fail_on(value: Any) -> str:
+    from conformance.gating import FAIL_ON
+
+    if value not in FAIL_ON:
+        raise ValueError(" or ".join(f'"{v}"' for v in FAIL_ON))
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("an integer >= 0")
+    return value
+
+
+def _path(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("a file path")
+    return value
+
+
 KEYS: dict[str, KeySpec] = {
     "profile": KeySpec("profile to check against", _profile),
     "first_event_ms": KeySpec("budget: agent_started after start_run, ms", _positive_number),
@@ -99,6 +159,13 @@ KEYS: dict[str, KeySpec] = {
     "format": KeySpec("format printed on stdout", _format),
     "reports": KeySpec("report files to write, by format", _reports),
     "color": KeySpec("colour on stdout", _color),
+    "rules": KeySpec("per-rule severities (like --rule ID=SEVERITY)", _severities),
+    "off": KeySpec("rules turned off (like --off ID)", _rule_ids),
+    "allow_lowering_must": KeySpec("allow lowering MUST rules (then no conformance claim)", _boolean),
+    "fail_on": KeySpec("lowest severity that fails the check (strict = true is fail_on = \"warning\")", _fail_on),
+    "max_warnings": KeySpec("fail when more warning-severity violations than this", _count),
+    "group": KeySpec("text report: one line per rule with a count, no details", _boolean),
+    "badge": KeySpec("write an SVG conformance badge to this path", _path),
 }
 
 
@@ -184,5 +251,7 @@ def _check(where: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(KEYS)}")
     try:
         return spec.convert(value)
+    except InvalidValue as exc:
+        raise ConfigError(f"{where}: {key}: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{where}: {key} must be {exc}, not {value!r}") from None

@@ -7,11 +7,11 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    #: Conformant: every MUST rule passed (with --strict, every SHOULD too).
+    #: Conformant: every MUST rule passed (with --strict or --fail-on warning, every SHOULD too), and no more warnings than --max-warnings.
     OK = 0
-    #: Not conformant: at least one failure at the gating severity.
+    #: Not conformant: a violation of a rule whose severity reaches --fail-on (default error: the MUST rules; --rule and --off change a rule's severity), or more warnings than --max-warnings.
     NOT_CONFORMANT = 1
-    #: Usage or configuration error: bad flags, unreadable file, unknown rule id.
+    #: Usage or configuration error: bad flags, unreadable file, unknown rule id, a MUST rule lowered without --allow-lowering-must.
     USAGE = 2
     #: Could not connect, or the WebSocket handshake failed (live mode).
     CONNECT = 3

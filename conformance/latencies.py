@@ -41,6 +41,8 @@ class Samples:
         self._buckets: dict[int, int] = {}
 
     def add(self, ms: float) -> None:
+        if not math.isfinite(ms):  # from a decoded value such as emitted_at=-inf: no latency to keep
+            return
         self.count += 1
         self.total += ms
         if ms < self.min:

@@ -33,45 +33,92 @@ _STATE_KEY = "_agent_events_state"
 
 
 class AgentEventsWarning(UserWarning):
-    """A SHOULD rule failed (a failure only with --agent-events-strict)."""
+    """A rule failed below the gate (a SHOULD rule, unless --agent-events-strict or --agent-events-fail-on)."""
+
+
+PREFIX = "--agent-events-"
+DEST = "agent_events_"
+
+
+def options() -> list[tuple[str, dict[str, Any]]]:
+    """Every option of the plugin as ``(flag, addoption keyword arguments)``, declared once
+    (the docs' CLI reference and tests read the flags from here)."""
+    from conformance.cli_options import BUDGET_FLAGS, CLAIM_ARGUMENTS, GATING_ARGUMENTS, positive_float
+
+    declared: list[tuple[str, dict[str, Any]]] = [
+        ("--agent-events-url", dict(default=None, metavar="URL",
+                                    help="check this ws:// or wss:// endpoint and collect one test per scenario and rule")),
+        ("--agent-events-profile", dict(default=None, metavar="NAME",
+                                        help="profile to check against: actions-agent (default) or generic")),
+        ("--agent-events-scenario", dict(action="append", default=None, metavar="NAME",
+                                         help="run only this scenario (repeatable; default all, see "
+                                              "`agent-events check --help`)")),
+        ("--agent-events-token", dict(default=None, metavar="TOKEN", help="bearer token for the endpoint")),
+        ("--agent-events-header", dict(action="append", default=[], metavar="'NAME: VALUE'",
+                                       help="extra handshake header (repeatable)")),
+        ("--agent-events-cafile", dict(default=None, metavar="PEM", help="CA certificate(s) for wss://")),
+        ("--agent-events-insecure", dict(action="store_true", default=False,
+                                         help="do not verify the wss:// certificate")),
+        ("--agent-events-runs", dict(type=int, default=None, metavar="N", help="runs per multi-run scenario")),
+        ("--agent-events-concurrency", dict(type=int, default=None, metavar="N",
+                                            help="connections of the concurrency scenario (default 10)")),
+    ]
+    # The budgets and the gating flags are the CLI's own declarations, prefixed: one meaning everywhere.
+    for flag, (dest, metavar, help_) in BUDGET_FLAGS.items():
+        declared.append((PREFIX + flag[2:], dict(dest=DEST + dest, type=positive_float, default=None, metavar=metavar,
+                                                 help=help_)))
+    for flag, kwargs in GATING_ARGUMENTS + CLAIM_ARGUMENTS:
+        declared.append((PREFIX + flag[2:], {**kwargs, "dest": DEST + kwargs["dest"]}))
+    declared += [
+        ("--agent-events-config", dict(default=None, metavar="PATH",
+                                       help="config file (default: agent-events.toml or [tool.agent-events] "
+                                            "in pyproject.toml)")),
+        ("--agent-events-record", dict(default=None, metavar="FILE", help="write the check's JSONL transcript to FILE")),
+        ("--agent-events-report", dict(action="append", default=[], metavar="FORMAT=PATH",
+                                       help="also write the check's report in FORMAT (text, json, junit, html, ...) "
+                                            "to PATH")),
+    ]
+    return declared
+
+
+def option_names() -> list[str]:
+    return [flag for flag, _ in options()]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agent-events", "agent-events conformance (collects the suite only with --agent-events-url)")
-    group.addoption("--agent-events-url", default=None, metavar="URL",
-                    help="check this ws:// or wss:// endpoint and collect one test per scenario and rule")
-    group.addoption("--agent-events-profile", default=None, metavar="NAME",
-                    help="profile to check against: actions-agent (default) or generic")
-    group.addoption("--agent-events-scenario", action="append", default=None, metavar="NAME",
-                    help="run only this scenario (repeatable; default all, see `agent-events check --help`)")
-    group.addoption("--agent-events-strict", action="store_true", default=False,
-                    help="fail the tests of SHOULD rules too (default: a warning)")
-    group.addoption("--agent-events-token", default=None, metavar="TOKEN", help="bearer token for the endpoint")
-    group.addoption("--agent-events-header", action="append", default=[], metavar="'NAME: VALUE'",
-                    help="extra handshake header (repeatable)")
-    group.addoption("--agent-events-cafile", default=None, metavar="PEM", help="CA certificate(s) for wss://")
-    group.addoption("--agent-events-insecure", action="store_true", default=False,
-                    help="do not verify the wss:// certificate")
-    group.addoption("--agent-events-runs", type=int, default=None, metavar="N", help="runs per multi-run scenario")
-    group.addoption("--agent-events-concurrency", type=int, default=None, metavar="N",
-                    help="connections of the concurrency scenario (default 10)")
-    group.addoption("--agent-events-first-event-ms", type=float, default=None, metavar="MS",
-                    help="first-event budget (default 100)")
-    group.addoption("--agent-events-delivery-ms", type=float, default=None, metavar="MS",
-                    help="delivery budget (default 100)")
-    group.addoption("--agent-events-deadline-s", type=float, default=None, metavar="S",
-                    help="run deadline (default 30)")
-    group.addoption("--agent-events-record", default=None, metavar="FILE",
-                    help="write the check's JSONL transcript to FILE")
-    group.addoption("--agent-events-report", action="append", default=[], metavar="FORMAT=PATH",
-                    help="also write the check's report in FORMAT (text, json, junit, html) to PATH")
+    for flag, kwargs in options():
+        group.addoption(flag, **kwargs)
+
+
+def _settings(config: pytest.Config):
+    """Profile, budgets and gating exactly as ``agent-events check`` resolves them (config file included)."""
+    from conformance.cli_options import BUDGET_FLAGS, CLAIM_ARGUMENTS, GATING_ARGUMENTS, settings_from_options
+
+    dests = ["profile", "config", *(dest for dest, _, _ in BUDGET_FLAGS.values()),
+             *(kwargs["dest"] for _, kwargs in GATING_ARGUMENTS + CLAIM_ARGUMENTS)]
+    given = {dest: config.getoption(DEST + dest) for dest in dests}
+    given["reports"] = [_report_pair(spec) for spec in config.getoption("agent_events_report") or []]
+    given["format"] = None
+    return settings_from_options(given, "check", cwd=config.invocation_params.dir)
+
+
+def _report_pair(spec: str):
+    from pathlib import Path
+
+    fmt, sep, path = spec.partition("=")
+    if not sep or not path:
+        raise pytest.UsageError(f"--agent-events-report: expected FORMAT=PATH, got {spec!r}")
+    return fmt, Path(path)
 
 
 def check_options(config: pytest.Config) -> dict[str, Any]:
-    """``conformance.check`` keyword arguments from the command line (None values left out)."""
+    """``conformance.check`` keyword arguments from the --agent-events-* options and the config file."""
+    settings = _settings(config)
     get = config.getoption
     options = {
-        "profile": get("agent_events_profile"),
+        "profile": settings.profile,
+        "policy": settings.policy,
         "scenarios": get("agent_events_scenario"),
         "token": get("agent_events_token"),
         "headers": list(get("agent_events_header") or []),
@@ -79,9 +126,6 @@ def check_options(config: pytest.Config) -> dict[str, Any]:
         "insecure": get("agent_events_insecure") or None,
         "runs": get("agent_events_runs"),
         "concurrency": get("agent_events_concurrency"),
-        "first_event_ms": get("agent_events_first_event_ms"),
-        "delivery_ms": get("agent_events_delivery_ms"),
-        "deadline_s": get("agent_events_deadline_s"),
     }
     return {k: v for k, v in options.items() if v not in (None, [])}
 
@@ -123,6 +167,12 @@ def pytest_configure(config: pytest.Config) -> None:
         unknown = [s for s in (config.getoption("agent_events_scenario") or []) if s not in known]
         if unknown:
             raise pytest.UsageError(f"--agent-events-scenario: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+        from conformance.cli import UsageError
+
+        try:  # a bad config file or gating setting stops the session at once, as it does the CLI
+            _settings(config)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -172,13 +222,15 @@ class RuleItem(pytest.Item):
         status = report.policy.status(outcome)
         if status in (NOT_APPLICABLE, OFF):
             pytest.skip(f"{self.rule_id}: {outcome.reason or 'off'}")
-        if status in (FAIL, WARN):
+        if status in (FAIL, WARN, INFO):
             message = _describe(self.rule_id, section, outcome)
-            if status == FAIL or self.config.getoption("agent_events_strict"):
+            policy = report.policy
+            if policy.fails(policy.severity(self.rule_id)):  # --agent-events-strict / -fail-on / -rule
                 raise RuleFailure(message)
+            if status == WARN and policy.max_warnings is not None and report.warnings > policy.max_warnings:
+                raise RuleFailure(f"{message}\n{report.warnings} warnings exceed --agent-events-max-warnings "
+                                  f"{policy.max_warnings}")
             warnings.warn(AgentEventsWarning(message))
-        elif status == INFO:
-            warnings.warn(AgentEventsWarning(_describe(self.rule_id, section, outcome)))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, RuleFailure):
@@ -222,19 +274,18 @@ def _session_report(config: pytest.Config):
 
 
 def _run_session_check(config: pytest.Config):
+    from conformance.cli import UsageError
     from conformance.live.api import check
     from conformance.reporters import write_outputs
 
-    options = check_options(config)
-    strict = bool(config.getoption("agent_events_strict"))
-    report = check(config.getoption("agent_events_url"), strict=strict,
-                   record=config.getoption("agent_events_record"), **options)
-    specs = []
-    for spec in config.getoption("agent_events_report") or []:
-        fmt, _, path = spec.partition("=")
-        specs.append((fmt, path))
-    if specs:
-        write_outputs(report, None, specs)
+    try:
+        settings = _settings(config)
+        options = check_options(config)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)
+    if settings.reports:
+        write_outputs(report, None, settings.reports, group=settings.group)
     return report
 
 

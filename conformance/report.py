@@ -23,6 +23,7 @@ import schemas
 from conformance import __version__
 from conformance import rules as _rules
 from conformance.exitcodes import ExitCode
+from conformance.gating import FAIL_ON, SEVERITIES, check_rule_id  # noqa: F401 - FAIL_ON, SEVERITIES re-exported
 from conformance.profiles import Profile
 from conformance.violations import (
     FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN, RuleOutcome, Violation,
@@ -30,11 +31,9 @@ from conformance.violations import (
 
 #: Version of the JSON report's structure (``report_schema.json``). A minor
 #: bump adds fields; a major bump changes or removes them.
-REPORT_VERSION = "1.0"
+REPORT_VERSION = "1.1"
 REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 
-SEVERITIES = ("error", "warning", "info", "off")
-FAIL_ON = ("error", "warning", "none")
 #: Worst first: how statuses merge across sections.
 _STATUS_RANK = {FAIL: 0, WARN: 1, INFO: 2, PASS: 3, NOT_APPLICABLE: 4, OFF: 5}
 
@@ -58,7 +57,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         for rule_id, severity in self.severities.items():
-            _rules.get(rule_id)
+            check_rule_id(rule_id)
             if severity not in SEVERITIES:
                 raise ValueError(f"severity of {rule_id} must be one of {', '.join(SEVERITIES)}, not {severity!r}")
         if self.fail_on is not None and self.fail_on not in FAIL_ON:
@@ -76,7 +75,12 @@ class Policy:
     @property
     def lowered_must(self) -> bool:
         """Whether a MUST rule counts below ``error`` (then a pass is no conformance claim)."""
-        return any(_rules.get(r).level is _rules.Level.MUST and s != "error" for r, s in self.severities.items())
+        return bool(self.lowered_must_rules)
+
+    @property
+    def lowered_must_rules(self) -> dict[str, str]:
+        """The MUST rules counted below ``error``, with the severity they count at."""
+        return {r: s for r, s in self.severities.items() if _rules.get(r).level is _rules.Level.MUST and s != "error"}
 
     def severity(self, rule_id: str) -> str:
         return self.severities.get(rule_id) or _rules.get(rule_id).severity
@@ -97,7 +101,8 @@ class Policy:
 
     def to_dict(self) -> dict[str, Any]:
         return {"strict": self.strict, "gate": self.gate, "fail_on": self.fail_on,
-                "max_warnings": self.max_warnings, "severities": dict(self.severities)}
+                "max_warnings": self.max_warnings, "severities": dict(self.severities),
+                "lowered_must": sorted(self.lowered_must_rules)}
 
 
 DEFAULT_POLICY = Policy()
@@ -249,7 +254,14 @@ class Report:
                       for rule_id, outcome in self.rule_outcomes().items()],
             "sections": [self._section_dict(s) for s in self.sections],
             "notes": list(self.notes),
+            "claim": self.claim().to_dict(),
         }
+
+    def claim(self):
+        """The conformance claim this report supports, or why it supports none (:mod:`conformance.claim`)."""
+        from conformance.claim import claim_for
+
+        return claim_for(self)
 
     def _rule_dict(self, rule_id: str, outcome: RuleOutcome, status: str) -> dict[str, Any]:
         rule = _rules.get(rule_id)

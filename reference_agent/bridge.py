@@ -7,10 +7,14 @@ class is what makes every agent's stream well-formed by construction: seq can
 only be contiguous, because only this code assigns it.
 
 The per-event path is deliberately bare (no validation, no task, no queue of
-our own): ``websockets`` writes the frame to the transport before ``send``
-first yields, so events leave in ``seq`` order, and ``send`` only waits when
-the connection's bounded write buffer is full. That wait is the back-pressure:
-a slow reader makes its own runs wait and nobody else's.
+our own): on the reference server's connection the frame is queued in the
+connection's outbound buffer before anything can yield
+(:meth:`~reference_agent.server.AgentConnection.queue_text`, which also
+batches a loop turn's frames into one socket write), so events leave in
+``seq`` order, and the run only waits when the connection's bounded write
+buffer is full. That wait is the back-pressure: a slow reader makes its own
+runs wait and nobody else's. Any other websocket goes through its ``send``,
+which gives the same guarantees one write at a time.
 
 Test-only broken agents (drop, reorder, leak an event) subclass this and
 override :meth:`emit`, :meth:`encode` or :meth:`send_frame`; :attr:`session` leads to the
@@ -39,7 +43,7 @@ class WebSocketBridgeAdapter:
     object, or ``None`` outside the server.
     """
 
-    __slots__ = ("websocket", "session", "run_id", "agent_name", "_seq")
+    __slots__ = ("websocket", "session", "run_id", "agent_name", "_seq", "_queue")
 
     def __init__(self, websocket: Any, *, session: Any = None) -> None:
         self.websocket = websocket
@@ -47,6 +51,8 @@ class WebSocketBridgeAdapter:
         self.run_id: str | None = None
         self.agent_name: str | None = None
         self._seq = 0
+        #: the connection's corked write, when it has one (the reference server's connections do)
+        self._queue = getattr(websocket, "queue_text", None)
 
     def bind(self, run_id: str, agent_name: str) -> None:
         """Attach the bridge to one run; seq is per run, so a bridge serves one."""
@@ -90,7 +96,13 @@ class WebSocketBridgeAdapter:
 
     async def send_frame(self, data: bytes) -> None:
         """Send one serialised message as a text frame."""
+        websocket = self.websocket
         try:
-            await self.websocket.send(data, text=True)
+            queue = self._queue
+            if queue is not None and queue(data):
+                if websocket.paused:
+                    await websocket.wait_writable()
+                return
+            await websocket.send(data, text=True)
         except ConnectionClosed as exc:
             raise ConnectionGone(f"the client connection closed ({exc})") from exc

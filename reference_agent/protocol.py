@@ -147,8 +147,7 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | ProtocolError:
     except orjson.JSONDecodeError as exc:
         return ProtocolError("invalid_json", f"the frame is not JSON: {exc}")
     if not isinstance(message, dict):
-        return ProtocolError("invalid_message", f"a client message is a JSON object, not {type(message).__name__}",
-                             details={"path": ""})
+        return ProtocolError("invalid_json", f"a client message is a JSON object, not {type(message).__name__}")
     type_ = message.get("type")
     if type_ is None:
         return ProtocolError("invalid_message", "the message has no \"type\"", run_id=message.get("run_id"),

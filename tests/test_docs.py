@@ -153,6 +153,10 @@ def test_cli_reference_documents_every_subcommand_and_option(site):
                 assert option in text_of(body), f"agent-events {name} {option} is not documented"
     for code_ in range(5):
         assert f"<code>{code_}</code>" in body
+    from conformance.pytest_plugin import option_names
+
+    for option in option_names():
+        assert f"<code>{option}</code>" in body, f"pytest plugin option {option} is not documented"
 
 
 def test_cli_reference_picks_up_a_subcommand_added_later(tmp_path, monkeypatch):
@@ -389,8 +393,9 @@ def _all_options() -> set[str]:
         if isinstance(action.choices, dict):  # the subcommands
             for sub in action.choices.values():
                 options.update(o for a in sub._actions for o in a.option_strings)
-    plugin = (ROOT / "conformance" / "pytest_plugin.py").read_text(encoding="utf-8")
-    options.update(re.findall(r"[\"'](--agent-events-[a-z-]+)[\"']", plugin))
+    from conformance.pytest_plugin import option_names
+
+    options.update(option_names())
     return options
 
 
@@ -406,3 +411,22 @@ def test_every_option_the_guides_mention_exists():
                 if flag not in known:
                     missing.setdefault(flag, path.name)
     assert not missing, f"options mentioned in the docs that no command has: {missing}"
+
+
+def test_the_ci_guide_pytest_example_passes_against_the_reference_agent(tmp_path):
+    """The fixtures example of the CI guide, run as a team would: a test file in their own repository."""
+    example = python_examples((ROOT / "docs" / "ci.md").read_text(encoding="utf-8"))[0]
+    (tmp_path / "test_event_contract.py").write_text(example, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_event_contract.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout
+
+
+def test_the_ci_guide_offline_example_validates_a_log(tmp_path):
+    example = python_examples((ROOT / "docs" / "ci.md").read_text(encoding="utf-8"))[1]
+    vector = dict(schemas.sequence_vectors())["valid/primary.json"]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "events.jsonl").write_text("".join(json.dumps(f) + "\n" for f in vector["frames"]))
+    proc = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-4000:]

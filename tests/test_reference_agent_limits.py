@@ -20,7 +20,7 @@ BAD_INPUT = [
     ("this is not JSON", "invalid_json", None),
     (b"\x00\x01binary", "unsupported_frame", None),
     ('{"type": "dance"}', "unknown_type", None),
-    ('[1, 2]', "invalid_message", ""),
+    ('[1, 2]', "invalid_json", None),
     ('{"input": "no type"}', "invalid_message", "/type"),
     ('{"type": "start_run"}', "invalid_message", "/input"),
     ('{"type": "start_run", "input": 7}', "invalid_message", "/input"),

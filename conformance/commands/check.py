@@ -63,7 +63,7 @@ def run(args) -> int:
         print(f"{verdict_line(report)} - exit {report.exit_code()}")
         fmt = None
     try:
-        write_outputs(report, fmt, settings.reports, color=settings.color, stdout=sys.stdout)
+        write_outputs(report, fmt, settings.reports, color=settings.color, stdout=sys.stdout, group=settings.group)
     except OSError as exc:
         raise UsageError(f"cannot write report: {exc}") from None
     if args.record:

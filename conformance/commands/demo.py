@@ -3,7 +3,8 @@
 The first command a new user runs: it shows, with nothing to configure and
 no network, what the kit does (every scenario of a live check against a
 real server speaking protocol v1) and what a report looks like, in the
-terminal and as an HTML file to open.
+terminal and as an HTML file to open. It takes the same profile, budget,
+gating and report options as ``check``, so it also shows what they do.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from conformance.cli_options import add_check_options, settings_from_args
 from conformance.exitcodes import ExitCode
 
 HELP = "start the reference agent on a free port and check it"
@@ -24,30 +26,30 @@ DEFAULT_HTML = "agent-events-report.html"
 
 
 def add_arguments(parser) -> None:
-    from conformance.live.cli_args import _positive_float
-
     parser.add_argument("--html", type=Path, default=Path(DEFAULT_HTML), metavar="PATH",
                         help=f"where to write the HTML report (default ./{DEFAULT_HTML})")
     parser.add_argument("--llm-delay-ms", type=float, default=None, metavar="MS",
                         help="simulated model latency of the reference agent (default: the agent's own)")
-    parser.add_argument("--deadline-s", type=_positive_float, default=None, metavar="S",
-                        help="run deadline in seconds (default 30)")
     parser.add_argument("--record", metavar="FILE", default=None, help="also write the JSONL transcript")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the verdict and the report's path")
+    add_check_options(parser)
 
 
-async def demo(html: Path, llm_delay_ms: float | None = None, deadline_s: float | None = None,
-               record: str | None = None, progress=None):
+async def demo(profile=None, policy=None, *, llm_delay_ms: float | None = None, record: str | None = None,
+               progress=None):
     """Serve the reference agent on 127.0.0.1:0 and check it with every scenario; return the report."""
     import reference_agent
+    from conformance import profiles
     from conformance.live.api import live_options, run_options
+    from conformance.report import DEFAULT_POLICY
 
     server_options = {"host": "127.0.0.1", "port": 0}
     if llm_delay_ms is not None:
         server_options["llm_delay_ms"] = llm_delay_ms
     async with reference_agent.serve(**server_options) as server:
-        options = live_options(server.url, deadline_s=deadline_s, record=record, progress=progress)
-        return await run_options(options, command="demo")
+        options = live_options(server.url, profile=profile or profiles.DEFAULT_PROFILE, record=record,
+                               progress=progress)
+        return await run_options(options, policy or DEFAULT_POLICY, command="demo")
 
 
 def run(args) -> int:
@@ -58,22 +60,24 @@ def run(args) -> int:
 
     if args.llm_delay_ms is not None and args.llm_delay_ms < 0:
         raise UsageError("--llm-delay-ms must not be negative")
+    settings = settings_from_args(args, command="demo")
     progress = ProgressLine()
     try:
-        report = asyncio.run(demo(args.html, args.llm_delay_ms, args.deadline_s, args.record,
-                                  None if args.quiet else progress.sink()))
+        report = asyncio.run(demo(settings.profile, settings.policy, llm_delay_ms=args.llm_delay_ms,
+                                  record=args.record, progress=None if args.quiet else progress.sink()))
     finally:
         progress.clear()
+    reports = [*settings.reports, ("html", args.html)]
     try:
         if args.quiet:
             print(f"{verdict_line(report)} - exit {report.exit_code()}")
-            write_outputs(report, None, [("html", args.html)])
+            write_outputs(report, None, reports, group=settings.group)
         else:
-            write_outputs(report, "text", [("html", args.html)], stdout=sys.stdout)
+            write_outputs(report, settings.format, reports, color=settings.color, stdout=sys.stdout,
+                          group=settings.group)
     except OSError as exc:
-        raise UsageError(f"cannot write the HTML report to {args.html}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write a report: {exc.strerror or exc}") from None
     print(f"HTML report: {args.html.resolve()}")
     if report.exit_code() != ExitCode.OK:
-        print("agent-events demo: the reference agent is not conformant; this is a bug, please report it",
-              file=sys.stderr)
+        print("agent-events demo: the reference agent is not conformant with these settings", file=sys.stderr)
     return report.exit_code()

@@ -12,7 +12,8 @@ import sys
 
 from conformance import profiles as _profiles
 from conformance.exitcodes import ExitCode
-from conformance.live.cli_args import _positive_float, add_connection_arguments, connection_kwargs
+from conformance.cli_options import positive_float as _positive_float
+from conformance.live.cli_args import add_connection_arguments, connection_kwargs
 
 HELP = "record one run of a live endpoint as a JSONL transcript"
 DESCRIPTION = (

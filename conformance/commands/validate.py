@@ -85,7 +85,8 @@ def run(args) -> int:
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
                     command="validate", started_at=started)
     try:
-        write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout)
+        write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
+                      group=settings.group)
     except OSError as exc:
         raise UsageError(f"cannot write report: {exc}") from None
     return report.exit_code()

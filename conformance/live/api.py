@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from conformance import profiles as _profiles
-from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, LiveCheck, LiveOptions
+from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, MAX_MESSAGES, LiveCheck, LiveOptions
 from conformance.live.wire import DEFAULT_MAX_SIZE, ConnectError, Endpoint, check_url
 from conformance.profiles import Profile
 from conformance.report import DEFAULT_POLICY, Policy, Report, _now
@@ -50,7 +50,7 @@ def live_options(url: str, *, profile: "str | Profile" = _profiles.DEFAULT_PROFI
                  headers: Iterable[str | tuple[str, str]] | Mapping[str, str] = (), token: str | None = None,
                  cafile: str | os.PathLike | None = None, insecure: bool = False,
                  max_frame_bytes: int = DEFAULT_MAX_SIZE, open_timeout: float = 10.0,
-                 record: str | os.PathLike | None = None, max_messages: int = 200_000,
+                 record: str | os.PathLike | None = None, max_messages: int = MAX_MESSAGES,
                  progress: Callable[[str], None] | None = None) -> LiveOptions:
     """Validate the arguments of :func:`check` (``ValueError`` for a bad one)."""
     check_url(url)

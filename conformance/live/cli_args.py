@@ -13,7 +13,8 @@ import sys
 from typing import Any, Callable, TextIO
 
 from conformance import config as _config
-from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS
+from conformance.cli_options import positive_float as _positive_float
+from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS, MAX_MESSAGES
 from conformance.live.scenarios import SCENARIOS
 from conformance.live.wire import DEFAULT_MAX_SIZE
 
@@ -27,16 +28,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
 
 
@@ -90,6 +81,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
                        help="time allowed for the TCP, TLS and WebSocket handshakes (default 10)")
     group.add_argument("--max-frame-mib", type=_positive_float, default=DEFAULT_MAX_SIZE / 2**20, metavar="MIB",
                        help=f"largest message accepted; a bigger one fails frame.size (default {DEFAULT_MAX_SIZE // 2**20})")
+    group.add_argument("--max-messages", type=_positive_int, default=MAX_MESSAGES, metavar="N",
+                       help=f"stop reading a connection after N messages, a flood guard (default {MAX_MESSAGES})")
     group.add_argument("--input", default=None, metavar="TEXT",
                        help=f"the user request sent in start_run (default {DEFAULT_INPUT!r})")
 
@@ -112,6 +105,7 @@ def connection_kwargs(args: argparse.Namespace, values: dict[str, Any] | None = 
     kwargs: dict[str, Any] = dict(
         headers=list(args.header), token=token, cafile=args.cafile, insecure=args.insecure,
         open_timeout=args.connect_timeout, max_frame_bytes=int(args.max_frame_mib * 2**20),
+        max_messages=args.max_messages,
         input=args.input if args.input is not None else values.get("input", DEFAULT_INPUT),
     )
     if hasattr(args, "scenarios"):

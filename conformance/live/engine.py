@@ -28,6 +28,8 @@ DEFAULT_RUNS = {"multiplex": 5, "concurrency": 3, "latency": 20}
 DEFAULT_CONCURRENCY = 10
 DEFAULT_INPUT = "Create optimization action plan"
 SYNC_SAMPLES = 8
+#: Messages read from one connection before the harness stops reading it (a flood guard).
+MAX_MESSAGES = 200_000
 
 
 @dataclass
@@ -43,7 +45,7 @@ class LiveOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     record: Path | None = None
     #: a connection that sends more than this is closed (flood guard; memory and time stay bounded)
-    max_messages_per_connection: int = 200_000
+    max_messages_per_connection: int = MAX_MESSAGES
     #: extra wait past the deadline before giving up on a run (ms)
     grace_ms: float = 500.0
     sync_samples: int = SYNC_SAMPLES
@@ -128,8 +130,7 @@ class LiveCheck:
                     # An endpoint whose runs never end would make every later scenario wait out
                     # its deadline to learn nothing new: the check stays bounded by one deadline.
                     probe.note(f"skipped: no run completed in the {stuck} scenario, so this one could not either")
-                    for conn in probe.connections:  # the preflight may have left one open
-                        await conn.close()
+                    await probe.finish()
                     sections.append(Section.from_checker(name, probe.checker, kind="scenario", notes=probe.notes))
                     continue
                 await self._run_scenario(probe)

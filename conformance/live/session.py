@@ -19,7 +19,7 @@ import orjson
 
 import schemas
 from conformance.live.wire import (
-    Clock, CloseInfo, ConnectError, Endpoint, FrameKind, WireConnection, open_connection,
+    CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
 
 _loads = orjson.loads
@@ -66,6 +66,7 @@ class LiveConnection:
         self._changed = asyncio.Event()
         self._run_counter = 0
         self._flood_stopped = False
+        self._closing: asyncio.Task | None = None  # referenced, so the loop cannot drop it
 
     # -- callbacks from the wire (must be quick, never raise) ----------------------
     def on_message(self, wire: WireConnection, kind: FrameKind, data: bytes, at: float) -> None:
@@ -91,7 +92,7 @@ class LiveConnection:
             self._flood_stopped = True
             probe.note(f"{self.name} received {self.received} messages; the harness stopped reading it "
                        "(a flood, or --max-messages too low)")
-            asyncio.get_running_loop().create_task(wire.close(1008, "too many messages"))
+            self._closing = asyncio.get_running_loop().create_task(wire.close(1008, "too many messages"))
         self._changed.set()
 
     def _bookkeep(self, frame: str | bytes, at: float) -> None:
@@ -228,6 +229,8 @@ class LiveConnection:
         return None
 
     async def close(self) -> None:
+        if self._closing is not None:
+            await self._closing
         if self.wire is not None:
             await self.wire.close()
 

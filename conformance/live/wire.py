@@ -26,7 +26,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Callable, Literal
-from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import (
@@ -138,6 +137,8 @@ def describe_handshake_failure(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or exc} (use --cafile for a private CA, --insecure for a self-signed test server)"
+    if isinstance(exc, ConnectionResetError):
+        return "the endpoint reset the connection (for wss://, is it really serving TLS?)"
     if isinstance(exc, OSError):
         if exc.errno is not None:
             return os.strerror(exc.errno).lower()
@@ -379,7 +380,3 @@ async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
     connection = WireConnection(name, endpoint, clock, on_message, on_close)
     await connection._open(subprotocols)
     return connection
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).hostname or ""

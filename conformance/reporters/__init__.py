@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import IO, Iterable
 
+from conformance.reporters.badge import BadgeReporter
 from conformance.reporters.base import Reporter
 from conformance.reporters.html import HtmlReporter
 from conformance.reporters.json import JsonReporter
 from conformance.reporters.junit import JUnitReporter
+from conformance.reporters.sarif import SarifReporter
 from conformance.reporters.text import TextReporter
 
 REPORTERS: dict[str, type[Reporter]] = {
@@ -23,6 +25,8 @@ REPORTERS: dict[str, type[Reporter]] = {
     "json": JsonReporter,
     "junit": JUnitReporter,
     "html": HtmlReporter,
+    "sarif": SarifReporter,
+    "badge": BadgeReporter,
 }
 
 
@@ -33,16 +37,17 @@ def get(name: str) -> type[Reporter]:
         raise KeyError(f"unknown report format {name!r}; known: {', '.join(REPORTERS)}") from None
 
 
-def render(report, fmt: str = "text", *, color: bool = False) -> str:
-    return get(fmt)(color=color).render(report)
+def render(report, fmt: str = "text", *, color: bool = False, group: bool = False) -> str:
+    return get(fmt)(color=color, group=group).render(report)
 
 
 def write_outputs(report, fmt: str | None = "text", reports: Iterable[tuple[str, Path]] = (), *,
-                  color: bool | None = None, stdout: IO[str] | None = None) -> list[Path]:
+                  color: bool | None = None, stdout: IO[str] | None = None, group: bool = False) -> list[Path]:
     """Print ``report`` in ``fmt`` (``None``: print nothing) and write each ``(format, path)``.
 
     Colour is used on stdout only, and by default only when stdout is a
-    terminal and ``NO_COLOR`` is unset. Returns the paths written.
+    terminal and ``NO_COLOR`` is unset. ``group`` (``--group``) applies to
+    the text format, printed or written. Returns the paths written.
     """
     import os
 
@@ -50,7 +55,7 @@ def write_outputs(report, fmt: str | None = "text", reports: Iterable[tuple[str,
     if fmt is not None:
         if color is None:
             color = bool(getattr(stdout, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
-        text = render(report, fmt, color=color)
+        text = render(report, fmt, color=color, group=group)
         stdout.write(text if text.endswith("\n") else text + "\n")
         stdout.flush()
     written = []
@@ -58,6 +63,6 @@ def write_outputs(report, fmt: str | None = "text", reports: Iterable[tuple[str,
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(report, name, color=False), encoding="utf-8")
+        path.write_text(render(report, name, color=False, group=group), encoding="utf-8")
         written.append(path)
     return written

@@ -17,8 +17,10 @@ class Reporter:
     extension = ".txt"
     media_type = "text/plain"
 
-    def __init__(self, *, color: bool = False) -> None:
+    def __init__(self, *, color: bool = False, group: bool = False) -> None:
         self.color = color
+        #: one line per rule with a count instead of each violation (formats for people only)
+        self.group = group
 
     def render(self, report) -> str:  # pragma: no cover - interface
         raise NotImplementedError
@@ -56,3 +58,27 @@ def latency_rows(latencies: dict) -> list[tuple[str, dict]]:
 
 def fmt_ms(value) -> str:
     return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def claim_line(report) -> str | None:
+    """The claim to paste into release notes, or why a passing check makes none; ``None`` for a failing one
+    (its verdict already says all)."""
+    claim = report.claim()
+    if claim.eligible:
+        return f"claim: {claim.statement}"
+    if report.conformant or report.policy.lowered_must:
+        return claim.reason
+    return None
+
+
+def policy_line(policy) -> str | None:
+    """How the report was gated, when not by the defaults (``None`` then): the reader of a
+    passing report must see that a rule was turned off."""
+    parts = []
+    if policy.gate != "error":
+        parts.append("strict (fail-on warning)" if policy.strict else f"fail-on {policy.gate}")
+    if policy.max_warnings is not None:
+        parts.append(f"max-warnings {policy.max_warnings}")
+    if policy.severities:
+        parts.append("rules " + ", ".join(f"{r}={s}" for r, s in policy.severities.items()))
+    return "gating: " + "; ".join(parts) if parts else None

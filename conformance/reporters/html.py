@@ -13,7 +13,9 @@ from html import escape
 
 from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
-from conformance.reporters.base import SHOWN_PER_RULE, Reporter, budgets_line, fmt_ms, latency_rows, verdict_line
+from conformance.reporters.base import (
+    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
+)
 from conformance.violations import NOT_APPLICABLE
 
 _CSS = """
@@ -34,6 +36,8 @@ th{font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .tl span{position:absolute;top:1px;width:10px;height:10px;margin-left:-5px;border-radius:50%;background:var(--info)}
 .tl span.slow{background:var(--fail)} .tl span.agent_started,.tl span.agent_completed{background:var(--pass)}
 details{margin:.4rem 0} summary{cursor:pointer}
+.claim{padding:.5rem .8rem;border-radius:6px;margin:-.4rem 0 1rem;border:1px solid var(--line)} .claim.ok{border-color:var(--pass)}
+.claim code{user-select:all;white-space:normal}
 """
 
 
@@ -63,6 +67,16 @@ class HtmlReporter(Reporter):
             f"<div class='verdict {'ok' if report.conformant else 'ko'}'>{escape(verdict_line(report))} "
             f"&middot; exit {report.exit_code()}</div>",
         ]
+        gating = policy_line(policy)
+        if gating:
+            parts.insert(-1, f"<div class=mut>{escape(gating)}</div>")
+        claim = claim_line(report)
+        if claim:
+            eligible = report.claim().eligible
+            parts.append(f"<div class='claim {'ok' if eligible else 'no'}'>"
+                         + (f"<b>Conformance claim</b> (paste into release notes):<br><code>"
+                            f"{escape(report.claim().statement)}</code>" if eligible else escape(claim))
+                         + "</div>")
         for note in report.notes:
             parts.append(f"<p class=mut>{escape(note)}</p>")
         for section in report.sections:

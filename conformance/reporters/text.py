@@ -11,7 +11,7 @@ from __future__ import annotations
 from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
 from conformance.reporters.base import (
-    SHOWN_PER_RULE, Reporter, budgets_line, fmt_ms, latency_rows, verdict_line,
+    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
 )
 from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
@@ -25,6 +25,38 @@ class TextReporter(Reporter):
     def _c(self, text: str, status: str) -> str:
         return f"\x1b[{_COLORS[status]}m{text}\x1b[0m" if self.color else text
 
+    def _rule_line(self, status: str, rule_id: str, width: int, outcome, tail: str = "") -> str:
+        rule = _rules.get(rule_id)
+        if status == NOT_APPLICABLE:
+            detail = f"- {outcome.reason}"
+        elif outcome.violations:
+            detail = f"({outcome.violations} violation{'s' if outcome.violations != 1 else ''} / {outcome.checked} checked)"
+        elif status == OFF:
+            detail = "(off)"
+        else:
+            detail = f"({outcome.checked} checked)"
+        return f"  {self._c(f'{status:<4}', status)}  {rule.level.value:<6}  {rule_id:<{width}}  {rule.title} {detail}{tail}"
+
+    def _grouped(self, report, width: int) -> list[str]:
+        """``--group``: every section merged, one line per rule with its count and where it first broke."""
+        first: dict[str, str] = {}
+        for section in report.sections:
+            for v in section.violations:
+                if v.rule_id not in first:
+                    first[v.rule_id] = v.location or (f"{section.name}, run {v.run_id!r}" if v.run_id is not None
+                                                      else f"{section.name}, conn {v.conn}")
+        stats = {name: report.stat(name) for name in ("runs", "events", "frames")}
+        out = ["", f"== {len(report.sections)} section(s): {stats['runs']} runs, {stats['events']} events, "
+                   f"{stats['frames']} frames"]
+        notes = dict.fromkeys(note for section in report.sections for note in section.notes)
+        out.extend(f"   note: {note}" for note in notes)
+        statuses = report.statuses()
+        for rule_id, outcome in report.rule_outcomes().items():
+            status = statuses[rule_id]
+            tail = f", first at {first[rule_id]}" if outcome.violations and rule_id in first and status != OFF else ""
+            out.append(self._rule_line(status, rule_id, width, outcome, tail))
+        return out
+
     def render(self, report) -> str:
         out: list[str] = []
         target = report.target
@@ -33,9 +65,14 @@ class TextReporter(Reporter):
                    f"profile {report.profile.name} - {report.command or 'check'} {what}".rstrip())
         out.append(f"budgets: {budgets_line(report.profile)}"
                    + (" - strict" if report.policy.gate == "warning" else ""))
+        gating = policy_line(report.policy)
+        if gating:
+            out.append(gating)
         width = max(len(r.id) for r in _rules.RULES)
         policy = report.policy
-        for section in report.sections:
+        if self.group:
+            out.extend(self._grouped(report, width))
+        for section in ([] if self.group else report.sections):
             stats = section.stats
             out.append("")
             out.append(f"== {section.name} ({section.kind}): {stats.get('runs', 0)} runs, "
@@ -43,17 +80,7 @@ class TextReporter(Reporter):
             for note in section.notes:
                 out.append(f"   note: {note}")
             for rule_id, outcome in section.outcomes.items():
-                rule = _rules.get(rule_id)
-                status = policy.status(outcome)
-                if status == NOT_APPLICABLE:
-                    detail = f"- {outcome.reason}"
-                elif outcome.violations:
-                    detail = f"({outcome.violations} violation{'s' if outcome.violations != 1 else ''} / {outcome.checked} checked)"
-                elif status == OFF:
-                    detail = "(off)"
-                else:
-                    detail = f"({outcome.checked} checked)"
-                out.append(f"  {self._c(f'{status:<4}', status)}  {rule.level.value:<6}  {rule_id:<{width}}  {rule.title} {detail}")
+                out.append(self._rule_line(policy.status(outcome), rule_id, width, outcome))
             shown: dict[str, int] = {}
             failures = [v for v in section.violations if policy.severity(v.rule_id) != "off"]
             if failures:
@@ -94,6 +121,9 @@ class TextReporter(Reporter):
         for note in report.notes:
             out.append(f"note: {note}")
         out.append("")
+        claim = claim_line(report)
+        if claim:
+            out.append(claim)
         verdict = verdict_line(report)
         out.append(self._c(verdict, PASS if report.conformant else FAIL) + f" - exit {report.exit_code()}")
         return "\n".join(out) + "\n"

@@ -126,6 +126,23 @@ def _cli_command(arg, _ctx) -> str:
     return text_block(docgen_cli.usage(sub)) + "\n" + docgen_cli.arguments(sub, "####")
 
 
+def _cli_group(arg, _ctx) -> str:
+    """One argument group of one subcommand (``COMMAND:group title``): its description and options."""
+    from conformance.cli import build_parser
+
+    command, _, title = (arg or "").partition(":")
+    commands = docgen_cli.subcommands(build_parser())
+    if command not in commands:
+        raise ValueError(f"no subcommand {command!r} (have: {', '.join(commands)})")
+    sub, _ = commands[command]
+    for group in sub._action_groups:
+        if group.title == title:
+            rows = list(docgen_cli.argument_rows(sub, group._group_actions))
+            intro = (group.description + "\n\n") if group.description else ""
+            return intro + table(["argument", "value", "default", "description"], rows)
+    raise ValueError(f"agent-events {command} has no argument group {title!r}")
+
+
 def _published_schemas(_arg, ctx) -> str:
     site_url = ctx["config"].site_url or ""
     rows = []
@@ -295,6 +312,7 @@ GENERATORS: dict[str, Callable[[str | None, dict], str]] = {
     "example-report": _example_report,
     "asyncapi-operations": _asyncapi_operations,
     "cli-command": _cli_command,
+    "cli-group": _cli_group,
     "exit-codes": lambda _a, _ctx: docgen_cli.exit_code_table(),
     "api": lambda arg, _ctx: docgen_api.entry(arg),
     "budgets": _budgets,

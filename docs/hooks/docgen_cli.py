@@ -99,6 +99,26 @@ def arguments(parser: argparse.ArgumentParser, heading: str = "####") -> str:
     return "\n".join(out)
 
 
+def pytest_plugin_options() -> str:
+    """The pytest plugin's options, rendered like a subcommand's (they are argparse declarations too)."""
+    try:
+        from conformance.pytest_plugin import options
+    except ImportError:
+        return ""
+    parser = argparse.ArgumentParser(prog="pytest", add_help=False)
+    group = parser.add_argument_group("pytest options")
+    for flag, kwargs in options():
+        group.add_argument(flag, **kwargs)
+    rows = list(argument_rows(parser, group._group_actions))
+    return (
+        "## pytest plugin {#pytest-plugin}\n\n"
+        "Installing agent-events registers a pytest plugin (entry point `pytest11`). With "
+        "`--agent-events-url` it collects the conformance suite as test items, one per scenario and rule; "
+        "without it, it adds nothing. Its options mirror `agent-events check`'s:\n\n"
+        + table(["option", "value", "default", "description"], rows)
+    )
+
+
 def exit_codes() -> list[tuple[int, str, str]]:
     """(value, name, meaning) of every exit code, the meaning from its ``#:`` comment."""
     from conformance import exitcodes
@@ -134,6 +154,7 @@ def cli_reference() -> str:
         out.append(arguments(sub))
         if sub.epilog:
             out.append(sub.epilog + "\n")
+    out.append(pytest_plugin_options())
     out += ["## Exit codes {#exit-codes}\n",
             "Every command exits with one of these; CI systems gate on them, so they never change meaning.\n",
             exit_code_table()]

@@ -1,0 +1,45 @@
+"""``agent-events demo``: the first command of the README works on a fresh install and says what it did."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+from conformance.cli import main
+from conformance.commands.demo import demo
+from conformance import rules
+from conformance.profiles import PROFILES
+from conformance.violations import FAIL, PASS
+from misbehaving_servers import RELAXED, RELAXED_FLAGS
+
+
+def test_demo_exits_0_prints_the_report_and_writes_the_html(tmp_path, capsys):
+    html = tmp_path / "out" / "report.html"
+    assert main(["demo", "--html", str(html), "--llm-delay-ms", "5", *RELAXED_FLAGS]) == 0
+    out = capsys.readouterr().out
+    assert "== primary (scenario)" in out and "== robustness (scenario)" in out
+    assert "CONFORMANT" in out and "NOT CONFORMANT" not in out
+    assert f"HTML report: {html.resolve()}" in out
+    text = html.read_text(encoding="utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html") and "seq.contiguous" in text
+
+
+def test_demo_passes_every_must_rule_of_primary_and_fallback():
+    report = asyncio.run(demo(PROFILES["actions-agent"].with_budgets(**RELAXED), llm_delay_ms=5))
+    must = [r.id for r in rules.RULES if r.level is rules.Level.MUST]
+    for name in ("primary", "fallback"):
+        section = next(s for s in report.sections if s.name == name)
+        statuses = section.statuses(report.policy)
+        assert not [r for r in must if statuses[r] == FAIL], name
+    fallback = next(s for s in report.sections if s.name == "fallback").statuses(report.policy)
+    assert {fallback[r] for r in ("fallback.single", "fallback.flag", "fallback.continuity")} == {PASS}
+
+
+def test_demo_from_a_fresh_process_writes_the_default_report_in_the_cwd(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "demo", "--quiet", *RELAXED_FLAGS], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("CONFORMANT")
+    assert (tmp_path / "agent-events-report.html").is_file()
+    assert proc.stderr == ""
