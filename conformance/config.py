@@ -137,10 +137,17 @@ def _fail_on(value: Any) -> str:
     return value
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("an integer >= 0")
-    return value
+def integer_at_least(minimum: int) -> Callable[[Any], int]:
+    """Config-value converter of a count key: an integer (not a bool) >= ``minimum``."""
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"an integer >= {minimum}")
+        return value
+
+    return convert
+
+
+_count = integer_at_least(0)
 
 
 def _path(value: Any) -> str:

@@ -32,11 +32,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import schemas
 from reference_agent.errors import AgentUsageError, BridgeNotSetError, PayloadError
 
 _perf = time.perf_counter
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-MAX_MESSAGE = 4096
+# Bounds read from the schemas, so that BaseAgent refuses exactly what a validator would.
+_DEFS = schemas.load("defs")["$defs"]
+_NAME = re.compile(_DEFS["name"]["pattern"])
+MAX_MESSAGE = _DEFS["message"]["maxLength"]
 
 #: Why a run was ended from outside, as ``(result.error.type, message)``.
 CANCEL_REASONS: dict[str, tuple[str, str]] = {

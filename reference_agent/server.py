@@ -120,17 +120,25 @@ class AgentConnection(ServerConnection):
             self._flush_handle = None
         self._corked = 0
         chunks = self.protocol.data_to_send()
-        if not chunks:
-            return
         transport = self.transport
+        if not chunks or transport.is_closing():
+            return  # nothing queued, or nobody left to read it
         try:
-            if len(chunks) == 1:
-                transport.write(chunks[0])
-            elif b"" not in chunks:
-                transport.write(b"".join(chunks))
-            else:  # an EOF marker among them (a close under way): keep websockets' exact handling
-                self.protocol.writes[:0] = chunks
-                super().send_data()
+            pending: list[bytes] = []
+            for chunk in chunks:
+                if chunk:
+                    pending.append(chunk)
+                    continue
+                # websockets' end-of-stream marker (a close under way): what precedes it, then half-close
+                if pending:
+                    transport.write(b"".join(pending))
+                    pending = []
+                if transport.can_write_eof():
+                    transport.write_eof()
+                else:
+                    transport.close()
+            if pending:
+                transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
         except Exception as exc:  # noqa: BLE001 - as websockets' send_context: the connection is dead
             self.set_connection_exc(exc)
             transport.abort()

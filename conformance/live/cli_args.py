@@ -13,7 +13,7 @@ import sys
 from typing import Any, Callable, TextIO
 
 from conformance import config as _config
-from conformance.cli_options import positive_float as _positive_float
+from conformance.cli_options import integer_at_least, positive_float as _positive_float
 from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS, MAX_MESSAGES
 from conformance.live.scenarios import SCENARIOS
 from conformance.live.wire import DEFAULT_MAX_SIZE
@@ -21,14 +21,7 @@ from conformance.live.wire import DEFAULT_MAX_SIZE
 TOKEN_ENV = "AGENT_EVENTS_TOKEN"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+_positive_int = integer_at_least(1)
 
 
 def _header(text: str) -> str:
@@ -48,10 +41,7 @@ def _scenario_list(value: Any) -> list[str]:
     return names
 
 
-def _int_at_least_1(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("an integer >= 1")
-    return value
+_int_at_least_1 = _config.integer_at_least(1)
 
 
 def _string(value: Any) -> str:

@@ -70,6 +70,10 @@ def render_text(report: LoadReport) -> str:
         s = load["latency_ms"][key]
         values = "".join(f"{_ms(s['p%g' % p]):>9}" for p in PERCENTILES)
         out.append(f"  {label:<12} {s['count']:>9}{values}{_ms(s['max']):>9}")
+    lag = load.get("generator_lag_ms") or {}
+    if lag.get("count"):
+        out.append(f"  generator    event loop lag p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms "
+                   "(how late the load generator itself ran)")
     if load.get("server"):
         out.append(f"  server       {_server_line(load['server'])}")
     counts = {rule: n for rule, n in section.violation_counts.items() if n}

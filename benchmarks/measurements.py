@@ -1,0 +1,328 @@
+"""The five measurements of issue 8, each with a baseline measured in the same run.
+
+The machine is shared and small (2 cores: one for the server, one for the
+client), so every figure comes with a baseline taken minutes apart on the
+same machine, the ratio is what is compared with a target, and each
+throughput figure also comes as server CPU time per event, which other
+processes on the machine disturb far less than wall-clock rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.bare_server import INPUT
+from benchmarks.driver import CountingDriver
+from conformance import profiles
+from conformance.live.wire import Endpoint
+from conformance.loadgen.engine import LoadOptions, run_load
+from conformance.loadgen.server import ServerWatch, reference_agent_command, spawn_server
+
+BARE = [sys.executable, "-m", "benchmarks.bare_server"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each measurement is: ``FULL`` for the recorded numbers, ``QUICK`` for a smoke run."""
+
+    repeats: int = 3
+    throughput_connections: int = 100
+    throughput_in_flight: int = 5
+    throughput_warmup_s: float = 0.5
+    throughput_window_s: float = 3.0
+    latency_connections: int = 100
+    latency_rate: float = 2000.0
+    latency_duration_s: float = 5.0
+    memory_runs: int = 1000
+    memory_connections: int = 100
+    memory_delay_ms: float = 3000.0
+    memory_ramp_s: float = 1.0
+    checker_events: int = 1_000_000
+    checker_baseline_messages: int = 20_000
+    harness_connections: int = 20
+    harness_runs: int = 50
+    harness_window_s: float = 2.0
+    noise_probe_s: float = 2.0
+
+
+FULL = Scale()
+QUICK = Scale(repeats=1, throughput_warmup_s=0.2, throughput_window_s=0.8, latency_duration_s=1.0,
+              memory_runs=200, memory_delay_ms=600.0, memory_ramp_s=0.2, checker_events=50_000,
+              checker_baseline_messages=1_000, harness_connections=10, harness_runs=10, harness_window_s=0.6,
+              noise_probe_s=0.3)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def _ratio(value: float, baseline: float) -> float | None:
+    return round(value / baseline, 3) if baseline and not math.isnan(baseline) and not math.isnan(value) else None
+
+
+def noise_probe(seconds: float, sleep_s: float = 0.0005) -> dict[str, float]:
+    """How late this machine wakes a sleeping process: the floor under every latency figure."""
+    late = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        time.sleep(sleep_s)
+        late.append((time.perf_counter() - t - sleep_s) * 1000.0)
+    late.sort()
+    n = len(late)
+    return {"p50_ms": round(late[n // 2], 3), "p99_ms": round(late[int(n * 0.99)], 3),
+            "p99.9_ms": round(late[min(n - 1, int(n * 0.999))], 3), "max_ms": round(late[-1], 3), "samples": n}
+
+
+# -- 1. throughput ---------------------------------------------------------------------
+
+async def _drive(url: str, pid: int, scale: Scale) -> dict[str, float]:
+    driver = CountingDriver(url, scale.throughput_connections, scale.throughput_in_flight, INPUT)
+    await driver.connect()
+    watch = ServerWatch(pid)
+    try:
+        events, runs, elapsed = await driver.measure(scale.throughput_warmup_s, scale.throughput_window_s, watch.begin)
+    finally:
+        driver.close()
+    server = watch.end()
+    return {"events_per_s": events / elapsed, "runs": runs, "events": events,
+            "server_us_per_event": server["cpu_seconds"] * 1e6 / events if events else math.nan,
+            "server_cpu_percent": server["cpu_percent"]}
+
+
+async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
+    order = ("agent", "bare", "bare_batched")
+    samples: dict[str, list[dict]] = {name: [] for name in order}
+    for _ in range(scale.repeats):
+        for name in order:  # interleaved, so a noisy minute hurts every series alike
+            samples[name].append(await _drive(servers[name].url, servers[name].pid, scale))
+    med = {name: {key: _median([s[key] for s in samples[name]]) for key in ("events_per_s", "server_us_per_event")}
+           for name in order}
+    agent, bare = med["agent"]["events_per_s"], med["bare"]["events_per_s"]
+    ratio = _ratio(agent, bare)
+    cpu_ratio = _ratio(med["bare"]["server_us_per_event"], med["agent"]["server_us_per_event"])
+    return {
+        "id": 1, "name": "reference agent throughput", "unit": "events/s",
+        "setup": f"{scale.throughput_connections} connections x {scale.throughput_in_flight} runs in flight, "
+                 f"closed loop, --llm-delay-ms 0, counting client, median of {scale.repeats}",
+        "value": round(agent), "baseline": round(bare), "baseline_label": "bare websockets (await send per message)",
+        "ratio": ratio, "target": ">= 20,000 events/s and >= 60% of the baseline",
+        "met": agent >= 20_000 and ratio is not None and ratio >= 0.6,
+        "details": {
+            "server_us_per_event": {n: round(med[n]["server_us_per_event"], 2) for n in order},
+            "cpu_ratio": cpu_ratio,
+            "capacity_events_per_cpu_s": {n: round(1e6 / med[n]["server_us_per_event"]) for n in order},
+            "bare_batched_events_per_s": round(med["bare_batched"]["events_per_s"]),
+            "samples": samples,
+        },
+    }
+
+
+# -- 2. latency ----------------------------------------------------------------------------
+
+def _endpoint_options(url: str, scale: Scale, **overrides) -> LoadOptions:
+    options = dict(endpoint=Endpoint(url), profile=profiles.get("actions-agent"), input=INPUT)
+    options.update(overrides)
+    return LoadOptions(**options)
+
+
+async def latency(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
+    samples: dict[str, list[dict]] = {"agent": [], "bare": []}
+    for _ in range(scale.repeats):
+        for name in samples:
+            result = await run_load(_endpoint_options(
+                servers[name].url, scale, connections=scale.latency_connections, runs_per_connection=4,
+                rate=scale.latency_rate, duration=scale.latency_duration_s))
+            samples[name].append({"delivery": result.delivery, "events_per_s": round(result.events_per_s),
+                                  "violations": sum(result.checker.violation_counts.values()),
+                                  "generator_lag_ms": result.generator_lag})
+    noise = noise_probe(scale.noise_probe_s)
+
+    def med(name: str, key: str) -> float:
+        return _median([s["delivery"][key] for s in samples[name] if s["delivery"][key] is not None])
+
+    p99, bare_p99 = med("agent", "p99"), med("bare", "p99")
+    violations = sum(s["violations"] for s in samples["agent"])
+    return {
+        "id": 2, "name": "delivery latency p99", "unit": "ms",
+        "setup": f"open loop at {scale.latency_rate:g} events/s over {scale.latency_connections} connections, "
+                 f"{scale.latency_duration_s:g} s, --llm-delay-ms 0, every event checked, median of {scale.repeats}",
+        "value": round(p99, 3), "baseline": round(bare_p99, 3), "baseline_label": "bare websockets, same load",
+        "ratio": _ratio(p99, bare_p99), "target": "p99 <= 2 ms, zero violations",
+        "met": p99 <= 2.0 and violations == 0,
+        "details": {"agent_ms": {k: med("agent", k) for k in ("p50", "p99", "p99.9", "max")},
+                    "bare_ms": {k: med("bare", k) for k in ("p50", "p99", "p99.9", "max")},
+                    "violations": violations, "machine_wakeup_lateness": noise, "samples": samples},
+    }
+
+
+# -- 3. memory --------------------------------------------------------------------------------
+
+async def _memory_of(command: list[str], scale: Scale) -> dict[str, Any]:
+    per_connection = max(1, scale.memory_runs // scale.memory_connections)
+    async with spawn_server(command) as server:
+        watch = ServerWatch(server.pid)
+        result = await run_load(_endpoint_options(
+            server.url, scale, connections=scale.memory_connections, runs_per_connection=per_connection,
+            runs=scale.memory_runs, ramp_up=scale.memory_ramp_s, server=watch, sample_interval=0.05))
+    stats = result.server
+    return {"per_run_bytes": stats["rss_growth_per_in_flight_run_bytes"], "in_flight_peak": stats["in_flight_peak"],
+            "rss_start_bytes": stats["rss_start_bytes"], "rss_peak_bytes": stats["rss_peak_bytes"],
+            "runs_completed": result.runs_completed, "violations": sum(result.checker.violation_counts.values())}
+
+
+async def memory(scale: Scale) -> dict[str, Any]:
+    per_connection = max(1, scale.memory_runs // scale.memory_connections)
+    delay = f"{scale.memory_delay_ms:g}"
+    agent = await _memory_of(reference_agent_command(
+        "--llm-delay-ms", delay, "--max-runs-per-connection", str(per_connection + 1)), scale)
+    bare = await _memory_of([*BARE, "--delay-ms", delay], scale)
+    kib = (agent["per_run_bytes"] or math.nan) / 1024.0
+    bare_kib = (bare["per_run_bytes"] or math.nan) / 1024.0
+    return {
+        "id": 3, "name": "RSS per in-flight run", "unit": "KiB",
+        "setup": f"{scale.memory_runs} concurrent runs ({scale.memory_connections} connections x {per_connection}), "
+                 f"--llm-delay-ms {delay}, ramped over {scale.memory_ramp_s:g} s; RSS growth at the peak / runs in flight",
+        "value": round(kib, 2), "baseline": round(bare_kib, 2), "baseline_label": "bare websockets, a task per run",
+        "ratio": _ratio(kib, bare_kib), "target": "<= 64 KiB, every run completes, zero violations",
+        "met": kib <= 64 and agent["runs_completed"] == scale.memory_runs and agent["violations"] == 0
+        and agent["in_flight_peak"] >= scale.memory_runs,
+        "details": {"agent": agent, "bare": bare},
+    }
+
+
+# -- 4. checker ----------------------------------------------------------------------------------
+
+def _jsonschema_rate(path: Path, messages: int) -> float:
+    """Plain jsonschema on the same transcript: parse each line, validate each message, no sequence logic."""
+    import schemas
+
+    validator = schemas.validator(schemas.SERVER_MESSAGE)
+    loads = orjson.loads
+    done = 0
+    t0 = time.perf_counter()
+    with path.open("rb") as stream:
+        for line in stream:
+            record = loads(line)
+            if record.get("dir") != "recv":
+                continue
+            validator.is_valid(loads(record["text"]))
+            done += 1
+            if done >= messages:
+                break
+    return done / (time.perf_counter() - t0)
+
+
+async def checker(scale: Scale) -> dict[str, Any]:
+    from conformance import synth
+
+    runs = math.ceil(scale.checker_events / 11)  # a synthetic actions-agent run has 11 events
+    with tempfile.TemporaryDirectory(prefix="agent-events-bench-") as tmp:
+        path = Path(tmp) / "transcript.jsonl"
+        with path.open("wb", buffering=1 << 20) as out:
+            out.writelines(synth.transcript_lines(runs))
+        size = path.stat().st_size
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "conformance.cli", "validate", str(path), "--format", "json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        t0 = time.perf_counter()
+        watch = ServerWatch(process.pid)
+        watch.begin()
+        communicate = asyncio.ensure_future(process.communicate())
+        while not communicate.done():
+            watch.sample(0)
+            await asyncio.sleep(0.05)
+        stdout, stderr = communicate.result()
+        elapsed = time.perf_counter() - t0
+        usage = watch.end()
+        if process.returncode != 0:
+            raise RuntimeError(f"validate exited {process.returncode}: {stderr.decode()[-500:]}")
+        summary = orjson.loads(stdout)["summary"]
+        baseline = _jsonschema_rate(path, scale.checker_baseline_messages)
+    events = summary["events"]
+    rate = events / elapsed
+    ratio = _ratio(rate, baseline)
+    return {
+        "id": 4, "name": "checker throughput (agent-events validate)", "unit": "events/s",
+        "setup": f"a generated {events:,}-event transcript ({size / 2**20:.0f} MiB), whole command incl. start-up",
+        "value": round(rate), "baseline": round(baseline), "baseline_label": "plain jsonschema per message, no sequence logic",
+        "ratio": ratio, "target": ">= 100,000 events/s and >= 10x the baseline",
+        "met": rate >= 100_000 and ratio is not None and ratio >= 10 and summary["violations"] == 0,
+        "details": {"events": events, "seconds": round(elapsed, 2), "violations": summary["violations"],
+                    "peak_rss_mib": round(usage["rss_peak_bytes"] / 2**20, 1),
+                    "cpu_seconds": usage["cpu_seconds"], "baseline_messages": scale.checker_baseline_messages},
+    }
+
+
+# -- 5. harness overhead ------------------------------------------------------------------------------
+
+async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
+    from conformance.live.api import check_async
+
+    fast = servers["bare_batched"]
+    driver = CountingDriver(fast.url, scale.harness_connections, 5, INPUT)
+    await driver.connect()
+    try:
+        events, _, elapsed = await driver.measure(0.2, scale.harness_window_s)
+    finally:
+        driver.close()
+    counting = events / elapsed
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    report = await check_async(fast.url, scenarios=["concurrency"], concurrency=scale.harness_connections,
+                               runs=scale.harness_runs, input=INPUT)
+    live_wall, live_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    live_events = report.stat("events")
+
+    cpu0 = time.process_time()
+    load = await run_load(_endpoint_options(fast.url, scale, connections=scale.harness_connections,
+                                            runs_per_connection=5, duration=scale.harness_window_s))
+    load_cpu = time.process_time() - cpu0
+    live_rate = live_events / live_wall
+    return {
+        "id": 5, "name": "harness: events/s the live check consumes", "unit": "events/s",
+        "setup": f"agent-events check --scenario concurrency, {scale.harness_connections} connections x "
+                 f"{scale.harness_runs} runs, against a fast endpoint (bare websockets, one write per run)",
+        "value": round(live_rate), "baseline": round(counting), "baseline_label": "counting-only client, same endpoint",
+        "ratio": _ratio(live_rate, counting), "target": "report (the harness must not be what a check measures)",
+        "met": None,
+        "details": {
+            "live_check": {"events": live_events, "seconds": round(live_wall, 3),
+                           "client_us_per_event": round(live_cpu * 1e6 / live_events, 2) if live_events else None,
+                           "violations": report.violation_total},
+            "load_command": {"events_per_s": round(load.events_per_s),
+                             "client_us_per_event": round(load_cpu * 1e6 / load.events, 2) if load.events else None,
+                             "violations": sum(load.checker.violation_counts.values())},
+        },
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import platform
+
+    import websockets
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "websockets": websockets.__version__, "orjson": orjson.__version__,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}

@@ -1,0 +1,132 @@
+"""``python -m benchmarks [--quick] [--json] [--only 1,3]``: the five measurements, one table.
+
+Servers run as subprocesses (one core for the server, one for the client,
+as the targets assume) and are started once and reused by the measurements
+that load the same configuration. See ``benchmarks/README.md`` for the
+recorded numbers and how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as _dt
+import math
+import sys
+from typing import Any
+
+import orjson
+
+from benchmarks import measurements as m
+from conformance.loadgen.server import reference_agent_command, spawn_server
+
+SERVERS = {
+    "agent": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",
+                                     "--max-runs-per-connection", "64"),
+    "bare": m.BARE,
+    "bare_batched": [*m.BARE, "--mode", "batched"],
+}
+NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",)}
+
+
+async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
+    started = _dt.datetime.now(_dt.timezone.utc)
+    machine = m.machine()
+    results = []
+    needed = sorted({name for i in only for name in NEEDS[i]})
+    async with contextlib.AsyncExitStack() as stack:
+        spawned = await asyncio.gather(*(stack.enter_async_context(spawn_server(SERVERS[n])) for n in needed))
+        servers = dict(zip(needed, spawned))
+        if 1 in only:
+            results.append(await m.throughput(servers, scale))
+        if 2 in only:
+            results.append(await m.latency(servers, scale))
+        if 5 in only:
+            results.append(await m.harness(servers, scale))
+    if 3 in only:
+        results.append(await m.memory(scale))
+    if 4 in only:
+        results.append(await m.checker(scale))
+    results.sort(key=lambda r: r["id"])
+    machine["loadavg_after"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "mode": "quick" if scale is m.QUICK else "full", "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+            "machine": machine, "measurements": results}
+
+
+def _num(value: Any, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if unit == "events/s":
+        return f"{value:,.0f} ev/s"
+    return f"{value:g} {unit}"
+
+
+def _detail(result: dict[str, Any]) -> list[str]:
+    d = result["details"]
+    i = result["id"]
+    if i == 1:
+        us = d["server_us_per_event"]
+        return [f"server CPU per event: agent {us['agent']} us, bare {us['bare']} us (CPU ratio {d['cpu_ratio']}), "
+                f"bare with one write per run {us['bare_batched']} us ({d['bare_batched_events_per_s']:,} ev/s)"]
+    if i == 2:
+        a, b, n = d["agent_ms"], d["bare_ms"], d["machine_wakeup_lateness"]
+        return [f"agent p50 {a['p50']} / p99.9 {a['p99.9']} / max {a['max']} ms; bare p50 {b['p50']} / p99.9 {b['p99.9']} "
+                f"/ max {b['max']} ms; violations {d['violations']}",
+                f"machine noise: a 0.5 ms sleep wakes late by p99 {n['p99_ms']} / p99.9 {n['p99.9_ms']} / "
+                f"max {n['max_ms']} ms"]
+    if i == 3:
+        a = d["agent"]
+        return [f"agent: {a['in_flight_peak']} in flight at the peak, RSS {a['rss_start_bytes'] / 2**20:.1f} -> "
+                f"{a['rss_peak_bytes'] / 2**20:.1f} MiB, {a['runs_completed']} runs completed, {a['violations']} violations"]
+    if i == 4:
+        return [f"{d['events']:,} events in {d['seconds']} s, peak RSS {d['peak_rss_mib']} MiB, "
+                f"{d['violations']} violations; baseline on the first {d['baseline_messages']:,} messages"]
+    if i == 5:
+        live, load = d["live_check"], d["load_command"]
+        return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations); "
+                f"agent-events load {load['events_per_s']:,} ev/s, {load['client_us_per_event']} us CPU/event "
+                f"({load['violations']} violations)"]
+    return []
+
+
+def render_table(data: dict[str, Any]) -> str:
+    mc = data["machine"]
+    out = [f"agent-events benchmarks ({data['mode']}) - {data['date']} - {mc['nproc']} x {mc['cpu']}, "
+           f"Python {mc['python']}, websockets {mc['websockets']} - load average {mc['loadavg'][0]} before, "
+           f"{mc['loadavg_after'][0]} after",
+           f"{'#':<2} {'measurement':<44} {'value':>14} {'baseline':>14} {'ratio':>6}  {'met':<4} target"]
+    for r in data["measurements"]:
+        met = {True: "yes", False: "NO", None: "-"}[r["met"]]
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        out.append(f"{r['id']:<2} {r['name']:<44} {_num(r['value'], r['unit']):>14} "
+                   f"{_num(r['baseline'], r['unit']):>14} {ratio:>6}  {met:<4} {r['target']}")
+        out.append(f"   setup: {r['setup']}; baseline: {r['baseline_label']}")
+        out.extend(f"   {line}" for line in _detail(r))
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke test (seconds)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--only", default="1,2,3,4,5", metavar="IDS",
+                        help="comma-separated measurement numbers (default all: 1,2,3,4,5)")
+    args = parser.parse_args(argv)
+    try:
+        only = {int(x) for x in args.only.split(",") if x.strip()}
+    except ValueError:
+        parser.error(f"--only takes numbers 1-5, not {args.only!r}")
+    if not only or not only <= set(NEEDS):
+        parser.error(f"--only takes numbers 1-5, not {args.only!r}")
+    data = asyncio.run(run(m.QUICK if args.quick else m.FULL, only))
+    if args.json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_table(data))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
