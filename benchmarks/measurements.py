@@ -57,10 +57,10 @@ class Scale:
 
 
 FULL = Scale()
-QUICK = Scale(repeats=1, throughput_warmup_s=0.2, throughput_window_s=0.8, latency_duration_s=1.0,
-              memory_runs=200, memory_delay_ms=600.0, memory_ramp_s=0.2, checker_events=50_000,
-              checker_baseline_messages=1_000, harness_connections=10, harness_runs=10, harness_window_s=0.6,
-              noise_probe_s=0.3)
+QUICK = Scale(repeats=1, throughput_warmup_s=0.15, throughput_window_s=0.5, latency_duration_s=0.6,
+              memory_runs=200, memory_delay_ms=400.0, memory_ramp_s=0.1, checker_events=50_000,
+              checker_baseline_messages=1_000, harness_connections=10, harness_runs=10, harness_window_s=0.4,
+              noise_probe_s=0.2)
 
 
 def _median(values: list[float]) -> float:
@@ -69,6 +69,14 @@ def _median(values: list[float]) -> float:
 
 def _ratio(value: float, baseline: float) -> float | None:
     return round(value / baseline, 3) if baseline and not math.isnan(baseline) and not math.isnan(value) else None
+
+
+def _result(id_: int, name: str, unit: str, setup: str, value: float, baseline: float, baseline_label: str,
+            target: str, met: bool | None, details: dict[str, Any]) -> dict[str, Any]:
+    """One row of the table: a figure, its same-run baseline, their ratio, and the target it answers."""
+    return {"id": id_, "name": name, "unit": unit, "setup": setup, "value": value, "baseline": baseline,
+            "baseline_label": baseline_label, "ratio": _ratio(value, baseline), "target": target, "met": met,
+            "details": details}
 
 
 def noise_probe(seconds: float, sleep_s: float = 0.0005) -> dict[str, float]:
@@ -112,21 +120,17 @@ async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
     agent, bare = med["agent"]["events_per_s"], med["bare"]["events_per_s"]
     ratio = _ratio(agent, bare)
     cpu_ratio = _ratio(med["bare"]["server_us_per_event"], med["agent"]["server_us_per_event"])
-    return {
-        "id": 1, "name": "reference agent throughput", "unit": "events/s",
-        "setup": f"{scale.throughput_connections} connections x {scale.throughput_in_flight} runs in flight, "
-                 f"closed loop, --llm-delay-ms 0, counting client, median of {scale.repeats}",
-        "value": round(agent), "baseline": round(bare), "baseline_label": "bare websockets (await send per message)",
-        "ratio": ratio, "target": ">= 20,000 events/s and >= 60% of the baseline",
-        "met": agent >= 20_000 and ratio is not None and ratio >= 0.6,
-        "details": {
-            "server_us_per_event": {n: round(med[n]["server_us_per_event"], 2) for n in order},
-            "cpu_ratio": cpu_ratio,
-            "capacity_events_per_cpu_s": {n: round(1e6 / med[n]["server_us_per_event"]) for n in order},
-            "bare_batched_events_per_s": round(med["bare_batched"]["events_per_s"]),
-            "samples": samples,
-        },
-    }
+    return _result(
+        1, "reference agent throughput", "events/s",
+        f"{scale.throughput_connections} connections x {scale.throughput_in_flight} runs in flight, "
+        f"closed loop, --llm-delay-ms 0, counting client, median of {scale.repeats}",
+        round(agent), round(bare), "bare websockets (await send per message)",
+        ">= 20,000 events/s and >= 60% of the baseline", agent >= 20_000 and ratio is not None and ratio >= 0.6,
+        {"server_us_per_event": {n: round(med[n]["server_us_per_event"], 2) for n in order},
+         "cpu_ratio": cpu_ratio,
+         "capacity_events_per_cpu_s": {n: round(1e6 / med[n]["server_us_per_event"]) for n in order},
+         "bare_batched_events_per_s": round(med["bare_batched"]["events_per_s"]),
+         "samples": samples})
 
 
 # -- 2. latency ----------------------------------------------------------------------------
@@ -154,17 +158,15 @@ async def latency(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
 
     p99, bare_p99 = med("agent", "p99"), med("bare", "p99")
     violations = sum(s["violations"] for s in samples["agent"])
-    return {
-        "id": 2, "name": "delivery latency p99", "unit": "ms",
-        "setup": f"open loop at {scale.latency_rate:g} events/s over {scale.latency_connections} connections, "
-                 f"{scale.latency_duration_s:g} s, --llm-delay-ms 0, every event checked, median of {scale.repeats}",
-        "value": round(p99, 3), "baseline": round(bare_p99, 3), "baseline_label": "bare websockets, same load",
-        "ratio": _ratio(p99, bare_p99), "target": "p99 <= 2 ms, zero violations",
-        "met": p99 <= 2.0 and violations == 0,
-        "details": {"agent_ms": {k: med("agent", k) for k in ("p50", "p99", "p99.9", "max")},
-                    "bare_ms": {k: med("bare", k) for k in ("p50", "p99", "p99.9", "max")},
-                    "violations": violations, "machine_wakeup_lateness": noise, "samples": samples},
-    }
+    return _result(
+        2, "delivery latency p99", "ms",
+        f"open loop at {scale.latency_rate:g} events/s over {scale.latency_connections} connections, "
+        f"{scale.latency_duration_s:g} s, --llm-delay-ms 0, every event checked, median of {scale.repeats}",
+        round(p99, 3), round(bare_p99, 3), "bare websockets, same load", "p99 <= 2 ms, zero violations",
+        p99 <= 2.0 and violations == 0,
+        {"agent_ms": {k: med("agent", k) for k in ("p50", "p99", "p99.9", "max")},
+         "bare_ms": {k: med("bare", k) for k in ("p50", "p99", "p99.9", "max")},
+         "violations": violations, "machine_wakeup_lateness": noise, "samples": samples})
 
 
 # -- 3. memory --------------------------------------------------------------------------------
@@ -190,16 +192,15 @@ async def memory(scale: Scale) -> dict[str, Any]:
     bare = await _memory_of([*BARE, "--delay-ms", delay], scale)
     kib = (agent["per_run_bytes"] or math.nan) / 1024.0
     bare_kib = (bare["per_run_bytes"] or math.nan) / 1024.0
-    return {
-        "id": 3, "name": "RSS per in-flight run", "unit": "KiB",
-        "setup": f"{scale.memory_runs} concurrent runs ({scale.memory_connections} connections x {per_connection}), "
-                 f"--llm-delay-ms {delay}, ramped over {scale.memory_ramp_s:g} s; RSS growth at the peak / runs in flight",
-        "value": round(kib, 2), "baseline": round(bare_kib, 2), "baseline_label": "bare websockets, a task per run",
-        "ratio": _ratio(kib, bare_kib), "target": "<= 64 KiB, every run completes, zero violations",
-        "met": kib <= 64 and agent["runs_completed"] == scale.memory_runs and agent["violations"] == 0
+    return _result(
+        3, "RSS per in-flight run", "KiB",
+        f"{scale.memory_runs} concurrent runs ({scale.memory_connections} connections x {per_connection}), "
+        f"--llm-delay-ms {delay}, ramped over {scale.memory_ramp_s:g} s; RSS growth at the peak / runs in flight",
+        round(kib, 2), round(bare_kib, 2), "bare websockets, a task per run",
+        "<= 64 KiB, every run completes, zero violations",
+        kib <= 64 and agent["runs_completed"] == scale.memory_runs and agent["violations"] == 0
         and agent["in_flight_peak"] >= scale.memory_runs,
-        "details": {"agent": agent, "bare": bare},
-    }
+        {"agent": agent, "bare": bare})
 
 
 # -- 4. checker ----------------------------------------------------------------------------------
@@ -253,16 +254,15 @@ async def checker(scale: Scale) -> dict[str, Any]:
     events = summary["events"]
     rate = events / elapsed
     ratio = _ratio(rate, baseline)
-    return {
-        "id": 4, "name": "checker throughput (agent-events validate)", "unit": "events/s",
-        "setup": f"a generated {events:,}-event transcript ({size / 2**20:.0f} MiB), whole command incl. start-up",
-        "value": round(rate), "baseline": round(baseline), "baseline_label": "plain jsonschema per message, no sequence logic",
-        "ratio": ratio, "target": ">= 100,000 events/s and >= 10x the baseline",
-        "met": rate >= 100_000 and ratio is not None and ratio >= 10 and summary["violations"] == 0,
-        "details": {"events": events, "seconds": round(elapsed, 2), "violations": summary["violations"],
-                    "peak_rss_mib": round(usage["rss_peak_bytes"] / 2**20, 1),
-                    "cpu_seconds": usage["cpu_seconds"], "baseline_messages": scale.checker_baseline_messages},
-    }
+    return _result(
+        4, "checker throughput (agent-events validate)", "events/s",
+        f"a generated {events:,}-event transcript ({size / 2**20:.0f} MiB), whole command incl. start-up",
+        round(rate), round(baseline), "plain jsonschema per message, no sequence logic",
+        ">= 100,000 events/s and >= 10x the baseline",
+        rate >= 100_000 and ratio is not None and ratio >= 10 and summary["violations"] == 0,
+        {"events": events, "seconds": round(elapsed, 2), "violations": summary["violations"],
+         "peak_rss_mib": round(usage["rss_peak_bytes"] / 2**20, 1), "cpu_seconds": usage["cpu_seconds"],
+         "baseline_messages": scale.checker_baseline_messages})
 
 
 # -- 5. harness overhead ------------------------------------------------------------------------------
@@ -290,22 +290,18 @@ async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
                                             runs_per_connection=5, duration=scale.harness_window_s))
     load_cpu = time.process_time() - cpu0
     live_rate = live_events / live_wall
-    return {
-        "id": 5, "name": "harness: events/s the live check consumes", "unit": "events/s",
-        "setup": f"agent-events check --scenario concurrency, {scale.harness_connections} connections x "
-                 f"{scale.harness_runs} runs, against a fast endpoint (bare websockets, one write per run)",
-        "value": round(live_rate), "baseline": round(counting), "baseline_label": "counting-only client, same endpoint",
-        "ratio": _ratio(live_rate, counting), "target": "report (the harness must not be what a check measures)",
-        "met": None,
-        "details": {
-            "live_check": {"events": live_events, "seconds": round(live_wall, 3),
-                           "client_us_per_event": round(live_cpu * 1e6 / live_events, 2) if live_events else None,
-                           "violations": report.violation_total},
-            "load_command": {"events_per_s": round(load.events_per_s),
-                             "client_us_per_event": round(load_cpu * 1e6 / load.events, 2) if load.events else None,
-                             "violations": sum(load.checker.violation_counts.values())},
-        },
-    }
+    return _result(
+        5, "harness: events/s the live check consumes", "events/s",
+        f"agent-events check --scenario concurrency, {scale.harness_connections} connections x "
+        f"{scale.harness_runs} runs, against a fast endpoint (bare websockets, one write per run)",
+        round(live_rate), round(counting), "counting-only client, same endpoint",
+        "report (the harness must not be what a check measures)", None,
+        {"live_check": {"events": live_events, "seconds": round(live_wall, 3),
+                        "client_us_per_event": round(live_cpu * 1e6 / live_events, 2) if live_events else None,
+                        "violations": report.violation_total},
+         "load_command": {"events_per_s": round(load.events_per_s),
+                          "client_us_per_event": round(load_cpu * 1e6 / load.events, 2) if load.events else None,
+                          "violations": sum(load.checker.violation_counts.values())}})
 
 
 def machine() -> dict[str, Any]:

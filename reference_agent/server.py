@@ -12,10 +12,10 @@ Built on ``websockets.asyncio.server``. What this layer adds, and why here:
 * Corked event writes (:meth:`AgentConnection.queue_text`): the frames a
   connection's runs emit during one event-loop turn leave in one socket
   write at the end of the turn instead of one syscall each (a syscall per
-  frame was a third of the server's time). Frames go through the sans-I/O
-  protocol's own outbound buffer, so anything websockets writes itself
-  (a pong, a close frame, an ``error`` sent with ``send``) flushes them
-  first: the order on the wire is the order of the calls.
+  frame was a third of the server's time). Whenever websockets writes on
+  its own (a pong, a close frame, an ``error`` sent with ``send``) the
+  corked frames are written first: the order on the wire is the order of
+  the calls.
 * Graceful shutdown: stop accepting, refuse new runs (``shutting_down``),
   let in-flight runs finish within ``shutdown_timeout``, cancel the rest
   (each still ends with ``agent_completed``), then close with 1001.
@@ -78,6 +78,17 @@ _OPEN = State.OPEN
 #: Corked bytes that force a write before the end of the loop turn: an agent
 #: emitting in a tight loop must meet back-pressure, not grow a buffer.
 CORK_LIMIT = 16 * 1024
+#: Headers of unmasked, final text frames (RFC 6455 5.2): payloads under 126 bytes, then 16- and 64-bit lengths.
+_SHORT_TEXT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
+_TEXT_16, _TEXT_64 = b"\x81\x7e", b"\x81\x7f"
+
+
+def _text_header(size: int) -> bytes:
+    if size < 126:
+        return _SHORT_TEXT_HEADERS[size]
+    if size < 65536:
+        return _TEXT_16 + size.to_bytes(2, "big")
+    return _TEXT_64 + size.to_bytes(8, "big")
 
 
 class AgentConnection(ServerConnection):
@@ -89,6 +100,7 @@ class AgentConnection(ServerConnection):
         self.on_stall = on_stall
         self.write_paused = False
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._cork: list[bytes] = []
         self._corked = 0
         self._cork_limit = min(CORK_LIMIT, self.write_limit_high)
         self._flush_handle: asyncio.Handle | None = None
@@ -100,11 +112,20 @@ class AgentConnection(ServerConnection):
 
         After ``True`` the caller owes the back-pressure wait when :attr:`paused`
         (see :meth:`wait_writable`), exactly where ``send`` would have waited.
+        Framing a server's text frame is two to ten header bytes, so it is done
+        here unless an extension (permessage-deflate) or frame logging needs
+        websockets' own framing; that was a tenth of the server's time.
         """
         protocol = self.protocol
         if protocol.state is not _OPEN or self.send_in_progress is not None or protocol.expect_continuation_frame:
             return False
-        protocol.send_text(data)
+        cork = self._cork
+        if protocol.extensions or protocol.debug:
+            protocol.send_text(data)
+            cork.extend(protocol.data_to_send())
+        else:
+            cork.append(_text_header(len(data)))
+            cork.append(data)
         self._corked += len(data)
         if self._corked >= self._cork_limit:
             self.flush_corked()
@@ -112,43 +133,34 @@ class AgentConnection(ServerConnection):
             self._flush_handle = self.loop.call_soon(self.flush_corked)
         return True
 
-    def flush_corked(self) -> None:
-        """Write everything queued, in one write (websockets' own path writes each frame alone)."""
+    def _write_cork(self) -> None:
+        """Write every corked frame in one write (websockets' own path writes each frame alone)."""
         handle = self._flush_handle
         if handle is not None:
             handle.cancel()
             self._flush_handle = None
         self._corked = 0
-        chunks = self.protocol.data_to_send()
-        transport = self.transport
-        if not chunks or transport.is_closing():
-            return  # nothing queued, or nobody left to read it
+        cork = self._cork
+        if cork:
+            self._cork = []
+            self.transport.write(b"".join(cork))
+
+    def flush_corked(self) -> None:
+        """End of the loop turn (or the cork is full): write what the runs emitted."""
+        if self.transport.is_closing():
+            self._cork = []  # the close frame is out already: nobody may read more
+            self._corked = 0
+            return
         try:
-            pending: list[bytes] = []
-            for chunk in chunks:
-                if chunk:
-                    pending.append(chunk)
-                    continue
-                # websockets' end-of-stream marker (a close under way): what precedes it, then half-close
-                if pending:
-                    transport.write(b"".join(pending))
-                    pending = []
-                if transport.can_write_eof():
-                    transport.write_eof()
-                else:
-                    transport.close()
-            if pending:
-                transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            self._write_cork()
         except Exception as exc:  # noqa: BLE001 - as websockets' send_context: the connection is dead
             self.set_connection_exc(exc)
-            transport.abort()
+            self.transport.abort()
 
     def send_data(self) -> None:
         # websockets writes on its own (send, pong, close): the frames corked before go first.
-        self._corked = 0
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        if self._cork or self._flush_handle is not None:
+            self._write_cork()
         super().send_data()
 
     async def wait_writable(self) -> None:

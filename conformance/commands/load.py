@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 
-from conformance.cli_options import add_check_options, positive_float, settings_from_args
+from conformance.cli_options import add_check_options, integer_at_least, positive_float, settings_from_args
 from conformance.exitcodes import ExitCode
 from conformance.live.cli_args import ProgressLine, add_connection_arguments, connection_kwargs
 
@@ -23,28 +23,20 @@ DESCRIPTION = (
 )
 
 
-def _count(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
 def _non_negative(text: str) -> float:
+    """argparse type of --ramp-up and --spawn-llm-delay-ms, where 0 means "none"."""
     import argparse
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
+    if not value >= 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+_count = integer_at_least(1)
 
 
 def add_arguments(parser) -> None:
@@ -66,8 +58,9 @@ def add_arguments(parser) -> None:
                       help="stop starting runs after S seconds (default 10 when --runs is not given; "
                            "with both, whichever comes first)")
     load.add_argument("--rate", type=positive_float, default=None, metavar="EVENTS_PER_S",
-                      help="open loop: start runs on a schedule aiming at this many events/s "
-                           "(default: closed loop, as fast as the endpoint goes)")
+                      help="open loop: start runs on a schedule aiming at this many events/s, counting the "
+                           "warm-up's events per run (12 without it); default: closed loop, as fast as the "
+                           "endpoint goes")
     load.add_argument("--ramp-up", type=_non_negative, default=0.0, metavar="S",
                       help="closed loop: spread the connections' first runs over S seconds (default 0: all at once)")
     load.add_argument("--no-warmup", dest="warmup", action="store_false",

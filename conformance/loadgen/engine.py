@@ -236,7 +236,6 @@ class LoadEngine:
         self.notes: list[str] = []
         self.in_flight = 0
         self.stopping = False
-        self.measuring = False
         self.runs_started = 0
         self.runs_completed = 0
         self.runs_refused = 0
@@ -398,9 +397,12 @@ class LoadEngine:
                 turn += 1
                 if conn.open and len(conn.runs) < cap:
                     break
-            else:
+            else:  # every connection is full: every start due by now is missed, none is queued
+                behind = loop.time() - next_due
+                later = int(behind / interval) + 1 if behind >= 0 else 0
+                self.starts_missed += 1 + later
+                next_due += later * interval
                 conns = [c for c in conns if c.open]
-                self.starts_missed += 1
                 continue
             if not self._take_budget():
                 return
@@ -514,7 +516,6 @@ class LoadEngine:
             if options.warmup:
                 await self._warm_up()
             events_per_run = self.warmup_events / self.warmup_completed if self.warmup_completed else 12.0
-            self.measuring = True
             if options.server is not None:
                 options.server.begin()
             self._t0 = time.perf_counter()

@@ -1,0 +1,51 @@
+"""The benchmark command runs end to end (``--quick``) and prints its table; no figure is judged here."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = re.compile(r"^\d\s+.+?\s+[\d,.]+ (ev/s|ms|KiB)\s+[\d,.]+ \1\s+[\d.]+\s+(yes|NO|-)\s")
+
+
+def run_benchmarks(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks", "--quick", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_quick_mode_prints_the_table_of_all_five_measurements():
+    proc = run_benchmarks()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("agent-events benchmarks (quick)")
+    assert lines[1].split()[:5] == ["#", "measurement", "value", "baseline", "ratio"]
+    rows = {line.split()[0]: line for line in lines[2:] if line[:1].isdigit()}
+    assert sorted(rows) == ["1", "2", "3", "4", "5"]
+    for row in rows.values():  # a value and its baseline in the same unit, their ratio, whether the target is met
+        assert ROW.match(row), row
+
+
+@pytest.mark.slow
+def test_json_output_carries_value_baseline_and_their_ratio():
+    proc = run_benchmarks("--json", "--only", "4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    assert data["mode"] == "quick" and data["machine"]["nproc"] >= 1
+    (checker,) = data["measurements"]
+    assert checker["id"] == 4 and checker["details"]["violations"] == 0
+    assert checker["value"] > 0 and checker["baseline"] > 0
+    assert checker["ratio"] == pytest.approx(checker["value"] / checker["baseline"], rel=0.01)
+
+
+def test_an_unknown_measurement_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "9"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--only takes numbers 1-5" in proc.stderr
