@@ -24,7 +24,7 @@ import orjson
 
 from benchmarks.bare_server import INPUT
 from benchmarks.driver import CountingDriver
-from conformance import profiles
+from conformance import profiles, schema_validation
 from conformance.live.wire import Endpoint
 from conformance.loadgen.engine import LoadOptions, run_load
 from conformance.loadgen.server import ServerWatch, reference_agent_command, spawn_server
@@ -321,4 +321,7 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "implementation": platform.python_implementation(), "platform": platform.platform(),
             "websockets": websockets.__version__, "orjson": orjson.__version__,
+            # The checker's fast path: without jsonschema-rs (the [fast] extra) validation
+            # falls back to jsonschema and measurement 4 is some 30x slower.
+            "schema_engine": schema_validation.ENGINE,
             "loadavg": [round(x, 2) for x in os.getloadavg()]}

@@ -94,7 +94,7 @@ def _detail(result: dict[str, Any]) -> list[str]:
 def render_table(data: dict[str, Any]) -> str:
     mc = data["machine"]
     out = [f"agent-events benchmarks ({data['mode']}) - {data['date']} - {mc['nproc']} x {mc['cpu']}, "
-           f"Python {mc['python']}, websockets {mc['websockets']} - load average {mc['loadavg'][0]} before, "
+           f"Python {mc['python']}, websockets {mc['websockets']}, schema engine {mc['schema_engine']} - load average {mc['loadavg'][0]} before, "
            f"{mc['loadavg_after'][0]} after",
            f"{'#':<2} {'measurement':<44} {'value':>14} {'baseline':>14} {'ratio':>6}  {'met':<4} target"]
     for r in data["measurements"]:

@@ -7,6 +7,7 @@ keyword arguments and the docs all name the same knobs with the same defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -80,8 +81,16 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         for name in ("shutdown_timeout", "close_timeout", "llm_delay_ms", "llm_timeout_ms"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative, not {getattr(self, name)}")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                problems.append(f"{name} must be a finite number >= 0, not {value}")
+        # ``None`` (or 0, for the slow-reader timeout) turns these off; anything else
+        # must be a real duration: NaN compares false with everything and would end
+        # every run (or never end any).
+        for name in ("slow_reader_timeout", "run_timeout", "ping_interval"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                problems.append(f"{name} must be a finite number >= 0 (or None), not {value}")
         if self.keyfile and not self.certfile:
             problems.append("keyfile needs certfile")
         if self.token == "":

@@ -82,3 +82,11 @@ def test_a_closed_stdout_pipe_is_not_an_internal_error():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 141)  # 0 when the output fit in the pipe buffer before close
     assert b"Traceback" not in err and b"internal error" not in err
+
+
+@pytest.mark.parametrize("extra", [["--out", "somewhere"], ["--asyncapi"]])
+def test_schema_name_with_an_export_flag_is_a_usage_error(extra, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["schema", "agent_completed", *extra]) == 2
+    assert "does not go with" in capsys.readouterr().err
+    assert not (tmp_path / "somewhere").exists()

@@ -430,3 +430,15 @@ def test_the_ci_guide_offline_example_validates_a_log(tmp_path):
     (tmp_path / "logs" / "events.jsonl").write_text("".join(json.dumps(f) + "\n" for f in vector["frames"]))
     proc = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_the_spec_page_shows_the_generated_envelope_payload_and_error_code_tables(site):
+    text = text_of(page(site, "spec"))
+    assert "<!-- agent-events:" not in page(site, "spec")
+    for code, meaning in schemas.load("error")["properties"]["code"]["x-enumDescriptions"].items():
+        assert code in text and text_of(meaning.replace("`", "")) in text.replace("`", "")
+    for type_ in schemas.RUN_EVENT_TYPES:
+        assert type_ in text
+    for name in schemas.load("envelope")["required"] + schemas.load("result")["required"]:
+        assert name in text

@@ -218,6 +218,11 @@ def test_serve_cli_token_from_the_environment():
     (["--max-runs-per-connection", "0"], "max_runs_per_connection must be at least 1"),
     (["--keyfile", "k.pem"], "keyfile needs certfile"),
     (["--certfile", "/nonexistent/cert.pem"], "cannot serve"),
+    (["--run-timeout", "nan"], "run_timeout must be a finite number"),
+    (["--run-timeout", "-1"], "run_timeout must be a finite number"),
+    (["--slow-reader-timeout", "-5"], "slow_reader_timeout must be a finite number"),
+    (["--llm-timeout-ms", "nan"], "llm_timeout_ms must be a finite number"),
+    (["--llm-delay-ms", "inf"], "llm_delay_ms must be a finite number"),
 ])
 def test_serve_cli_bad_settings_are_usage_errors(argv, needle, capsys):
     assert main(["serve", *argv]) == 2

@@ -37,6 +37,8 @@ def export(out: Path) -> list[Path]:
 def run(args) -> int:
     from conformance.cli import UsageError
 
+    if args.name and (args.out or args.asyncapi):
+        raise UsageError("NAME prints one schema; it does not go with --out or --asyncapi (which write them all)")
     if args.asyncapi:
         from conformance import asyncapi
 

@@ -304,6 +304,9 @@ def _settings(arg, _ctx) -> str:
 GENERATORS: dict[str, Callable[[str | None, dict], str]] = {
     "events": lambda _a, ctx: docgen_events.event_reference(ctx["warn"]),
     "event-index": lambda _a, _ctx: docgen_events.event_index(),
+    "event-payloads": lambda _a, _ctx: docgen_events.event_payloads(),
+    "error-codes": lambda _a, _ctx: docgen_events.error_codes(),
+    "envelope": lambda _a, _ctx: docgen_events.envelope_table(),
     "rules": lambda _a, ctx: docgen_rules.rule_list(ctx["sections"], ctx["relative"]("rules.md")),
     "rule-reference": lambda _a, ctx: docgen_rules.rule_reference(ctx["sections"], ctx["relative"]("spec.md")),
     "cli": lambda _a, _ctx: docgen_cli.cli_reference(),

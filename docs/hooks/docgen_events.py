@@ -222,3 +222,47 @@ def event_index() -> str:
 def _first_sentence(text: str) -> str:
     head, dot, _ = text.partition(". ")
     return head + ("." if dot else "")
+
+
+# -- compact summaries for the specification ------------------------------------
+
+def _summary_of(schema: dict, resolver) -> str:
+    """``**`a`**, `b` (`x` or `y`), ...``: the fields of an object schema, REQUIRED ones in bold."""
+    pieces = expand(schema, resolver)
+    when = conditions(pieces)
+    parts = []
+    for f in fields_of(pieces):
+        name = code(f.path)
+        text = f"**{name}**" if f.required else name
+        enum = keyword(f.pieces, "enum")
+        notes = [" or ".join(code(v) for v in enum)] if enum and len(enum) > 1 else []
+        if f.path in when:
+            notes.append(f"REQUIRED {when[f.path]}")
+        parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
+
+
+def event_payloads() -> str:
+    """The spec's table of run events and their payload fields, from the schemas."""
+    rows = []
+    for type_ in schemas.RUN_EVENT_TYPES:
+        resolver = schemas.registry().resolver(base_uri=schemas.load(type_)["$id"])
+        payload = resolver.lookup("#/$defs/payload")
+        rows.append((code(type_), _summary_of(payload.contents, payload.resolver)))
+    result = schemas.registry().resolver().lookup(schemas.load(schemas.RESULT)["$id"])
+    return (table(["event", "payload (REQUIRED in bold)"], rows)
+            + f"\nThe **result payload** of {code('agent_completed')}: "
+            + _summary_of(result.contents, result.resolver) + ".\n")
+
+
+def error_codes() -> str:
+    """The spec's table of ``error.code`` values, from ``error.json`` (``x-enumDescriptions``)."""
+    schema = schemas.load("error")["properties"]["code"]
+    meanings = schema["x-enumDescriptions"]
+    return table(["code", "sent when"], [(code(c), meanings[c]) for c in schema["enum"]])
+
+
+def envelope_table() -> str:
+    """The spec's table of the run-event envelope, from ``envelope.json``."""
+    envelope = schemas.registry().resolver().lookup(schemas.load(schemas.ENVELOPE)["$id"])
+    return field_table(envelope.contents, envelope.resolver)
