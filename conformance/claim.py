@@ -1,12 +1,25 @@
 """The conformance claim: one line a team can paste into its release notes, and a README badge.
 
 A claim is only worth pasting if it means the same for everyone, so it is
-issued under one condition, whatever gate a team chose for its CI: the
-stream passed with the default severities (every MUST rule held) and the
-run also passed the team's own policy. Stricter gates (``--strict``, rules
-raised to ``error``) keep the claim; ``--fail-on none`` cannot create one;
-a lowered MUST rule (``--allow-lowering-must``) voids it, and the report says
-so. A SHOULD rule turned off does not: by default it never fails anyway.
+issued under these conditions only, whatever gate a team chose for its CI
+(the first that fails is the reason given, and ``withheld_because`` names it):
+
+* ``lowered_must``: no MUST rule was lowered (``--allow-lowering-must``);
+* ``nothing_checked``: something was checked;
+* ``must_failed``: every MUST rule held with the default severities
+  (``--fail-on none`` passes a gate, it cannot create a claim);
+* ``gate_failed``: the check also passed the team's own gate. Stricter
+  gates (``--strict``, rules raised to ``error``) keep the claim when they
+  pass; a SHOULD rule turned off does not void it (by default it never fails);
+* ``no_runs``: at least one run completed in every section meant to have
+  runs: every recording (a file of one ``time_sync`` reply shows nothing about
+  runs) and every scenario that sent a ``start_run``. Rules that had nothing to
+  judge pass vacuously; a claim needs evidence;
+* ``looser_budgets``: no latency budget is looser than the profile's default
+  (a registered profile's, else the protocol's): a budget relaxed until the
+  check passes proves nothing. Tighter budgets keep the claim, and the
+  statement names each one that differs, since the claim is then stronger
+  than the default one and a reader must not compare it with another as equal.
 
 The badge is drawn here (flat shields style, text widths estimated from a
 character table) rather than fetched from a badge service: checks run in CI
@@ -19,9 +32,17 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from conformance import profiles as _profiles
 from conformance.violations import NOT_APPLICABLE, PASS
 
 _KIND_WORDS = {"scenario": "scenarios", "file": "recordings", "stream": "streams"}
+#: How a budget is named in a statement or a reason, with its unit.
+_BUDGET_WORDS = {"first_event_ms": ("first event", "ms"), "delivery_ms": ("delivery", "ms"),
+                 "tool_gap_ms": ("tool gap", "ms"), "deadline_s": ("deadline", "s")}
+assert set(_BUDGET_WORDS) == set(_profiles.BUDGETS)
+
+#: The values of ``withheld_because``, in the order the conditions are tried.
+WITHHELD_REASONS = ("lowered_must", "nothing_checked", "must_failed", "gate_failed", "no_runs", "looser_budgets")
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,8 @@ class Claim:
     date: str
     #: whether the team's gate was --strict / --fail-on warning (the claim then covers SHOULD rules too)
     strict: bool = False
+    #: which condition withheld the claim (one of ``WITHHELD_REASONS``), ``None`` for a claim
+    withheld_because: str | None = None
 
     @property
     def eligible(self) -> bool:
@@ -46,6 +69,7 @@ class Claim:
 
     def to_dict(self) -> dict[str, Any]:
         return {"eligible": self.eligible, "status": self.status, "statement": self.statement, "reason": self.reason,
+                "withheld_because": self.withheld_because,
                 "protocol_version": self.protocol_version, "profile": self.profile,
                 "scenarios": list(self.scenarios), "kit_version": self.kit_version, "date": self.date,
                 "strict": self.strict}
@@ -55,9 +79,7 @@ CONFORMANT, NOT_CONFORMANT, NO_CLAIM = "conformant", "not conformant", "no claim
 
 
 def claim_for(report) -> Claim:
-    """The claim ``report`` supports (see the module docstring for the one condition)."""
-    from conformance.report import DEFAULT_POLICY
-
+    """The claim ``report`` supports (see the module docstring for the conditions)."""
     policy = report.policy
     statuses = report.statuses()
     counts = {"passed": sum(1 for s in statuses.values() if s == PASS),
@@ -65,29 +87,68 @@ def claim_for(report) -> Claim:
     base = dict(protocol_version=report.protocol_version, profile=report.profile.name,
                 scenarios=tuple(s.name for s in report.sections), kit_version=report.kit_version,
                 date=(report.finished_at or "")[:10], strict=policy.gate == "warning")
-    failed = sorted({r for s in report.sections for r in s.failed_rules(DEFAULT_POLICY)})
-    status = NOT_CONFORMANT if failed or not report.conformant else NO_CLAIM
+    failed = report.must_failures
+    status = NOT_CONFORMANT if failed else NO_CLAIM
+
+    def withheld(because: str, reason: str) -> Claim:
+        return Claim(status, None, reason, withheld_because=because, **base)
+
     if policy.lowered_must:
         lowered = ", ".join(f"{r} to {s}" for r, s in sorted(policy.lowered_must_rules.items()))
         broken = f"; with the default severities, {', '.join(failed)} failed" if failed else ""
-        return Claim(status, None, f"not a conformance claim: MUST rule(s) lowered with --allow-lowering-must "
-                                   f"({lowered}){broken}", **base)
+        return withheld("lowered_must", f"not a conformance claim: MUST rule(s) lowered with --allow-lowering-must "
+                                        f"({lowered}){broken}")
     if not report.sections:
-        return Claim(NO_CLAIM, None, "not a conformance claim: nothing was checked", **base)
-    if not report.conformant:
-        return Claim(status, None, "not conformant: see the verdict", **base)
+        return withheld("nothing_checked", "not a conformance claim: nothing was checked")
     if failed:
-        return Claim(status, None, f"not a conformance claim: with the default severities, MUST rule(s) "
-                                   f"{', '.join(failed)} failed (the gate was fail-on {policy.gate})", **base)
-    return Claim(CONFORMANT, _statement(report, counts, base["strict"]), None, **base)
+        if not report.passed_gate:
+            return withheld("must_failed", "not conformant: see the verdict")
+        return withheld("must_failed", f"not a conformance claim: with the default severities, MUST rule(s) "
+                                       f"{', '.join(failed)} failed (the gate was fail-on {policy.gate})")
+    if not report.passed_gate:
+        return withheld("gate_failed", f"not a conformance claim: every MUST rule held, but the {report.gate_note()}")
+    runless = [s for s in report.sections if _meant_to_have_runs(s) and not s.stats.get("runs_completed")]
+    if runless:
+        where = ("" if len(runless) == len(report.sections) and len(runless) == 1
+                 else f" in {', '.join(_short(s.name) for s in runless)}")
+        return withheld("no_runs", f"not a conformance claim: no run completed{where}, so nothing shows "
+                                   f"that the agent's runs conform (rules with nothing to judge pass vacuously)")
+    defaults = _default_budgets(report.profile)
+    budgets = report.profile.budgets()
+    looser = [name for name in _profiles.BUDGETS if not budgets[name] <= defaults[name]]
+    if looser:
+        return withheld("looser_budgets", f"not a conformance claim: budget(s) looser than profile "
+                                          f"{report.profile.name}'s defaults: {_budgets(looser, budgets, defaults)}")
+    tighter = [name for name in _profiles.BUDGETS if budgets[name] != defaults[name]]
+    return Claim(CONFORMANT, _statement(report, counts, base["strict"], _budgets(tighter, budgets, defaults)),
+                 None, **base)
 
 
-def _statement(report, counts: dict[str, int], strict: bool) -> str:
+def _meant_to_have_runs(section) -> bool:
+    """A recording or stream always is (it is the evidence); a live scenario when it started a run."""
+    return section.kind != "scenario" or section.stats.get("starts_sent", 0) > 0
+
+
+def _default_budgets(profile) -> dict[str, float]:
+    registered = _profiles.PROFILES.get(profile.name)
+    return (registered or _profiles.Profile(profile.name)).budgets()
+
+
+def _budgets(names: list[str], budgets: dict[str, float], defaults: dict[str, float]) -> str:
+    parts = []
+    for name in names:
+        word, unit = _BUDGET_WORDS[name]
+        parts.append(f"{word} {budgets[name]:g} {unit} instead of {defaults[name]:g} {unit}")
+    return ", ".join(parts)
+
+
+def _statement(report, counts: dict[str, int], strict: bool, tighter: str) -> str:
     kinds = {s.kind for s in report.sections}
     word = _KIND_WORDS.get(kinds.pop(), "sections") if len(kinds) == 1 else "sections"
     names = ", ".join(_short(s.name) for s in report.sections)
     scope = "every MUST and SHOULD rule" if strict else "every MUST rule"
-    return (f"Conforms to agent-events protocol v{report.protocol_version} (profile {report.profile.name}; "
+    budgets = f"; tighter budgets: {tighter}" if tighter else ""
+    return (f"Conforms to agent-events protocol v{report.protocol_version} (profile {report.profile.name}{budgets}; "
             f"{word}: {names}): {scope} held, {counts['passed']} rules passed, "
             f"{counts['not_applicable']} not applicable; checked with agent-events {report.kit_version} "
             f"on {(report.finished_at or '')[:10]}.")

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agent-events",
         description="Reference specification and conformance kit for AI-agent event streams over WebSocket.",
-        epilog="Exit codes: 0 conformant, 1 not conformant, 2 usage or config error, "
+        epilog="Exit codes: 0 the gate passed (by default: conformant, every MUST rule held), 1 the gate failed, "
+        "2 usage or config error, "
         "3 could not connect, 4 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"agent-events {__version__} (protocol v1)")

@@ -10,6 +10,7 @@ then its top level, then the profile's defaults.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ BUDGET_FLAGS = {
     "--deadline-s": ("deadline_s", "S", "run deadline in seconds (default 30)"),
 }
 assert {dest for dest, _, _ in BUDGET_FLAGS.values()} == set(BUDGETS)
+
+#: Upper bounds of the count flags (and their config keys): far above what any check or load needs,
+#: low enough that no argument can make a command start runs or open sockets without end.
+MAX_RUNS = 100_000
+MAX_CONNECTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,17 @@ class Settings:
 
 
 def positive_float(text: str) -> float:
-    """argparse type of every budget-like flag: a number > 0, with a message naming the bad text."""
+    """argparse type of every budget-like flag: a finite number > 0, with a message naming the bad text.
+
+    Finite because ``inf`` (or ``1e400``, which is ``inf`` as a float) would
+    turn a budget into "wait for ever".
+    """
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
@@ -85,8 +97,9 @@ def _off_arg(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def integer_at_least(minimum: int):
-    """argparse type of a count flag (``--max-warnings``, ``--runs``): an integer >= ``minimum``."""
+def integer_at_least(minimum: int, maximum: int | None = None):
+    """argparse type of a count flag (``--max-warnings``, ``--runs``): an integer >= ``minimum``
+    (and <= ``maximum`` when given)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -94,9 +107,11 @@ def integer_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}: {text!r}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    parse.__name__ = f"integer >= {minimum}" if maximum is None else f"integer {minimum}..{maximum}"
     return parse
 
 

@@ -14,7 +14,9 @@ new key registers it with :func:`register`.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +46,18 @@ class KeySpec:
 
 
 def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError("a positive number")
+    # TOML has inf and nan: neither is a budget (an infinite one is "no budget", which is --off)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError("a positive finite number")
     return float(value)
+
+
+def _one_of(value: Any, choices, expected: str) -> str:
+    """``value`` if it is one of the string ``choices``; the type is checked first, because
+    ``choices`` may be a dict and a TOML list or table is unhashable."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(expected)
+    return value
 
 
 def _boolean(value: Any) -> bool:
@@ -58,17 +69,13 @@ def _boolean(value: Any) -> bool:
 def _profile(value: Any) -> str:
     from conformance.profiles import PROFILES
 
-    if value not in PROFILES:
-        raise ValueError(f"one of {', '.join(PROFILES)}")
-    return value
+    return _one_of(value, PROFILES, f"one of {', '.join(PROFILES)}")
 
 
 def _format(value: Any) -> str:
     from conformance.reporters import REPORTERS
 
-    if value not in REPORTERS:
-        raise ValueError(f"one of {', '.join(REPORTERS)}")
-    return value
+    return _one_of(value, REPORTERS, f"one of {', '.join(REPORTERS)}")
 
 
 def _reports(value: Any) -> list[tuple[str, str]]:
@@ -89,9 +96,7 @@ def _reports(value: Any) -> list[tuple[str, str]]:
 
 
 def _color(value: Any) -> str:
-    if value not in ("auto", "always", "never"):
-        raise ValueError('"auto", "always" or "never"')
-    return value
+    return _one_of(value, ("auto", "always", "never"), '"auto", "always" or "never"')
 
 
 def _severities(value: Any) -> dict[str, str]:
@@ -132,16 +137,16 @@ def _rule_ids(value: Any) -> list[str]:
 def _fail_on(value: Any) -> str:
     from conformance.gating import FAIL_ON
 
-    if value not in FAIL_ON:
-        raise ValueError(" or ".join(f'"{v}"' for v in FAIL_ON))
-    return value
+    return _one_of(value, FAIL_ON, " or ".join(f'"{v}"' for v in FAIL_ON))
 
 
-def integer_at_least(minimum: int) -> Callable[[Any], int]:
-    """Config-value converter of a count key: an integer (not a bool) >= ``minimum``."""
+def integer_at_least(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    """Config-value converter of a count key: an integer (not a bool) >= ``minimum`` (<= ``maximum``)."""
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"an integer >= {minimum}")
+            raise ValueError(f"an integer >= {minimum}" if maximum is None else f"an integer {minimum}..{maximum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"an integer {minimum}..{maximum}")
         return value
 
     return convert
@@ -243,7 +248,10 @@ def load(path: Path | str | None = None, cwd: Path | None = None) -> Config:
         raise ConfigError(f"{where} must be a table")
     config = Config(source=path)
     for key, value in table.items():
-        if key in COMMANDS and isinstance(value, dict):
+        if key in COMMANDS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table of settings for the {key} command "
+                                  f"([{key}]), not {_shown(value)}")
             config.commands[key] = {k: _check(f"{where} [{key}]", k, v) for k, v in value.items()}
         else:
             config.values[key] = _check(where, key, value)
@@ -261,4 +269,22 @@ def _check(where: str, key: str, value: Any) -> Any:
     except InvalidValue as exc:
         raise ConfigError(f"{where}: {key}: {exc}") from None
     except ValueError as exc:
-        raise ConfigError(f"{where}: {key} must be {exc}, not {value!r}") from None
+        raise ConfigError(f"{where}: {key} must be {exc}, not {_shown(value)}") from None
+
+
+def _shown(value: Any) -> str:
+    """A TOML value as the reader wrote it (``true``, a date-time), not as Python prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return f"the {type(value).__name__.replace('datetime', 'date-time')} {value.isoformat()}"
+    if isinstance(value, dict):
+        return f"a table {_short(value)}" if value else "an empty table"
+    if isinstance(value, list):
+        return f"an array {_short(value)}" if value else "an empty array"
+    return repr(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -7,7 +7,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    #: Conformant: every MUST rule passed (with --strict or --fail-on warning, every SHOULD too), and no more warnings than --max-warnings.
+    #: Passed the gate: by default, conformant (every MUST rule passed); with --strict or --fail-on warning, every SHOULD too; and no more warnings than --max-warnings. With --fail-on none or a MUST rule lowered, a non-conformant stream passes too, and the verdict says NOT CONFORMANT.
     OK = 0
     #: Not conformant: a violation of a rule whose severity reaches --fail-on (default error: the MUST rules; --rule and --off change a rule's severity), or more warnings than --max-warnings.
     NOT_CONFORMANT = 1

@@ -30,8 +30,9 @@ from conformance.violations import (
 )
 
 #: Version of the JSON report's structure (``report_schema.json``). A minor
-#: bump adds fields; a major bump changes or removes them.
-REPORT_VERSION = "1.1"
+#: bump adds fields; a major bump changes or removes them. 1.2 added ``passed_gate`` (and the
+#: sections' too) and ``claim.withheld_because``; ``conformant`` is every MUST rule held, whatever the gate.
+REPORT_VERSION = "1.2"
 REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 
 #: Worst first: how statuses merge across sections.
@@ -156,7 +157,12 @@ class Section:
     def failed_rules(self, policy: Policy) -> list[str]:
         return [r for r, n in self.violation_counts.items() if n and policy.fails(policy.severity(r))]
 
-    def conformant(self, policy: Policy) -> bool:
+    @property
+    def conformant(self) -> bool:
+        """Every MUST rule held in this section (the gate does not enter into it)."""
+        return not self.failed_rules(DEFAULT_POLICY)
+
+    def passed_gate(self, policy: Policy) -> bool:
         return not self.failed_rules(policy)
 
 
@@ -207,16 +213,48 @@ class Report:
         return sum(sum(s.violation_counts.values()) for s in self.sections)
 
     @property
+    def must_failures(self) -> list[str]:
+        """The MUST rules violated in any section, whatever severity the policy counts them at."""
+        return sorted({r for s in self.sections for r in s.failed_rules(DEFAULT_POLICY)})
+
+    @property
     def conformant(self) -> bool:
-        """Whether the stream passes the policy's gate (by default: no MUST violated)."""
-        if not all(s.conformant(self.policy) for s in self.sections):
+        """Whether every MUST rule held. This is what "conformant" means to a reader, so no gate
+        changes it: ``--fail-on none`` or a lowered MUST rule can pass the gate of a
+        non-conformant stream, ``--strict`` can fail that of a conformant one (see :attr:`passed_gate`)."""
+        return not self.must_failures
+
+    @property
+    def passed_gate(self) -> bool:
+        """Whether the stream passes the policy's gate (by default: every MUST rule held): the exit code."""
+        if not all(s.passed_gate(self.policy) for s in self.sections):
             return False
         if self.policy.max_warnings is not None and self.warnings > self.policy.max_warnings:
             return False
         return True
 
     def exit_code(self) -> int:
-        return int(ExitCode.OK if self.conformant else ExitCode.NOT_CONFORMANT)
+        return int(ExitCode.OK if self.passed_gate else ExitCode.NOT_CONFORMANT)
+
+    def gate_note(self) -> str | None:
+        """Why the gate's outcome differs from the conformance verdict (``None`` when they agree), so a
+        green exit code is never read as "conformant" when a team's gate let MUST failures through."""
+        policy = self.policy
+        if self.passed_gate and not self.conformant:
+            reasons = ["--fail-on none"] if policy.gate == "none" else []
+            lowered = policy.lowered_must_rules
+            reasons += [f"{r} lowered to {lowered[r]}" for r in self.must_failures if r in lowered]
+            return "gate passed with " + ", ".join(reasons)
+        if self.conformant and not self.passed_gate:
+            failing = sorted({r for s in self.sections for r in s.failed_rules(policy)})
+            raised = [r for r in failing if policy.severity(r) == "error"]
+            reasons = [f"{', '.join(raised)} raised to error"] if raised else []
+            if len(raised) < len(failing):  # SHOULD rules at warning, failing because the gate is warning
+                reasons.append("--strict" if policy.strict and policy.fail_on is None else "--fail-on warning")
+            if policy.max_warnings is not None and self.warnings > policy.max_warnings:
+                reasons.append(f"--max-warnings {policy.max_warnings}")
+            return "gate failed with " + ", ".join(reasons)
+        return None
 
     def stat(self, name: str) -> int:
         return sum(s.stats.get(name, 0) for s in self.sections)
@@ -240,6 +278,7 @@ class Report:
             "profile": self.profile.to_dict(),
             "policy": self.policy.to_dict(),
             "conformant": self.conformant,
+            "passed_gate": self.passed_gate,
             "exit_code": self.exit_code(),
             "summary": {
                 "rules": counts,
@@ -277,7 +316,8 @@ class Report:
         return {
             "name": section.name,
             "kind": section.kind,
-            "conformant": section.conformant(self.policy),
+            "conformant": section.conformant,
+            "passed_gate": section.passed_gate(self.policy),
             "stats": dict(section.stats),
             "rules": [self._rule_dict(r, o, statuses[r]) for r, o in section.outcomes.items()],
             "violations": [self._violation_dict(v) for v in section.violations],

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 from typing import IO, Any, Iterable, Iterator
 
 import orjson
+
+from conformance import json_text
 
 #: The value of the header's ``transcript`` key.
 FORMAT = "agent-events/v1"
@@ -33,8 +36,8 @@ HEADER_KEY = "transcript"
 DIRECTIONS = ("send", "recv")
 DEFAULT_CONN = "c0"
 
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
+_loads = json_text.loads
+_JSONDecodeError = json_text.JSONDecodeError
 
 
 class TranscriptError(ValueError):
@@ -94,8 +97,10 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
     if direction not in DIRECTIONS:
         raise TranscriptError(source, number, f'"dir" must be "send" or "recv", not {direction!r}')
     t = value.get("t")
-    if t is not None and (type(t) not in (int, float)):
-        raise TranscriptError(source, number, f'"t" must be a number (client epoch ms), not {t!r}')
+    if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
+        # a number beyond a double (a 400-digit "t") is read as an infinity: no receive time at all
+        what = "a number beyond a double's range" if type(t) is float and math.isinf(t) else repr(t)
+        raise TranscriptError(source, number, f'"t" must be a finite number (client epoch ms), not {what}')
     conn = value.get("conn", DEFAULT_CONN)
     if type(conn) is not str:
         raise TranscriptError(source, number, f'"conn" must be a string, not {conn!r}')

@@ -297,6 +297,20 @@ class LimitsConnections(ScriptedAgent):
         return None
 
 
+class AcceptsOnlyTheFirst(ScriptedAgent):
+    """Answers HTTP 503 to every handshake after the first: the check connects, then no scenario can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handshakes = 0
+
+    def process_request(self, connection, request):
+        self.handshakes += 1
+        if self.handshakes > 1:
+            return Response(503, "Service Unavailable", Headers([("Content-Length", "4")]), b"full")
+        return None
+
+
 class FinishesBeforeCancel(ScriptedAgent):
     """Plays the race a cancel can lose: the run completes as the cancel arrives, which gets unknown_run."""
 
@@ -356,6 +370,28 @@ def mute_listener() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+def cli_json(*argv: str, max_open_files: int | None = None) -> tuple[int, dict]:
+    """``agent-events ARGV --format json`` (relaxed budgets) in a child process: its exit code and report.
+
+    A child, with a timeout, so that a command that never ends fails its test
+    instead of hanging the suite; ``max_open_files`` lowers the child's
+    descriptor limit, to play a machine that runs out of sockets.
+    """
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", *argv, "--format", "json", *RELAXED_FLAGS],
+                          capture_output=True, text=True, timeout=90,
+                          preexec_fn=limit if max_open_files is not None else None)
+    assert proc.stdout, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
 
 
 def unused_port() -> int:

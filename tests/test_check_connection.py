@@ -100,6 +100,12 @@ def test_headers_parse_and_the_token_replaces_an_authorization_header():
     ["check", "ws://127.0.0.1:1/", "--cafile", "/no/such/file.pem"],
     ["check", "ws://127.0.0.1:1/", "--runs", "0"],
     ["check", "ws://127.0.0.1:1/", "--scenario", "nope"],
+    ["check", "ws://127.0.0.1:1/", "--runs", "99999999999999999999"],
+    ["check", "ws://127.0.0.1:1/", "--concurrency", "100000"],
+    ["check", "ws://127.0.0.1:1/", "--first-event-ms", "inf"],
+    ["check", "ws://127.0.0.1:1/", "--deadline-s", "1e400"],
+    ["check", "ws://127.0.0.1:1/", "--connect-timeout", "inf"],
+    ["record", "ws://127.0.0.1:1/", "-o", "x.jsonl", "--deadline-s", "inf"],
 ])
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -107,3 +113,11 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
         raise SystemExit(code)
     assert exc.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table, key, value", [("", "runs", 100001), ("[check]\n", "concurrency", 10001)])
+def test_config_counts_have_the_same_maxima_as_the_flags(tmp_path, table, key, value, capsys):
+    config = tmp_path / "agent-events.toml"
+    config.write_text(f"{table}{key} = {value}\n")
+    assert main(["check", "ws://127.0.0.1:1/", "--config", str(config)]) == 2
+    assert f"{key} must be an integer 1..{value - 1}, not {value}" in capsys.readouterr().err

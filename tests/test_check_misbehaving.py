@@ -13,6 +13,7 @@ import pytest
 
 import conformance
 import misbehaving_servers as m
+import reference_agent
 from conformance.cli import main
 from conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
@@ -133,6 +134,48 @@ def test_refusing_concurrent_connections_warns_transport_connections():
         report = conformance.check(url, scenarios=["concurrency"], concurrency=5, **FAST)
     assert statuses(report, FAIL, WARN) == {"transport.connections": WARN}
     assert "HTTP 503" in violations(report, "transport.connections")[0].observed
+
+
+def test_a_concurrency_scenario_that_opens_no_connection_is_exit_3_not_a_pass(capsys):
+    with m.running(m.AcceptsOnlyTheFirst()) as url:
+        assert main(["check", url, "--scenario", "concurrency", "--concurrency", "3", *m.RELAXED_FLAGS]) == 3
+    err = capsys.readouterr().err
+    assert "could not open any of its 3 connection(s)" in err and "HTTP 503" in err
+
+
+def test_connections_the_harness_itself_cannot_open_are_a_note_not_the_endpoints_fault():
+    # 200 sockets under a limit of 64 descriptors: the client runs out, the endpoint never sees the attempts.
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0) as server:
+        code, report = m.cli_json("check", server.url, "--scenario", "concurrency", "--concurrency", "200",
+                                  max_open_files=64)
+    section = report["sections"][0]
+    rule = next(r for r in section["rules"] if r["id"] == "transport.connections")
+    assert rule["status"] == NOT_APPLICABLE and "too many open files" in rule["reason"]
+    assert any("too many open files" in n and "ulimit" in n for n in section["notes"])
+    assert any(" of 200 connection(s) opened" in n for n in section["notes"])
+    assert code == 0 and section["stats"]["runs_completed"] > 0
+
+
+def test_multiplex_stops_starting_runs_the_endpoint_refuses_with_too_many_runs():
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=200,
+                                       max_runs_per_connection=2) as server:
+        code, report = m.cli_json("check", server.url, "--scenario", "multiplex", "--runs", "100000",
+                                  "--deadline-s", "5")
+    section = report["sections"][0]
+    stats = section["stats"]
+    assert code == 0 and stats["runs_completed"] == 2
+    assert 1 <= stats["runs_refused"] and stats["starts_sent"] < 10_000
+    assert any("too_many_runs" in n and "no more runs were started" in n for n in section["notes"])
+
+
+def test_latency_starts_no_run_after_the_run_deadline_whatever_runs_asks():
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=20) as server:
+        code, report = m.cli_json("check", server.url, "--scenario", "latency", "--runs", "100000",
+                                  "--deadline-s", "2")
+    section = report["sections"][0]
+    stats = section["stats"]
+    assert code == 0 and 1 <= stats["runs_completed"] == stats["starts_sent"] < 100_000
+    assert any("stopped starting runs after 2 s" in n for n in section["notes"])
 
 
 # -- SHOULD-level deviations: warnings, exit 0 unless --strict ---------------------------------------

@@ -183,11 +183,18 @@ def test_record_writes_one_run_and_validates(agent_url, tmp_path, capsys):
     assert report.exit_code() == 0
 
 
-def test_record_of_an_unreachable_endpoint_is_exit_3(tmp_path, capsys):
+def test_record_of_an_unreachable_endpoint_is_exit_3_and_writes_no_file(tmp_path, capsys):
     import misbehaving_servers as m
 
-    assert main(["record", f"ws://127.0.0.1:{m.unused_port()}/", "-o", str(tmp_path / "x.jsonl")]) == 3
+    url = f"ws://127.0.0.1:{m.unused_port()}/"
+    assert main(["record", url, "-o", str(tmp_path / "x.jsonl")]) == 3
     assert "cannot record" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()  # not a header-only transcript that validates as empty
+    # nor does a check truncate the transcript of an earlier session
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text("kept\n")
+    assert main(["check", url, "--scenario", "primary", "--record", str(earlier)]) == 3
+    assert earlier.read_text() == "kept\n"
 
 
 def test_check_runs_inside_a_running_event_loop(agent_url):

@@ -43,3 +43,15 @@ def test_demo_from_a_fresh_process_writes_the_default_report_in_the_cwd(tmp_path
     assert proc.stdout.startswith("CONFORMANT")
     assert (tmp_path / "agent-events-report.html").is_file()
     assert proc.stderr == ""
+
+
+def test_demo_json_output_stays_parseable(tmp_path):
+    """With --format json, stdout is the JSON report alone; the HTML pointer goes to stderr."""
+    import json
+
+    html = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "demo", "--format", "json", "--html", str(html),
+                           *RELAXED_FLAGS], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    report = json.loads(proc.stdout)
+    assert report["exit_code"] == proc.returncode
+    assert f"HTML report: {html.resolve()}" in proc.stderr and html.is_file()

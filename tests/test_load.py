@@ -14,6 +14,7 @@ import socket
 import pytest
 
 import broken_agents as b
+import misbehaving_servers as m
 import reference_agent
 from conformance.cli import main
 from conformance.exitcodes import ExitCode
@@ -127,8 +128,43 @@ def test_bad_arguments_are_usage_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_numbers_are_rejected_by_the_parser(capsys):
+@pytest.mark.parametrize("flag, value, message", [
+    ("--connections", "0", "must be at least 1"),
+    ("--connections", "10001", "must be at most 10000"),
+    ("--runs", "100001", "must be at most 100000"),
+    ("--runs-per-connection", "100001", "must be at most 100000"),
+    ("--duration", "inf", "must be a finite number"),
+    ("--duration", "1e400", "must be a finite number"),  # inf once parsed as a float
+    ("--rate", "nan", "must be a finite number"),
+    ("--deadline-s", "inf", "must be a finite number"),
+])
+def test_bad_numbers_are_rejected_by_the_parser(flag, value, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["load", "ws://127.0.0.1:1/", "--connections", "0"])
+        main(["load", "ws://127.0.0.1:1/", flag, value])
     assert exit_info.value.code == ExitCode.USAGE
-    assert "must be at least 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument {flag}: {message}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("rate", ["1e8", "1e12"])
+def test_a_rate_far_beyond_the_endpoint_still_stops_at_the_duration(rate):
+    # Every connection is full at every due start: the generator must wait for a slot, not spin.
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0) as server:
+        code, report = m.cli_json("load", server.url, "--connections", "2", "--rate", rate, "--duration", "0.5")
+    load = report["load"]
+    assert code == ExitCode.OK and report["summary"]["violations"] == 0
+    assert load["pacing"] == "open" and load["runs_started"] >= 1 and load["starts_missed"] > 0
+    assert load["runs_completed"] + load["runs_refused"] == load["runs_started"]
+
+
+@pytest.mark.parametrize("pacing", [[], ["--rate", "1000"]], ids=["closed", "open"])
+def test_a_load_whose_runs_never_end_stops_by_itself(pacing):
+    # --runs without --duration: only the run deadline can end the wait for a free slot.
+    with m.running(m.Silent()) as url:
+        code, report = m.cli_json("load", url, "--connections", "2", "--runs", "5", "--no-warmup", "--deadline-s", "0.5",
+                                     *pacing)
+    assert code == ExitCode.NOT_CONFORMANT
+    assert report["load"]["runs_started"] == 2  # one in flight per connection, and none ever ended
+    assert "latency.run_deadline" in report["load"]["violations"]
+    notes = report["sections"][0]["notes"]
+    assert any("stopped starting runs: none of their runs ended within the run deadline" in n for n in notes)

@@ -84,6 +84,19 @@ def test_an_unreachable_url_fails_the_items_with_the_reason(pytester):
     result.stdout.fnmatch_lines(["*could not check*refused*"])
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--agent-events-url", "notaurl"], "--agent-events-url: not a ws:// or wss:// URL: 'notaurl'"),
+    (["--agent-events-url", "ws://127.0.0.1:1/", "--agent-events-runs", "100001"], "must be at most 100000"),
+])
+def test_a_bad_url_or_count_is_one_usage_error_not_a_failure_per_item(pytester, args, message):
+    pytester.makepyfile(SCRATCH_TEST)
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "ValueError" not in result.stdout.str() + result.stderr.str()
+    assert "failed" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("how", ["--agent-events-strict", "--agent-events-fail-on=warning", "config file"])
 def test_a_should_failure_warns_and_fails_only_when_the_gate_says_so(pytester, how):
     strict_flags = [how] if how.startswith("--") else []

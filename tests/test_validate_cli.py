@@ -185,10 +185,19 @@ def test_pyproject_tool_table_is_read(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content,message", [
     ("profile = 3\n", "profile must be one of"),
-    ("first_event_ms = -1\n", "first_event_ms must be a positive number"),
+    ("first_event_ms = -1\n", "first_event_ms must be a positive finite number"),
     ("fist_event_ms = 10\n", "did you mean 'first_event_ms'"),
     ("format = 'pdf'\n", "format must be one of"),
     ("this is not toml", "not valid TOML"),
+    ("[profile]\n", "profile must be one of actions-agent, generic, not an empty table"),
+    ("profile = []\n", "profile must be one of actions-agent, generic, not an empty array"),
+    ("format = ['x']\n", "format must be one of"),
+    ("[validate]\nformat = { a = 1 }\n", "[validate]: format must be one of"),
+    ("color = ['auto']\n", 'color must be "auto", "always" or "never"'),
+    ("fail_on = { none = true }\n", "fail_on must be"),
+    ("first_event_ms = inf\n", "first_event_ms must be a positive finite number, not inf"),
+    ("strict = 1979-05-27T07:32:00Z\n", "strict must be true or false, not the date-time 1979-05-27T07:32:00+00:00"),
+    ("validate = 3\n", "validate must be a table of settings for the validate command"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(tmp_path, good, content, message, capsys):
     config = tmp_path / "custom.toml"
@@ -221,7 +230,7 @@ def test_validate_frames_and_files_api(good, bad):
     vector = dict(schemas.sequence_vectors())["valid/fallback.json"]
     assert validate_frames(vector["frames"]).conformant
     report = validate_files([good, bad])
-    assert [s.conformant(report.policy) for s in report.sections] == [True, False]
+    assert [s.conformant for s in report.sections] == [True, False]
 
 
 # -- memory -----------------------------------------------------------------------------

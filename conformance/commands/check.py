@@ -15,7 +15,7 @@ HELP = "check a live WebSocket endpoint against protocol v1"
 DESCRIPTION = (
     "Connect to URL (ws:// or wss://), play the client's side of protocol v1 in named scenarios "
     "(primary, fallback, multiplex, concurrency, latency, cancel, robustness), feed everything received "
-    "into the sequence checker and report rule by rule. Exit codes: 0 conformant, 1 not conformant, "
+    "into the sequence checker and report rule by rule. Exit codes: 0 the gate passed (by default: conformant), 1 the gate failed, "
     "2 usage or config error, 3 could not connect or the handshake failed, 4 internal error."
 )
 

@@ -77,7 +77,10 @@ def run(args) -> int:
                           group=settings.group)
     except OSError as exc:
         raise UsageError(f"cannot write a report: {exc.strerror or exc}") from None
-    print(f"HTML report: {args.html.resolve()}")
+    # Machine-readable output on stdout must stay parseable: the pointer to the HTML
+    # goes to stderr unless the report printed is the human (text) one.
+    human = args.quiet or settings.format == "text"
+    print(f"HTML report: {args.html.resolve()}", file=sys.stdout if human else sys.stderr)
     if report.exit_code() != ExitCode.OK:
         print("agent-events demo: the reference agent is not conformant with these settings", file=sys.stderr)
     return report.exit_code()

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import sys
 
-from conformance.cli_options import add_check_options, integer_at_least, positive_float, settings_from_args
+from conformance.cli_options import (
+    MAX_CONNECTIONS, MAX_RUNS, add_check_options, integer_at_least, positive_float, settings_from_args,
+)
 from conformance.exitcodes import ExitCode
 from conformance.live.cli_args import ProgressLine, add_connection_arguments, connection_kwargs
 
@@ -37,6 +39,8 @@ def _non_negative(text: str) -> float:
 
 
 _count = integer_at_least(1)
+_runs = integer_at_least(1, MAX_RUNS)
+_connections = integer_at_least(1, MAX_CONNECTIONS)
 
 
 def add_arguments(parser) -> None:
@@ -49,11 +53,12 @@ def add_arguments(parser) -> None:
             action.default = None
             action.help = "the endpoint, ws://HOST:PORT/PATH or wss://... (omit with --spawn)"
     load = parser.add_argument_group("load")
-    load.add_argument("--connections", type=_count, default=10, metavar="N", help="connections (default 10)")
-    load.add_argument("--runs-per-connection", type=_count, default=1, metavar="N",
-                      help="runs in flight per connection (default 1)")
-    load.add_argument("--runs", type=_count, default=None, metavar="N",
-                      help="stop starting runs after N (the warm-up not counted)")
+    load.add_argument("--connections", type=_connections, default=10, metavar="N",
+                      help=f"connections, at most {MAX_CONNECTIONS} (default 10)")
+    load.add_argument("--runs-per-connection", type=_runs, default=1, metavar="N",
+                      help=f"runs in flight per connection, at most {MAX_RUNS} (default 1)")
+    load.add_argument("--runs", type=_runs, default=None, metavar="N",
+                      help=f"stop starting runs after N, at most {MAX_RUNS} (the warm-up not counted)")
     load.add_argument("--duration", type=positive_float, default=None, metavar="S",
                       help="stop starting runs after S seconds (default 10 when --runs is not given; "
                            "with both, whichever comes first)")

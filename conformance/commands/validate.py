@@ -17,7 +17,7 @@ DESCRIPTION = (
     "or `check --record` (one frame per line, with direction, receive time and connection), or plain "
     "JSONL of server messages (then latency rules are not applicable, and isolation too without client "
     "frames). '-' reads standard input; a .gz file is decompressed. Files are streamed: memory stays flat "
-    "however large they are. Exit codes: 0 conformant, 1 not conformant, 2 usage or input error, 4 internal error."
+    "however large they are. Exit codes: 0 the gate passed (by default: conformant), 1 the gate failed, 2 usage or input error, 4 internal error."
 )
 
 #: Bytes looked at to tell a text file from a binary one.

@@ -13,7 +13,7 @@ import sys
 from typing import Any, Callable, TextIO
 
 from conformance import config as _config
-from conformance.cli_options import integer_at_least, positive_float as _positive_float
+from conformance.cli_options import MAX_CONNECTIONS, MAX_RUNS, integer_at_least, positive_float as _positive_float
 from conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS, MAX_MESSAGES
 from conformance.live.scenarios import SCENARIOS
 from conformance.live.wire import DEFAULT_MAX_SIZE
@@ -22,6 +22,8 @@ TOKEN_ENV = "AGENT_EVENTS_TOKEN"
 
 
 _positive_int = integer_at_least(1)
+_runs_arg = integer_at_least(1, MAX_RUNS)
+_concurrency_arg = integer_at_least(1, MAX_CONNECTIONS)
 
 
 def _header(text: str) -> str:
@@ -41,7 +43,8 @@ def _scenario_list(value: Any) -> list[str]:
     return names
 
 
-_int_at_least_1 = _config.integer_at_least(1)
+_runs_key = _config.integer_at_least(1, MAX_RUNS)
+_concurrency_key = _config.integer_at_least(1, MAX_CONNECTIONS)
 
 
 def _string(value: Any) -> str:
@@ -52,8 +55,8 @@ def _string(value: Any) -> str:
 
 # Config-file keys of the live commands (``[tool.agent-events.check]`` or top level).
 _config.register("scenarios", "scenarios a check runs (default all)", _scenario_list)
-_config.register("runs", "runs per multi-run scenario", _int_at_least_1)
-_config.register("concurrency", "connections of the concurrency scenario", _int_at_least_1)
+_config.register("runs", "runs per multi-run scenario", _runs_key)
+_config.register("concurrency", "connections of the concurrency scenario", _concurrency_key)
 _config.register("input", "the request sent in start_run", _string)
 
 
@@ -82,10 +85,12 @@ def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scenario", dest="scenarios", action="append", choices=list(SCENARIOS), default=None,
                        metavar="NAME", help=f"run only this scenario (repeatable; default all: {', '.join(SCENARIOS)})")
     defaults = ", ".join(f"{k} {v}" for k, v in DEFAULT_RUNS.items())
-    group.add_argument("--runs", type=_positive_int, default=None, metavar="N",
-                       help=f"runs per multi-run scenario (default: {defaults})")
-    group.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
-                       help=f"connections opened at once by the concurrency scenario (default {DEFAULT_CONCURRENCY})")
+    group.add_argument("--runs", type=_runs_arg, default=None, metavar="N",
+                       help=f"runs per multi-run scenario, at most {MAX_RUNS} (default: {defaults}); a scenario "
+                            "starts no run after one run deadline")
+    group.add_argument("--concurrency", type=_concurrency_arg, default=None, metavar="N",
+                       help=f"connections opened at once by the concurrency scenario, at most {MAX_CONNECTIONS} "
+                            f"(default {DEFAULT_CONCURRENCY})")
 
 
 def connection_kwargs(args: argparse.Namespace, values: dict[str, Any] | None = None) -> dict[str, Any]:

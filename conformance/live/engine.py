@@ -9,7 +9,6 @@ checker, so that a report says which scenario revealed what.
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -80,21 +79,27 @@ class LiveCheck:
         self.notes: list[str] = []
         self._transcript_file = None
         self._transcript: TranscriptWriter | None = None
+        #: frames seen before the transcript is opened (those that came with the first handshake)
+        self._unwritten: list | None = [] if options.record is not None else None
         self._current: ScenarioProbe | None = None
         self._position = (0, len(options.scenarios))
 
     # -- transcript ------------------------------------------------------------------
     def record(self, direction: str, frame, at: float, conn: str) -> None:
         writer = self._transcript
-        if writer is not None:
+        if writer is None and self._unwritten is not None:
+            self._unwritten.append((direction, frame, at, conn))
+        elif writer is not None:
             if direction == "recv":
                 writer.recv(frame, round(at, 3), conn)
             else:
                 writer.send(frame, round(at, 3), conn)
 
     def _open_transcript(self) -> None:
+        """Open the transcript once the endpoint answered: an unreachable one leaves no file behind
+        (and an existing file untouched)."""
         path = self.options.record
-        if path is None:
+        if path is None or self._transcript is not None:
             return
         path = Path(path)
         if path.parent and not path.parent.exists():
@@ -103,6 +108,9 @@ class LiveCheck:
         self._transcript = TranscriptWriter(self._transcript_file)
         self._transcript.header(url=self.options.endpoint.url, started_at=round(self.started_at, 3),
                                 scenarios=list(self.options.scenarios), profile=self.options.profile.name)
+        unwritten, self._unwritten = self._unwritten or [], None
+        for frame in unwritten:
+            self.record(*frame)
 
     def _close_transcript(self) -> None:
         if self._transcript_file is not None:
@@ -116,7 +124,6 @@ class LiveCheck:
     async def run(self) -> list[Section]:
         """Run every selected scenario; raise ConnectError when the endpoint is unreachable."""
         options = self.options
-        self._open_transcript()
         ticker = asyncio.get_running_loop().create_task(self._tick()) if options.progress else None
         try:
             probes = {name: ScenarioProbe(self, name, self._checker()) for name in options.scenarios}
@@ -145,8 +152,11 @@ class LiveCheck:
 
     async def _run_scenario(self, probe: ScenarioProbe) -> None:
         scenario = _scenarios.SCENARIOS[probe.name]
+        deadline_s = self.options.profile.deadline_s
+        # No run starts after one run deadline (whatever --runs asks), and each gets one deadline to end.
+        probe.starts_until = self.clock.now() + deadline_s * 1000.0
         # Every wait inside is bounded already; this is the backstop against a bug.
-        backstop = self.options.profile.deadline_s * (2 + math.ceil(self.options.runs_for(probe.name) / 5)) + 60
+        backstop = deadline_s * 3 + 60
         try:
             await asyncio.wait_for(scenario.run(probe), backstop)
         except asyncio.TimeoutError:
@@ -156,6 +166,11 @@ class LiveCheck:
     async def _synchronise(self, probe: ScenarioProbe) -> None:
         """Connect once (exit 3 if that fails) and estimate the clock offset with time_sync."""
         conn = await probe.connect()
+        try:
+            self._open_transcript()
+        except OSError:
+            await conn.close()
+            raise
         answered = await _scenarios.time_sync(probe, conn, self.options.sync_samples)
         samples = [SyncSample(sent, reply["server_time_ms"], received) for sent, reply, received in answered]
         self.clock_estimate = estimate(samples)

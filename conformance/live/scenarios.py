@@ -52,6 +52,18 @@ def reply_timeout(probe: ScenarioProbe) -> float:
     return min(REPLY_TIMEOUT_S, probe.engine.options.profile.deadline_s)
 
 
+async def start_runs(probe: ScenarioProbe, conn: LiveConnection, count: int) -> list[str]:
+    """Start up to ``count`` runs on ``conn``, fewer when :meth:`ScenarioProbe.may_start` says stop
+    (too_many_runs, a closed connection, the scenario's time used up): ``--runs`` is a wish, not a promise."""
+    run_ids: list[str] = []
+    for _ in range(count):
+        if not probe.may_start(conn):
+            break
+        run_ids.append(await conn.start_run())
+        await asyncio.sleep(0)  # let the read loop deliver a refusal before the next start
+    return run_ids
+
+
 async def _single_run(probe: ScenarioProbe, options: dict | None = None) -> tuple[LiveConnection, str] | None:
     conn = await probe.connect()
     if conn is None:
@@ -95,8 +107,7 @@ async def multiplex(probe: ScenarioProbe) -> None:
     conn = await probe.connect()
     if conn is None:
         return
-    count = probe.engine.options.runs_for("multiplex")
-    run_ids = [await conn.start_run() for _ in range(count)]
+    run_ids = await start_runs(probe, conn, probe.engine.options.runs_for("multiplex"))
     await conn.wait_runs(run_ids)
 
 
@@ -109,11 +120,12 @@ async def concurrency(probe: ScenarioProbe) -> None:
     per_conn = options.runs_for("concurrency")
 
     async def drive(conn: LiveConnection) -> None:
-        run_ids = [await conn.start_run() for _ in range(per_conn)]
-        await conn.wait_runs(run_ids)
+        await conn.wait_runs(await start_runs(probe, conn, per_conn))
 
     await asyncio.gather(*(drive(c) for c in conns))
-    probe.note(f"{len(conns)} connection(s) x {per_conn} run(s) at once")
+    opened = f"{len(conns)} connection(s)" if len(conns) == options.concurrency else \
+        f"{len(conns)} of {options.concurrency} connection(s) opened"
+    probe.note(f"{opened} x {per_conn} run(s) at once")
 
 
 # -- latency -----------------------------------------------------------------------
@@ -129,14 +141,15 @@ async def latency(probe: ScenarioProbe) -> None:
     if conn is None:
         return
     remaining = engine.options.runs_for("latency")
-    while remaining > 0 and conn.open:
-        batch = min(LATENCY_BATCH, remaining)
-        run_ids = [await conn.start_run() for _ in range(batch)]
+    while remaining > 0:
+        run_ids = await start_runs(probe, conn, min(LATENCY_BATCH, remaining))
+        if not run_ids:
+            break
+        remaining -= len(run_ids)
         if not await conn.wait_runs(run_ids):
-            probe.note(f"stopped after {engine.options.runs_for('latency') - remaining + batch} run(s): "
+            probe.note(f"stopped after {engine.options.runs_for('latency') - remaining} run(s): "
                        "a run did not complete")
             break
-        remaining -= batch
 
 
 async def time_sync(probe: ScenarioProbe, conn: LiveConnection, samples: int) -> list[tuple[float, dict, float]]:

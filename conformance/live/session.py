@@ -19,7 +19,7 @@ import orjson
 
 import schemas
 from conformance.live.wire import (
-    CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
+    ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
 
 _loads = orjson.loads
@@ -40,10 +40,16 @@ class RunInfo:
     result: dict | None = None
     attempts: list[str] = field(default_factory=list)
     cancel_sent_at: float | None = None
+    #: the error code the endpoint refused the run with (no event will come)
+    refused: str | None = None
 
     @property
     def completed(self) -> bool:
         return self.completed_at is not None
+
+    @property
+    def ended(self) -> bool:
+        return self.completed_at is not None or self.refused is not None
 
     @property
     def fallback_taken(self) -> bool:
@@ -60,6 +66,8 @@ class LiveConnection:
         self.runs: dict[str, RunInfo] = {}
         self.errors: list[tuple[float, dict]] = []
         self.error_count = 0
+        #: the endpoint answered a start_run with too_many_runs: starting more would only be refused too
+        self.too_many_runs = False
         self.sync_replies: list[tuple[float, dict]] = []
         self.received = 0
         self.close_info: CloseInfo | None = None
@@ -107,6 +115,13 @@ class LiveConnection:
             self.error_count += 1
             if len(self.errors) < MAX_ERRORS_KEPT:
                 self.errors.append((at, message))
+            code = message.get("code")
+            run_id = message.get("run_id")
+            run = self.runs.get(run_id) if type(run_id) is str else None
+            if run is not None and run.events == 0 and code != "duplicate_run":
+                run.refused = code if type(code) is str else "?"  # as the checker sees it: refused, not unfinished
+            if code == "too_many_runs":
+                self.too_many_runs = True
             return
         if type_ == "time_sync":
             if len(self.sync_replies) < MAX_ERRORS_KEPT:
@@ -215,11 +230,13 @@ class LiveConnection:
         return max(0.0, (started + budget_ms - engine.clock.now()) / 1000.0)
 
     async def wait_runs(self, run_ids: list[str]) -> bool:
-        """Wait for every run to complete (each bounded by its own deadline)."""
+        """Wait for every run to complete or be refused (each bounded by its own deadline);
+        return whether every one completed."""
         done = True
         for run_id in run_ids:
             run = self.runs[run_id]
-            done &= await self.wait(lambda run=run: run.completed, self.run_deadline(run_id))
+            await self.wait(lambda run=run: run.ended, self.run_deadline(run_id))
+            done &= run.completed
         return done
 
     async def wait_error(self, after: int, timeout: float) -> dict | None:
@@ -246,6 +263,11 @@ class ScenarioProbe:
         self.notes: list[str] = []
         self._noted: set[str] = set()
         self._declared_na: set[str] = set()
+        #: client epoch ms after which the scenario starts no more runs (set when it begins)
+        self.starts_until: float | None = None
+        #: connections the harness's own machine could not open (see ClientLimitError)
+        self.client_limited = 0
+        self.client_limit_error: ClientLimitError | None = None
 
     def note(self, text: str) -> None:
         if len(self.notes) < 50:
@@ -264,12 +286,33 @@ class ScenarioProbe:
         self._declared_na.add(rule_id)
         self.checker.not_applicable(rule_id, reason)
 
+    def may_start(self, conn: LiveConnection) -> bool:
+        """Whether to start one more run on ``conn``; says once in the notes why not.
+
+        Why a scenario stops early: whatever ``--runs`` asks, a scenario must
+        end, and starts the endpoint refuses (too_many_runs) or that could not
+        finish before the run deadline measure nothing.
+        """
+        if not conn.open:
+            return False
+        if conn.too_many_runs:
+            self.note_once("too_many_runs", f"{conn.name}: the endpoint answered a start_run with too_many_runs "
+                           f"({len(conn.runs)} started on that connection); no more runs were started on it")
+            return False
+        if self.starts_until is not None and self.engine.clock.now() >= self.starts_until:
+            self.note_once("start_budget", f"stopped starting runs after {self.engine.options.profile.deadline_s:g} s "
+                           "(the run deadline), before every run asked for by --runs had started")
+            return False
+        return True
+
     async def connect(self) -> LiveConnection | None:
         """Open one more connection; a refusal after the first check-wide connection is a finding.
 
         The very first connection of a check raises :class:`ConnectError`
         (nothing can be checked: exit 3); any later refusal is reported as
-        ``transport.connections`` and the scenario goes on without it.
+        ``transport.connections`` and the scenario goes on without it, unless
+        the harness's own machine refused it (:class:`ClientLimitError`): that
+        is a note, and the rule is N/A, since the endpoint never saw the attempt.
         """
         engine = self.engine
         conn = LiveConnection(self, f"{self.name}/c{len(self.connections)}")
@@ -282,6 +325,9 @@ class ScenarioProbe:
             if not engine.connected_once:
                 raise
             conn.close_info = CloseInfo(None, "", "network", detail=str(exc))
+            if isinstance(exc, ClientLimitError):
+                self._client_limited(exc)
+                return None
             self.external("transport.connections", False, conn=conn.name,
                           expected="the WebSocket handshake succeeds", observed=str(exc))
             return None
@@ -294,16 +340,37 @@ class ScenarioProbe:
         self.checker.set_clock_offset(conn.name, engine.clock_estimate.offset_ms)
         return conn
 
+    def _client_limited(self, exc: ClientLimitError) -> None:
+        self.client_limited += 1
+        self.client_limit_error = self.client_limit_error or exc
+        self.note_once("client_limit", f"the harness could not open a connection: {exc} - a limit of the machine "
+                       "running the check, not of the endpoint (raise `ulimit -n`, or lower --concurrency)")
+        self.not_applicable("transport.connections", f"{self.client_limited} connection(s) could not be opened "
+                            f"because of a limit of the machine running the check ({exc}); the endpoint was not "
+                            "tested with every connection asked for")
+
     async def connect_many(self, count: int) -> list[LiveConnection]:
-        """Open ``count`` connections at once (the point of the concurrency scenario)."""
+        """Open ``count`` connections at once (the point of the concurrency scenario).
+
+        Raises :class:`ConnectError` (exit 3) when not one opens: with no
+        connection the scenario has nothing to judge, and an empty scenario
+        must not read as a pass.
+        """
         results = await asyncio.gather(*(self.connect() for _ in range(count)), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
-        errors = [r for r in results if isinstance(r, ConnectError)]
-        if errors and not any(isinstance(r, LiveConnection) for r in results):
-            raise errors[0]
-        return [r for r in results if isinstance(r, LiveConnection)]
+        opened = [r for r in results if isinstance(r, LiveConnection)]
+        if count and not opened:
+            errors = [r for r in results if isinstance(r, Exception)]
+            cause = self.client_limit_error or (errors[0] if errors else None)
+            if cause is None:  # every failure was recorded on its connection
+                cause = next((c.close_info.detail for c in reversed(self.connections) if c.close_info), "")
+            kind = ClientLimitError if self.client_limit_error is not None else ConnectError
+            hint = (" - a limit of the machine running the check (raise `ulimit -n`, or lower --concurrency)"
+                    if kind is ClientLimitError else "")
+            raise kind(f"the {self.name} scenario could not open any of its {count} connection(s): {cause}{hint}")
+        return opened
 
     async def finish(self) -> None:
         """Close every connection, then judge what the end of the stream leaves open."""

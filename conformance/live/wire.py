@@ -21,6 +21,7 @@ Nothing here knows the protocol: frames in, frames out.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import ssl
 import time
@@ -54,6 +55,18 @@ class ConnectError(Exception):
     Why an exception and not a violation: with no connection there is no
     stream to judge, so the honest verdict is "could not check" (exit 3).
     """
+
+
+class ClientLimitError(ConnectError):
+    """The harness's own machine refused the connection: no file descriptor, port or buffer left.
+
+    Why a class of its own: the endpoint never saw the attempt, so the failure
+    says nothing about it and must not be reported as the endpoint's.
+    """
+
+
+#: errno values meaning the client ran out of a local resource (before anything reached the endpoint).
+CLIENT_LIMIT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 
 class Clock:
@@ -191,7 +204,9 @@ class WireConnection:
                 endpoint.open_timeout,
             )
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect: {describe_handshake_failure(exc)}") from None
+            local = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in CLIENT_LIMIT_ERRNOS
+            error = ClientLimitError if local else ConnectError
+            raise error(f"cannot connect: {describe_handshake_failure(exc)}") from None
         request = self.protocol.connect()
         for name, value in endpoint.headers:
             request.headers[name] = value

@@ -16,8 +16,9 @@ the checker's own summaries because a load test is about the tail:
 p99.9 and max over millions of events, in constant memory.
 
 Everything is bounded: runs start until the run budget or the duration is
-used up, then in-flight runs get the profile's run deadline to finish, and
-what is still open then is the checker's finding, not a hang.
+used up (or until no run ends within the run deadline, whatever --rate asks),
+then in-flight runs get the profile's run deadline to finish, and what is
+still open then is the checker's finding, not a hang.
 """
 
 from __future__ import annotations
@@ -249,6 +250,10 @@ class LoadEngine:
         self._budget = options.runs
         self._closing = False
         self._idle = asyncio.Event()
+        #: set whenever a run ends or a connection closes: what a full open loop waits for
+        self._slot_freed = asyncio.Event()
+        #: connections that stopped starting because no run of theirs ended within the run deadline
+        self.connections_stalled = 0
         self._t0 = 0.0
 
     # -- frames in (called by the wire's read loop: quick, never raises) ------------
@@ -310,12 +315,14 @@ class LoadEngine:
         del conn.runs[run_id]
         self.in_flight -= 1
         conn.slot.set()
+        self._slot_freed.set()
         if self.in_flight == 0:
             self._idle.set()
 
     def _on_close(self, conn: _Conn, info: CloseInfo) -> None:
         conn.open = False
         conn.slot.set()
+        self._slot_freed.set()
         if self._closing:
             return
         self.connections_lost += 1
@@ -360,50 +367,85 @@ class LoadEngine:
 
     def _stop_starting(self) -> None:
         self.stopping = True
+        self._slot_freed.set()
         for conn in self.conns:
             conn.slot.set()
 
     # -- pacing ------------------------------------------------------------------------
-    async def _closed_loop(self, conn: _Conn, delay: float) -> None:
+    def _open_for(self, end: float | None) -> bool:
+        """Whether runs may still start: not stopped, and the loop clock is before ``end``.
+
+        Why the clock and not only the stop timer: the timer is a callback, and a
+        loop that never yields would never run it; the clock is read every turn.
+        """
+        return not self.stopping and (end is None or asyncio.get_running_loop().time() < end)
+
+    async def _wait_for_slot(self, freed: asyncio.Event, end: float | None) -> bool:
+        """Wait until ``freed`` is set (a run ended, a connection closed, the load stopped) or ``end``.
+
+        Returns False when no slot freed within the run deadline: every run then
+        in flight is past its deadline (the checker reports it unfinished), and
+        waiting on would make a load against a silent endpoint last forever.
+        """
+        patience = self.options.profile.deadline_s + DRAIN_GRACE
+        left = end - asyncio.get_running_loop().time() if end is not None else patience
+        try:
+            await asyncio.wait_for(freed.wait(), max(0.0, min(patience, left)))
+        except asyncio.TimeoutError:
+            return left < patience  # the load's end came first: not a stall
+        return True
+
+    async def _closed_loop(self, conn: _Conn, delay: float, end: float | None) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         cap = self.options.runs_per_connection
-        while conn.open and not self.stopping:
+        while conn.open and self._open_for(end):
             if len(conn.runs) >= cap:
                 conn.slot.clear()
-                await conn.slot.wait()
+                if not await self._wait_for_slot(conn.slot, end):
+                    self.connections_stalled += 1
+                    return
                 continue
             if not self._take_budget():
                 return
             if not await self._start_run(conn):
                 return
 
-    async def _open_loop(self, events_per_run: float) -> None:
-        """Start runs on a fixed schedule; a start due while every connection is full is missed."""
+    async def _open_loop(self, events_per_run: float, end: float | None) -> None:
+        """Start runs on a fixed schedule; a start due while every connection is full is missed.
+
+        Start ``k`` is due at ``start + k * interval``, computed from the index rather than
+        accumulated, so that an interval below the clock's resolution (``--rate 1e12``)
+        still moves the schedule on.
+        """
         loop = asyncio.get_running_loop()
         interval = events_per_run / self.options.rate
         cap = self.options.runs_per_connection
         conns = [c for c in self.conns if c.open]
-        next_due = loop.time()
+        start = loop.time()
+        k = 0  # index of the next start on the schedule
         turn = 0
-        while not self.stopping and conns:
-            delay = next_due - loop.time()
+        while conns and self._open_for(end):
+            delay = start + k * interval - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay if end is None else min(delay, end - loop.time()))
                 continue
-            next_due += interval
             for _ in range(len(conns)):
                 conn = conns[turn % len(conns)]
                 turn += 1
                 if conn.open and len(conn.runs) < cap:
                     break
-            else:  # every connection is full: every start due by now is missed, none is queued
-                behind = loop.time() - next_due
-                later = int(behind / interval) + 1 if behind >= 0 else 0
-                self.starts_missed += 1 + later
-                next_due += later * interval
+            else:  # every connection is full: wait for a slot; every start due meanwhile is missed, none queued
+                self._slot_freed.clear()
+                if not await self._wait_for_slot(self._slot_freed, end):
+                    self.connections_stalled += len(conns)
+                    return
+                due_by_now = int((loop.time() - start) / interval)
+                self.starts_missed += max(k, due_by_now) + 1 - k
+                k = max(k, due_by_now) + 1
                 conns = [c for c in conns if c.open]
                 continue
+            k += 1
             if not self._take_budget():
                 return
             await self._start_run(conn)
@@ -520,13 +562,15 @@ class LoadEngine:
                 options.server.begin()
             self._t0 = time.perf_counter()
             sampler = asyncio.get_running_loop().create_task(self._sample())
-            stopper = asyncio.get_running_loop().call_later(options.duration, self._stop_starting) \
-                if options.duration else None
+            loop = asyncio.get_running_loop()
+            stopper = loop.call_later(options.duration, self._stop_starting) if options.duration else None
+            end = loop.time() + options.duration if options.duration else None
             if options.rate:
-                await self._open_loop(events_per_run)
+                await self._open_loop(events_per_run, end)
             else:
                 ramp, count = options.ramp_up, len(self.conns)
-                await asyncio.gather(*(self._closed_loop(c, ramp * i / count) for i, c in enumerate(self.conns)))
+                await asyncio.gather(*(self._closed_loop(c, ramp * i / count, end)
+                                       for i, c in enumerate(self.conns)))
             if stopper is not None:
                 stopper.cancel()
             self._stop_starting()
@@ -549,6 +593,9 @@ class LoadEngine:
         if lag["max"] is not None and lag["max"] > LAG_NOTE_MS:
             self.notes.append(f"the load generator's own event loop ran up to {lag['max']:g} ms late (p99 {lag['p99']:g} ms): "
                               "latencies include that; use fewer connections, a lower --rate or --ramp-up if it matters")
+        if self.connections_stalled:
+            self.notes.append(f"{self.connections_stalled} connection(s) stopped starting runs: none of their runs "
+                              f"ended within the run deadline ({options.profile.deadline_s:g} s)")
         if self.runs_refused:
             codes = ", ".join(f"{c} x{n}" for c, n in sorted(self.checker.errors_received.items()))
             self.notes.append(f"{self.runs_refused} run(s) refused by the endpoint ({codes})")

@@ -32,6 +32,9 @@ def budgets_line(profile) -> str:
 
 
 def verdict_line(report) -> str:
+    """``CONFORMANT`` when every MUST rule held, whatever the gate; when the gate decided otherwise
+    (``--fail-on none``, a lowered MUST rule, ``--strict``), the line says so, since the exit code
+    that follows it is the gate's."""
     statuses = report.statuses()
     failed = [r for r, s in statuses.items() if s == FAIL]
     warned = [r for r, s in statuses.items() if s == WARN]
@@ -45,7 +48,13 @@ def verdict_line(report) -> str:
         parts.append(f"{report.warnings} warnings exceed --max-warnings {report.policy.max_warnings}")
     counts = {s: sum(1 for v in statuses.values() if v == s) for s in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF)}
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    return f"{head} ({tally})" + (f": {'; '.join(parts)}" if parts else "")
+    note = report.gate_note()
+    return f"{head} ({tally})" + (f": {'; '.join(parts)}" if parts else "") + (f" - {note}" if note else "")
+
+
+def verdict_ok(report) -> bool:
+    """Whether the verdict is shown in the colour of success: conformant and through the gate."""
+    return report.conformant and report.passed_gate
 
 
 def rule_title(rule_id: str) -> str:

@@ -15,6 +15,7 @@ from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
 from conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
+    verdict_ok,
 )
 from conformance.violations import NOT_APPLICABLE
 
@@ -64,7 +65,7 @@ class HtmlReporter(Reporter):
             f"kit {escape(report.kit_version)} &middot; {escape(report.started_at)}</div>",
             f"<div class=mut>budgets: {escape(budgets_line(report.profile))}"
             f"{' &middot; strict' if policy.gate == 'warning' else ''}</div>",
-            f"<div class='verdict {'ok' if report.conformant else 'ko'}'>{escape(verdict_line(report))} "
+            f"<div class='verdict {'ok' if verdict_ok(report) else 'ko'}'>{escape(verdict_line(report))} "
             f"&middot; exit {report.exit_code()}</div>",
         ]
         gating = policy_line(policy)

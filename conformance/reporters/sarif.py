@@ -148,6 +148,7 @@ class SarifReporter(Reporter):
                     "profile": report.profile.to_dict(),
                     "target": report.target,
                     "conformant": report.conformant,
+                    "passed_gate": report.passed_gate,
                     "policy": policy.to_dict(),
                     "claim": report.claim().to_dict(),
                 },

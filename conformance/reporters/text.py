@@ -12,6 +12,7 @@ from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
 from conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
+    verdict_ok,
 )
 from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
@@ -125,5 +126,5 @@ class TextReporter(Reporter):
         if claim:
             out.append(claim)
         verdict = verdict_line(report)
-        out.append(self._c(verdict, PASS if report.conformant else FAIL) + f" - exit {report.exit_code()}")
+        out.append(self._c(verdict, PASS if verdict_ok(report) else FAIL) + f" - exit {report.exit_code()}")
         return "\n".join(out) + "\n"
