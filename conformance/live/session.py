@@ -18,11 +18,12 @@ from typing import Any, Callable
 import orjson
 
 import schemas
+from conformance import json_text
 from conformance.live.wire import (
     ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
 
-_loads = orjson.loads
+_loads = json_text.loads  # the checker's parser, so probe and checker agree on what is JSON
 _dumps = orjson.dumps
 #: ``error`` messages kept per connection (the checker counts them all).
 MAX_ERRORS_KEPT = 64

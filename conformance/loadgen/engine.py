@@ -31,8 +31,9 @@ from typing import Any, Callable
 import orjson
 
 import schemas
+from conformance import json_text
 from conformance.checker import Checker
-from conformance.live.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, SyncSample, estimate
+from conformance.live.clock_sync import ClockEstimate, SyncSample, estimate
 from conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
 from conformance.live.wire import Clock, CloseInfo, ConnectError, Endpoint, WireConnection, open_connection
 from conformance.profiles import Profile
@@ -49,7 +50,7 @@ PERCENTILES = (50.0, 95.0, 99.0, 99.9)
 #: Generator loop lag (ms) above which the report warns that latencies include it.
 LAG_NOTE_MS = 10.0
 
-_loads = orjson.loads
+_loads = json_text.loads  # the checker's parser, so probe and checker agree on what is JSON
 _dumps = orjson.dumps
 _JSONDecodeError = orjson.JSONDecodeError
 _RUN_EVENT_TYPES = frozenset(schemas.RUN_EVENT_TYPES)

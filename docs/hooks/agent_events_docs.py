@@ -171,7 +171,7 @@ def _report_schema(_arg, ctx) -> str:
         fields = docgen_events.field_table(document, resolver)
         out.append(f"The JSON Schema of the report, **{document.get('title', path.stem)}**, is published at "
                    f"[{code(uri)}]({ctx['relative'](target)}).\n")
-        out.append(f'??? info "Every field of the report"\n\n' + "".join(f"    {line}\n" for line in fields.splitlines()))
+        out.append('??? info "Every field of the report"\n\n' + "".join(f"    {line}\n" for line in fields.splitlines()))
     return "\n".join(out)
 
 
