@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -132,7 +133,7 @@ class CountingDriver:
         self.url = url
         self.connections_wanted = connections
         self.in_flight_per_connection = in_flight
-        self.start_message = f'{{"type":"start_run","input":"{request}"}}'.encode()
+        self.start_message = orjson.dumps({"type": "start_run", "input": request})  # escaped, whatever the request
         self.connections: list[_Connection] = []
         self.running = False
         self.counting = False

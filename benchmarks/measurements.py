@@ -55,6 +55,10 @@ class Scale:
     harness_window_s: float = 2.0
     noise_probe_s: float = 2.0
 
+    @property
+    def memory_per_connection(self) -> int:
+        return max(1, self.memory_runs // self.memory_connections)
+
 
 FULL = Scale()
 QUICK = Scale(repeats=1, throughput_warmup_s=0.15, throughput_window_s=0.5, latency_duration_s=0.6,
@@ -135,7 +139,7 @@ async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
 
 # -- 2. latency ----------------------------------------------------------------------------
 
-def _endpoint_options(url: str, scale: Scale, **overrides) -> LoadOptions:
+def _endpoint_options(url: str, **overrides) -> LoadOptions:
     options = dict(endpoint=Endpoint(url), profile=profiles.get("actions-agent"), input=INPUT)
     options.update(overrides)
     return LoadOptions(**options)
@@ -146,7 +150,7 @@ async def latency(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
     for _ in range(scale.repeats):
         for name in samples:
             result = await run_load(_endpoint_options(
-                servers[name].url, scale, connections=scale.latency_connections, runs_per_connection=4,
+                servers[name].url, connections=scale.latency_connections, runs_per_connection=4,
                 rate=scale.latency_rate, duration=scale.latency_duration_s))
             samples[name].append({"delivery": result.delivery, "events_per_s": round(result.events_per_s),
                                   "violations": sum(result.checker.violation_counts.values()),
@@ -172,11 +176,11 @@ async def latency(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
 # -- 3. memory --------------------------------------------------------------------------------
 
 async def _memory_of(command: list[str], scale: Scale) -> dict[str, Any]:
-    per_connection = max(1, scale.memory_runs // scale.memory_connections)
+    per_connection = scale.memory_per_connection
     async with spawn_server(command) as server:
         watch = ServerWatch(server.pid)
         result = await run_load(_endpoint_options(
-            server.url, scale, connections=scale.memory_connections, runs_per_connection=per_connection,
+            server.url, connections=scale.memory_connections, runs_per_connection=per_connection,
             runs=scale.memory_runs, ramp_up=scale.memory_ramp_s, server=watch, sample_interval=0.05))
     stats = result.server
     return {"per_run_bytes": stats["rss_growth_per_in_flight_run_bytes"], "in_flight_peak": stats["in_flight_peak"],
@@ -185,7 +189,7 @@ async def _memory_of(command: list[str], scale: Scale) -> dict[str, Any]:
 
 
 async def memory(scale: Scale) -> dict[str, Any]:
-    per_connection = max(1, scale.memory_runs // scale.memory_connections)
+    per_connection = scale.memory_per_connection
     delay = f"{scale.memory_delay_ms:g}"
     agent = await _memory_of(reference_agent_command(
         "--llm-delay-ms", delay, "--max-runs-per-connection", str(per_connection + 1)), scale)
@@ -286,7 +290,7 @@ async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
     live_events = report.stat("events")
 
     cpu0 = time.process_time()
-    load = await run_load(_endpoint_options(fast.url, scale, connections=scale.harness_connections,
+    load = await run_load(_endpoint_options(fast.url, connections=scale.harness_connections,
                                             runs_per_connection=5, duration=scale.harness_window_s))
     load_cpu = time.process_time() - cpu0
     live_rate = live_events / live_wall

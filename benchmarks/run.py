@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as _dt
 import math
+import os
 import sys
 from typing import Any
 
@@ -49,7 +50,7 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
     if 4 in only:
         results.append(await m.checker(scale))
     results.sort(key=lambda r: r["id"])
-    machine["loadavg_after"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "mode": "quick" if scale is m.QUICK else "full", "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
             "machine": machine, "measurements": results}

@@ -71,7 +71,7 @@ from conformance import profiles as _profiles
 from conformance import rules as _rules
 from conformance import schema_validation as _sv
 from conformance.latencies import Latencies
-from conformance.violations import RuleOutcome, Violation, excerpt_line, summarise
+from conformance.violations import RuleOutcome, Violation, clip, excerpt_line, summarise
 
 # -- states and kinds ---------------------------------------------------------
 
@@ -166,7 +166,7 @@ TIMELINE_EVENTS = 500
 _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
-_RUN_EVENT_TYPES = frozenset(schemas.RUN_EVENT_TYPES)
+_RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
 _FALLBACK_ATTEMPT = _ATTEMPTS[1]
 _NUMBER = (int, float)
 
@@ -210,6 +210,10 @@ class _Run:
         self.failed: set[str] | None = None
         self.deadline_reported = False
         self.first_event_reported = False
+
+    def origin(self) -> float | None:
+        """Where the run's times count from: the start_run send time, else its first event's receipt."""
+        return self.start_at if self.start_at is not None else self.first_at
 
 
 class Checker:
@@ -652,7 +656,7 @@ class Checker:
                                       f"{run.primary_thinking} agent_thinking", run.recent, run))
 
     def _check_deadline(self, run: _Run, at, index, ref, out, *, still_open: bool = False) -> None:
-        start = run.start_at if run.start_at is not None else run.first_at
+        start = run.origin()
         if at is None or start is None or run.deadline_reported:
             return
         duration = at - start
@@ -769,9 +773,10 @@ class Checker:
     def outcomes(self) -> dict[str, RuleOutcome]:
         """Every registry rule: how often it was checked and violated, or why it was not applicable."""
         result = {}
+        table = self._evidence_table()
         for rule in _rules.RULES:
             count = self.violation_counts.get(rule.id, 0)
-            checked, reason = self._evidence(rule)
+            checked, reason = self._evidence(rule, table)
             checked += self._external_checked.get(rule.id, 0)
             if rule.id in self._not_applicable and not count:
                 checked, reason = 0, self._not_applicable[rule.id]
@@ -780,12 +785,11 @@ class Checker:
             result[rule.id] = RuleOutcome(rule.id, max(checked, count), count, reason)
         return result
 
-    def _evidence(self, rule: "_rules.Rule") -> tuple[int, str | None]:
-        if rule.profile is not None and rule.id not in self.profile.rule_ids:
-            return 0, f"not a rule of profile {self.profile.name}"
+    def _evidence_table(self) -> dict[str, tuple[int, str]]:
+        """Rule id -> (how often the checker could have seen it broken, why it could not)."""
         no_timing = "no receive times in the input (plain messages, or frames without \"t\")"
         no_runs = "no run event was received"
-        table: dict[str, tuple[int, str]] = {
+        return {
             "frame.text": (self.frames, "no frame was received"),
             "frame.json": (self.parsed, "no frame was received"),
             "schema.envelope": (self.typed, "no message of a known type was received"),
@@ -811,6 +815,10 @@ class Checker:
                                  else no_timing if not self.delivery_checked else "no fast tool completed"),
             "latency.run_deadline": (self.deadlines_checked, no_timing),
         }
+
+    def _evidence(self, rule: "_rules.Rule", table: dict[str, tuple[int, str]]) -> tuple[int, str | None]:
+        if rule.profile is not None and rule.id not in self.profile.rule_ids:
+            return 0, f"not a rule of profile {self.profile.name}"
         if rule.id == self.profile.tools_rule or rule.id == self.profile.thinking_rule:
             return self.profile_checked, "no run completed its primary attempt without fallback or cancellation"
         if rule.id in table:
@@ -828,7 +836,7 @@ class Checker:
     def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
               recent: Iterable, run: _Run | None = None) -> Violation:
         rule = _rules.BY_ID[rule_id]
-        start = run.start_at if run is not None and run.start_at is not None else (run.first_at if run is not None else None)
+        start = run.origin() if run is not None else None
         excerpt = tuple(excerpt_line(i, t, m, start) for (i, t, m) in recent)
         violation = Violation(rule_id, rule.level.value, rule.severity, run_id, conn, index,
                               expected, observed, excerpt, at, ref)
@@ -844,7 +852,7 @@ class Checker:
 
 
 def _timeline(run: _Run, offset: float) -> dict:
-    start = run.start_at if run.start_at is not None else run.first_at
+    start = run.origin()
     events = []
     for index, at, message in run.timeline or ():
         emitted = message.get("emitted_at")
@@ -893,8 +901,7 @@ def _run_id_of(message: dict) -> str | None:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    return clip(value if isinstance(value, str) else repr(value), limit)
 
 
 def _json_type(value: Any) -> str:

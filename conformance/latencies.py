@@ -62,7 +62,7 @@ class Samples:
         """Nearest-rank percentile (``p`` in 0..100); ``None`` without samples."""
         if not self.count:
             return None
-        rank = max(1, math.ceil(p / 100.0 * self.count))
+        rank = self._rank(p)
         if self.count <= EXACT_CAP:
             return sorted(self._exact)[rank - 1]
         seen = 0
@@ -73,6 +73,10 @@ class Samples:
                 return min(max(math.exp((key + 1) / _BUCKETS_PER_E), self.min), self.max)
         return self.max  # pragma: no cover - unreachable: the buckets hold every sample
 
+    def _rank(self, p: float) -> int:
+        """The nearest rank (1-based) of percentile ``p`` among ``count`` samples."""
+        return max(1, math.ceil(p / 100.0 * self.count))
+
     def summary(self) -> dict[str, float | int | None]:
         if not self.count:
             return {"count": 0, "min": None, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
@@ -80,7 +84,7 @@ class Samples:
 
         def pct(p: float) -> float:
             if exact is not None:
-                return exact[max(1, math.ceil(p / 100.0 * self.count)) - 1]
+                return exact[self._rank(p) - 1]
             return self.percentile(p)  # type: ignore[return-value]
 
         return {

@@ -116,9 +116,11 @@ def _report_pair(spec: str):
     return fmt, Path(path)
 
 
-def check_options(config: pytest.Config) -> dict[str, Any]:
-    """``conformance.check`` keyword arguments from the --agent-events-* options and the config file."""
-    settings = _settings(config)
+def check_options(config: pytest.Config, settings=None) -> dict[str, Any]:
+    """``conformance.check`` keyword arguments from the --agent-events-* options and the config file
+    (``settings``: :func:`_settings` already resolved, so the config file is not read again)."""
+    if settings is None:
+        settings = _settings(config)
     get = config.getoption
     options = {
         "profile": settings.profile,
@@ -151,8 +153,9 @@ def _rules_of(scenario: str, profile: str | None) -> list[str]:
     """The rules a scenario's items cover: every registry rule, except other scenarios' live probes
     and other profiles' rules (those could only ever be skipped there)."""
     from conformance.live.scenarios import SCENARIOS
+    from conformance.profiles import DEFAULT_PROFILE
 
-    profile = profile or "actions-agent"
+    profile = profile or DEFAULT_PROFILE
     focus = set(SCENARIOS[scenario].focus)
     chosen = []
     for rule in _rules.RULES:
@@ -291,7 +294,7 @@ def _run_session_check(config: pytest.Config):
 
     try:
         settings = _settings(config)
-        options = check_options(config)
+        options = check_options(config, settings)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)

@@ -26,7 +26,7 @@ from conformance.exitcodes import ExitCode
 from conformance.gating import FAIL_ON, SEVERITIES, check_rule_id  # noqa: F401 - FAIL_ON, SEVERITIES re-exported
 from conformance.profiles import Profile
 from conformance.violations import (
-    FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN, RuleOutcome, Violation,
+    FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN, RuleOutcome, Violation,
 )
 
 #: Version of the JSON report's structure (``report_schema.json``). A minor
@@ -263,7 +263,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         statuses = self.statuses()
-        counts = {status: 0 for status in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF)}
+        counts = {status: 0 for status in STATUSES}
         for status in statuses.values():
             counts[status] += 1
         return {

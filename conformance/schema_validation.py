@@ -25,6 +25,7 @@ import json
 from typing import Any, Callable
 
 import schemas
+from conformance.violations import clip
 
 try:  # the optional fast path: ``pip install 'agent-events[fast]'``
     import jsonschema_rs
@@ -38,7 +39,6 @@ ENGINE = "jsonschema-rs" if jsonschema_rs is not None else "jsonschema"
 
 ENVELOPE_RULE = "schema.envelope"
 PAYLOAD_RULE = "schema.payload"
-UNKNOWN_TYPE_RULE = "schema.unknown_type"
 
 #: At most this many schema problems are described per message.
 MAX_PROBLEMS = 3
@@ -91,7 +91,7 @@ def _compact(value: Any, limit: int = 80) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    return clip(text, limit)
 
 
 def _path(error) -> str:
@@ -124,13 +124,9 @@ def problems(type_: str, message: Any, *, client: bool = False) -> list[tuple[st
             exp.append(expected)
             obs.append(observed)
     return [
-        (rule, f"{'; '.join(exp)} ({names[type_]}.json)", _clip("; ".join(obs), 400))
+        (rule, f"{'; '.join(exp)} ({names[type_]}.json)", clip("; ".join(obs), 400))
         for rule, (exp, obs) in by_rule.items()
     ]
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def check(type_: str, message: Any) -> list[tuple[str, str, str]]:

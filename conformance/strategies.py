@@ -34,7 +34,7 @@ import orjson
 from hypothesis import strategies as st
 
 from conformance import profiles as _profiles
-from conformance.synth import RunSpec, Tool, interleave, run_frames
+from conformance.synth import AGENT_NAME, EPOCH_MS, RunSpec, Tool, interleave, run_frames
 
 __all__ = [
     "Mutation", "MUTATIONS", "run_specs", "runs", "primary_runs", "fallback_runs", "cancelled_runs",
@@ -94,8 +94,8 @@ def run_specs(draw, profile: str = _profiles.DEFAULT_PROFILE, *, fallback: bool 
         step_ms=draw(_floats(_STEP_MS)),
         delivery_ms=draw(_floats(_DELIVERY_MS)),
         first_event_ms=draw(_floats(_FIRST_EVENT_MS)),
-        start_at=start_at if start_at is not None else 1764064800000.0 + draw(st.integers(0, 10**6)),
-        agent_name=draw(st.sampled_from(["ActionsAgent", "agent-1", "planner.v2"])),
+        start_at=start_at if start_at is not None else EPOCH_MS + draw(st.integers(0, 10**6)),
+        agent_name=draw(st.sampled_from([AGENT_NAME, "agent-1", "planner.v2"])),
     )
     return spec
 
@@ -126,7 +126,7 @@ def multiplexed_runs(draw, profile: str = _profiles.DEFAULT_PROFILE, *, runs_per
     per_conn = []
     for c in range(conns):
         count = draw(st.integers(*runs_per_conn))
-        start = 1764064800000.0
+        start = EPOCH_MS
         specs = [draw(run_specs(profile, fallback=None, run_id=f"run-{c}-{i}", conn=f"c{c}",
                                 start_at=start + draw(st.floats(0, 20).map(lambda x: round(x, 3)))))
                  for i in range(count)]
@@ -359,7 +359,7 @@ def _m_continuity(draw, frames, profile):
 
 def _m_isolation(draw, frames, profile):
     other = run_frames(draw(run_specs(profile, fallback=False, run_id="run-other-conn", conn="c9",
-                                      start_at=frames[0].get("t", 1764064800000.0))))
+                                      start_at=frames[0].get("t", EPOCH_MS))))
     leaked = copy.deepcopy(draw(st.sampled_from([f for f in other if f["dir"] == "recv"])))
     leaked["conn"] = frames[0].get("conn", "c0")
     return frames + other + [leaked], "an event of another connection's run"

@@ -14,10 +14,11 @@ from typing import Iterator
 
 import orjson
 
+from conformance import transcript
+
 #: The client epoch (ms) synthetic streams start at: 2025-11-25T10:00:00Z.
 EPOCH_MS = 1764064800000.0
 AGENT_NAME = "ActionsAgent"
-ACTIONS_TOOLS = ("prompt_builder", "llm_processor", "action_plan_processor")
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def transcript_lines(runs: int, *, conns: int = 1, fallback_every: int = 0, head
     ``plain`` writes server messages only, as plain JSONL.
     """
     if header and not plain:
-        yield orjson.dumps({"transcript": "agent-events/v1", "url": "synthetic", "started_at": EPOCH_MS}) + b"\n"
+        yield orjson.dumps({transcript.HEADER_KEY: transcript.FORMAT, "url": "synthetic", "started_at": EPOCH_MS}) + b"\n"
     start = EPOCH_MS
     for n in range(runs):
         spec = RunSpec(run_id=f"run-{n}", conn=f"c{n % conns}", start_at=start,

@@ -81,7 +81,8 @@ class RuleOutcome:
         return self.violations > 0 or (self.checked > 0 and self.reason is None)
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
@@ -92,11 +93,11 @@ def summarise(message: Any) -> str:
     """
     if isinstance(message, (bytes, bytearray, memoryview)):
         raw = bytes(message)
-        return f"<binary frame, {len(raw)} bytes: {_clip(base64.b64encode(raw[:60]).decode(), 40)}>"
+        return f"<binary frame, {len(raw)} bytes: {clip(base64.b64encode(raw[:60]).decode(), 40)}>"
     if isinstance(message, str):
-        return f"<text, not JSON: {_clip(message, EXCERPT_RAW_CHARS)!r}>"
+        return f"<text, not JSON: {clip(message, EXCERPT_RAW_CHARS)!r}>"
     if not isinstance(message, dict):
-        return f"<JSON {type(message).__name__}, not an object: {_clip(repr(message), EXCERPT_RAW_CHARS)}>"
+        return f"<JSON {type(message).__name__}, not an object: {clip(repr(message), EXCERPT_RAW_CHARS)}>"
     parts = [str(message.get("type", "<no type>"))]
     for key in ("run_id", "seq", "code"):
         if key in message:
@@ -112,13 +113,13 @@ def summarise(message: Any) -> str:
             parts.append(f"result({flags})")
         text = payload.get("message")
         if isinstance(text, str):
-            parts.append(repr(_clip(text, EXCERPT_TEXT_CHARS)))
+            parts.append(repr(clip(text, EXCERPT_TEXT_CHARS)))
     elif "payload" in message:
-        parts.append(f"payload={_clip(repr(payload), 40)}")
+        parts.append(f"payload={clip(repr(payload), 40)}")
     extra = sorted(k for k in message if k not in ("type", "run_id", "seq", "code", "payload", "emitted_at", "agent_name", "message"))
     if extra:
         parts.append("+" + ",".join(map(str, extra)))
-    return _clip(" ".join(parts), 240)
+    return clip(" ".join(parts), 240)
 
 
 def excerpt_line(index: int | None, at: float | None, message: Any, start: float | None = None) -> str:

@@ -209,6 +209,15 @@ class SendsHugeFrame(ScriptedAgent):
                 await asyncio.sleep(0.001 if transport.get_write_buffer_size() > 2**20 else 0)
 
 
+class WrapsProgressInAString(ScriptedAgent):
+    """Sends its progress event as a JSON *string* holding the event's JSON: valid JSON, not an object."""
+
+    async def send_event(self, ws, run_id: str, seq: int, type_: str, payload: dict) -> None:
+        if type_ != "progress":
+            return await super().send_event(ws, run_id, seq, type_, payload)
+        await ws.send(orjson.dumps(orjson.dumps(self.envelope(run_id, seq, type_, payload)).decode()).decode())
+
+
 class Silent(ScriptedAgent):
     """Accepts the connection, reads everything, never answers."""
 

@@ -168,3 +168,15 @@ def test_a_load_whose_runs_never_end_stops_by_itself(pacing):
     assert "latency.run_deadline" in report["load"]["violations"]
     notes = report["sections"][0]["notes"]
     assert any("stopped starting runs: none of their runs ended within the run deadline" in n for n in notes)
+
+
+def test_a_frame_that_is_json_but_not_an_object_is_frame_json_under_load_as_in_check():
+    """The load generator parses each frame once for speed; it must still judge it as the checker does."""
+    with m.running(m.WrapsProgressInAString()) as url:
+        load_code, load_report = m.cli_json("load", url, "--connections", "1", "--runs", "3", "--no-warmup",
+                                            *RELAXED_FLAGS)
+        check_code, check_report = m.cli_json("check", url, "--scenario", "primary", *RELAXED_FLAGS)
+    assert load_code == check_code == ExitCode.NOT_CONFORMANT
+    assert load_report["load"]["violations"].get("frame.json") == 3
+    failed = {r["id"] for s in check_report["sections"] for r in s["rules"] if r["status"] == "FAIL"}
+    assert "frame.json" in failed

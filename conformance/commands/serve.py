@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import ssl
 import sys
 
 from conformance.exitcodes import ExitCode
+from conformance.live.cli_args import TOKEN_ENV, token_of
 
 HELP = "run the reference agent (a protocol v1 WebSocket server)"
 DESCRIPTION = (
@@ -22,8 +22,6 @@ DESCRIPTION = (
     "SIGINT/SIGTERM shut down gracefully: stop accepting, let in-flight runs finish within "
     "--shutdown-timeout, then close with 1001. A second signal stops at once."
 )
-
-TOKEN_ENV = "AGENT_EVENTS_TOKEN"
 
 
 #: The numeric settings, as ``(group, ServerConfig field, type, metavar, help)``;
@@ -72,7 +70,7 @@ def config_from_args(args):
     from conformance.cli import UsageError
     from reference_agent.config import ServerConfig
 
-    token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
+    token = token_of(args)
     numeric = {field: getattr(args, field) for _, field, *_ in NUMERIC}
     for field in ZERO_MEANS_NEVER:
         numeric[field] = numeric[field] or None

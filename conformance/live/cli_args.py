@@ -93,12 +93,16 @@ def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
                             f"(default {DEFAULT_CONCURRENCY})")
 
 
+def token_of(args: argparse.Namespace) -> str | None:
+    """``--token``, else ``$AGENT_EVENTS_TOKEN`` (empty counts as unset); ``serve`` reads it the same way."""
+    return args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
+
+
 def connection_kwargs(args: argparse.Namespace, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """``live_options`` keyword arguments from parsed flags (and config values for the check keys)."""
     values = values or {}
-    token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
     kwargs: dict[str, Any] = dict(
-        headers=list(args.header), token=token, cafile=args.cafile, insecure=args.insecure,
+        headers=list(args.header), token=token_of(args), cafile=args.cafile, insecure=args.insecure,
         open_timeout=args.connect_timeout, max_frame_bytes=int(args.max_frame_mib * 2**20),
         max_messages=args.max_messages,
         input=args.input if args.input is not None else values.get("input", DEFAULT_INPUT),

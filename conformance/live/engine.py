@@ -133,17 +133,16 @@ class LiveCheck:
             for position, name in enumerate(options.scenarios, 1):
                 probe = probes[name]
                 self._current, self._position = probe, (position, len(options.scenarios))
-                if stuck is not None:
+                if stuck is None:
+                    await self._run_scenario(probe)
+                    if probe.runs_started and not probe.runs_completed:
+                        stuck = name
+                else:
                     # An endpoint whose runs never end would make every later scenario wait out
                     # its deadline to learn nothing new: the check stays bounded by one deadline.
                     probe.note(f"skipped: no run completed in the {stuck} scenario, so this one could not either")
                     await probe.finish()
-                    sections.append(Section.from_checker(name, probe.checker, kind="scenario", notes=probe.notes))
-                    continue
-                await self._run_scenario(probe)
                 sections.append(Section.from_checker(name, probe.checker, kind="scenario", notes=probe.notes))
-                if probe.runs_started and not probe.runs_completed:
-                    stuck = name
             return sections
         finally:
             if ticker is not None:

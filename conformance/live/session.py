@@ -95,8 +95,16 @@ class LiveConnection:
         else:
             frame = data
         probe.engine.record("recv", frame, at, self.name)
-        probe.checker.receive(frame, at, self.name)
-        self._bookkeep(frame, at)  # binary too: the checker judges its content, so the probe follows it
+        try:
+            message = _loads(frame)  # binary too: the checker judges its content, so the probe follows it
+        except orjson.JSONDecodeError:
+            message = None
+        # Parsed once: a text frame holding an object goes to the checker decoded. Anything else goes
+        # as received, so that the checker sees a binary frame as binary and a JSON string as a string.
+        checked = message if kind == "text" and type(message) is dict else frame
+        probe.checker.receive(checked, at, self.name)
+        if type(message) is dict:
+            self._bookkeep(message, at)
         if self.received >= probe.engine.options.max_messages_per_connection and not self._flood_stopped:
             self._flood_stopped = True
             probe.note(f"{self.name} received {self.received} messages; the harness stopped reading it "
@@ -104,13 +112,7 @@ class LiveConnection:
             self._closing = asyncio.get_running_loop().create_task(wire.close(1008, "too many messages"))
         self._changed.set()
 
-    def _bookkeep(self, frame: str | bytes, at: float) -> None:
-        try:
-            message = _loads(frame)
-        except orjson.JSONDecodeError:
-            return
-        if type(message) is not dict:
-            return
+    def _bookkeep(self, message: dict, at: float) -> None:
         type_ = message.get("type")
         if type_ == "error":
             self.error_count += 1
@@ -398,10 +400,6 @@ class ScenarioProbe:
                 if owner != self.name and rule.id not in self._declared_na:
                     where = f"the {owner} scenario" if owner else "another scenario"
                     self.checker.not_applicable(rule.id, f"not exercised by this scenario (see {where})")
-
-    @property
-    def frames_received(self) -> int:
-        return sum(c.received for c in self.connections)
 
     @property
     def runs_started(self) -> int:

@@ -268,9 +268,11 @@ class LoadEngine:
         except _JSONDecodeError:
             checker.receive(data.decode("utf-8", "backslashreplace"), at, conn.name)
             return
-        checker.receive(message, at, conn.name)
         if type(message) is not dict:
+            # Judged as received: a decoded JSON string handed over would read as a text frame itself.
+            checker.receive(data.decode("utf-8"), at, conn.name)
             return
+        checker.receive(message, at, conn.name)
         type_ = message.get("type")
         run_id = message.get("run_id")
         run = conn.runs.get(run_id) if type(run_id) is str else None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conformance import rules as _rules
-from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+from conformance.violations import FAIL, STATUSES, WARN
 
 #: How many violations of one rule a human-oriented format shows per section.
 SHOWN_PER_RULE = 5
@@ -26,6 +25,18 @@ class Reporter:
         raise NotImplementedError
 
 
+def target_text(report) -> str:
+    """What was checked, in a few words: the URL, the files, or the kind of input."""
+    target = report.target
+    return target.get("url") or ", ".join(target.get("files", [])) or target.get("kind", "")
+
+
+def where_parts(v) -> list[str]:
+    """Where a violation was found: its run, connection, frame and location, those that are known."""
+    return [x for x in (f"run {v.run_id}" if v.run_id else "", f"conn {v.conn}",
+                        f"frame #{v.index}" if v.index is not None else "", v.location or "") if x]
+
+
 def budgets_line(profile) -> str:
     return (f"first event {profile.first_event_ms:g} ms, delivery {profile.delivery_ms:g} ms, "
             f"tool gap {profile.tool_gap_ms:g} ms, deadline {profile.deadline_s:g} s")
@@ -46,7 +57,7 @@ def verdict_line(report) -> str:
         parts.append(f"{len(warned)} warning rule(s): {', '.join(warned)}")
     if report.policy.max_warnings is not None and report.warnings > report.policy.max_warnings:
         parts.append(f"{report.warnings} warnings exceed --max-warnings {report.policy.max_warnings}")
-    counts = {s: sum(1 for v in statuses.values() if v == s) for s in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF)}
+    counts = {s: sum(1 for v in statuses.values() if v == s) for s in STATUSES}
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     note = report.gate_note()
     return f"{head} ({tally})" + (f": {'; '.join(parts)}" if parts else "") + (f" - {note}" if note else "")
@@ -55,10 +66,6 @@ def verdict_line(report) -> str:
 def verdict_ok(report) -> bool:
     """Whether the verdict is shown in the colour of success: conformant and through the gate."""
     return report.conformant and report.passed_gate
-
-
-def rule_title(rule_id: str) -> str:
-    return _rules.get(rule_id).title
 
 
 def latency_rows(latencies: dict) -> list[tuple[str, dict]]:

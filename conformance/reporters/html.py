@@ -14,8 +14,8 @@ from html import escape
 from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
 from conformance.reporters.base import (
-    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
-    verdict_ok,
+    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
+    verdict_line, verdict_ok, where_parts,
 )
 from conformance.violations import NOT_APPLICABLE
 
@@ -53,8 +53,7 @@ class HtmlReporter(Reporter):
 
     def render(self, report) -> str:
         policy = report.policy
-        target = report.target
-        what = target.get("url") or ", ".join(target.get("files", [])) or target.get("kind", "")
+        what = target_text(report)
         parts = [
             "<!doctype html><html lang=en><head><meta charset=utf-8>",
             "<meta name=viewport content='width=device-width,initial-scale=1'>",
@@ -115,9 +114,7 @@ class HtmlReporter(Reporter):
             out.append("<h3>Violations</h3>")
         for v in violations:
             severity = policy.severity(v.rule_id)
-            where = " &middot; ".join(escape(x) for x in (
-                f"run {v.run_id}" if v.run_id else "", f"conn {v.conn}",
-                f"frame #{v.index}" if v.index is not None else "", v.location or "") if x)
+            where = " &middot; ".join(escape(x) for x in where_parts(v))
             out.append(
                 f"<div class='v {escape(severity)}'><b><code>{escape(v.rule_id)}</code></b> [{escape(v.level)}] "
                 f"<span class=mut>{where}</span><br>expected: {escape(v.expected)}<br>observed: {escape(v.observed)}"

@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from conformance import rules as _rules
-from conformance.reporters.base import SHOWN_PER_RULE, Reporter
+from conformance.reporters.base import SHOWN_PER_RULE, Reporter, where_parts
 from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, WARN
 
 # XML 1.0 cannot carry these characters at all, even escaped.
@@ -70,8 +70,7 @@ class JUnitReporter(Reporter):
     def _details(section, rule_id: str) -> str:
         lines = []
         for v in [v for v in section.violations if v.rule_id == rule_id][:SHOWN_PER_RULE]:
-            where = ", ".join(x for x in (f"run {v.run_id}" if v.run_id else "", f"conn {v.conn}",
-                                          f"frame #{v.index}" if v.index is not None else "", v.location or "") if x)
+            where = ", ".join(where_parts(v))
             lines.append(f"{where}\n  expected: {v.expected}\n  observed: {v.observed}")
             lines.extend(f"    {line}" for line in v.excerpt)
         return "\n".join(lines)

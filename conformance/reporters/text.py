@@ -11,8 +11,8 @@ from __future__ import annotations
 from conformance import rules as _rules
 from conformance.latencies import DESCRIPTIONS
 from conformance.reporters.base import (
-    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, verdict_line,
-    verdict_ok,
+    SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
+    verdict_line, verdict_ok,
 )
 from conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
@@ -60,8 +60,7 @@ class TextReporter(Reporter):
 
     def render(self, report) -> str:
         out: list[str] = []
-        target = report.target
-        what = target.get("url") or ", ".join(target.get("files", [])) or target.get("kind", "")
+        what = target_text(report)
         out.append(f"agent-events {report.kit_version} - protocol {report.protocol_version} - "
                    f"profile {report.profile.name} - {report.command or 'check'} {what}".rstrip())
         out.append(f"budgets: {budgets_line(report.profile)}"
