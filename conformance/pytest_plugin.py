@@ -201,14 +201,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 class ConformanceSuite(pytest.Collector):
     def collect(self):
-        return [ScenarioCollector.from_parent(self, name=name) for name in _scenarios_of(self.config)]
+        # The profile as the check will resolve it (flag, else config file, else default), so the
+        # items are the rules the check will judge, not another profile's (which could only skip).
+        profile = _settings(self.config).profile.name
+        return [ScenarioCollector.from_parent(self, name=name, profile=profile) for name in _scenarios_of(self.config)]
 
 
 class ScenarioCollector(pytest.Collector):
+    def __init__(self, *, profile: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.profile = profile
+
     def collect(self):
-        profile = self.config.getoption("agent_events_profile")
         return [RuleItem.from_parent(self, name=rule_id, scenario=self.name, rule_id=rule_id)
-                for rule_id in _rules_of(self.name, profile)]
+                for rule_id in _rules_of(self.name, self.profile)]
 
 
 class RuleFailure(Exception):

@@ -71,6 +71,18 @@ def test_a_broken_endpoint_fails_the_rule_with_expected_observed_and_excerpt(pyt
                                  "*#* agent_completed*"])
 
 
+@pytest.mark.parametrize("where", ["flag", "config"])
+def test_the_items_follow_the_profile_from_the_flag_or_the_config_file(pytester, good_url, where):
+    if where == "config":
+        pytester.makefile(".toml", **{"agent-events": 'profile = "generic"\n'})
+    flags = ["--agent-events-profile", "generic"] if where == "flag" else []
+    result = run(pytester, "--agent-events-url", good_url, "--agent-events-scenario", "primary", "--collect-only",
+                 "-q", *flags, *m.PLUGIN_RELAXED_FLAGS)
+    out = result.stdout.str()
+    assert "agent-events::primary::seq.contiguous" in out
+    assert "profile.actions.tools" not in out  # the actions-agent profile's rules are not generic's
+
+
 def test_k_selects_among_the_generated_items(pytester, good_url):
     result = run(pytester, "--agent-events-url", good_url, "--agent-events-scenario", "primary",
                  "-k", "pair", "-v", *m.PLUGIN_RELAXED_FLAGS)
