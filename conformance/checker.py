@@ -136,6 +136,18 @@ assert all((s, k) in TRANSITIONS for s in STATES for k in KINDS), "the transitio
 assert all(rule is None or rule in _rules.BY_ID for _, rule in TRANSITIONS.values())
 
 
+def refused_run_id(error: Mapping) -> str | None:
+    """The run an ``error`` message refuses to start, if it names one.
+
+    An error carrying a run_id answers that run's start_run (or a cancel of
+    it), except ``duplicate_run``, which refuses only the *second* start of an
+    id already in flight. Callers treat the run as refused when it has no
+    events yet; the checker and the live probe share this judgement.
+    """
+    run_id = error.get("run_id")
+    return run_id if type(run_id) is str and error.get("code") != _DUPLICATE_RUN else None
+
+
 def state_diagram() -> str:
     """The transition table as mermaid ``stateDiagram-v2`` text (for the docs)."""
     lines = ["stateDiagram-v2", f"    [*] --> {AWAITING_START}"]
@@ -166,6 +178,8 @@ TIMELINE_EVENTS = 500
 _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
+_DUPLICATE_RUN = "duplicate_run"
+assert _DUPLICATE_RUN in schemas.ERROR_CODES
 _RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
 _FALLBACK_ATTEMPT = _ATTEMPTS[1]
 _NUMBER = (int, float)
@@ -404,8 +418,8 @@ class Checker:
         code = message.get("code")
         code = code if type(code) is str else "?"
         self.errors_received[code] = self.errors_received.get(code, 0) + 1
-        run_id = message.get("run_id")
-        if type(run_id) is str and code != "duplicate_run":
+        run_id = refused_run_id(message)
+        if run_id is not None:
             run = self._runs.get((c.name, run_id))
             if run is not None and run.state == AWAITING_START:
                 # the server refused to start it: there will be no events, and that is fine

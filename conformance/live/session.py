@@ -19,6 +19,7 @@ import orjson
 
 import schemas
 from conformance import json_text
+from conformance.checker import refused_run_id
 from conformance.live.wire import (
     ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
@@ -119,9 +120,9 @@ class LiveConnection:
             if len(self.errors) < MAX_ERRORS_KEPT:
                 self.errors.append((at, message))
             code = message.get("code")
-            run_id = message.get("run_id")
-            run = self.runs.get(run_id) if type(run_id) is str else None
-            if run is not None and run.events == 0 and code != "duplicate_run":
+            run_id = refused_run_id(message)
+            run = self.runs.get(run_id) if run_id is not None else None
+            if run is not None and run.events == 0:
                 run.refused = code if type(code) is str else "?"  # as the checker sees it: refused, not unfinished
             if code == "too_many_runs":
                 self.too_many_runs = True

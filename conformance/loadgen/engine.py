@@ -31,7 +31,7 @@ from typing import Any, Callable
 import orjson
 
 import schemas
-from conformance import json_text
+from conformance import json_text, schema_validation
 from conformance.checker import Checker
 from conformance.live.clock_sync import ClockEstimate, SyncSample, estimate
 from conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
@@ -53,7 +53,7 @@ LAG_NOTE_MS = 10.0
 _loads = json_text.loads  # the checker's parser, so probe and checker agree on what is JSON
 _dumps = orjson.dumps
 _JSONDecodeError = orjson.JSONDecodeError
-_RUN_EVENT_TYPES = frozenset(schemas.RUN_EVENT_TYPES)
+_RUN_EVENT_TYPES = schema_validation.RUN_EVENT_TYPES
 _NUMBER = (int, float)
 
 
