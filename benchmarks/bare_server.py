@@ -28,7 +28,7 @@ import time
 import orjson
 from websockets.asyncio.server import serve
 
-import schemas
+from agent_events import schemas
 
 INPUT = "Reduce cloud costs and improve API latency"
 _dumps = orjson.dumps
@@ -37,8 +37,8 @@ _loads = orjson.loads
 
 async def capture_run(request: str = INPUT) -> list[dict]:
     """The messages one reference-agent run sends, decoded (run_id, seq, emitted_at get restamped)."""
-    from reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
-    from reference_agent.base import RunRequest
+    from agent_events.reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
+    from agent_events.reference_agent.base import RunRequest
 
     class Capture:
         def __init__(self) -> None:

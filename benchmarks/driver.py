@@ -22,7 +22,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-import schemas
+from agent_events import schemas
 
 COMPLETED_PREFIX = b'{"type":"agent_completed"'
 OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PING = 0x1, 0x8, 0x9

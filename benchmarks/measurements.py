@@ -24,10 +24,10 @@ import orjson
 
 from benchmarks.bare_server import INPUT
 from benchmarks.driver import CountingDriver
-from conformance import profiles, schema_validation
-from conformance.live.wire import Endpoint
-from conformance.loadgen.engine import LoadOptions, run_load
-from conformance.loadgen.server import ServerWatch, reference_agent_command, spawn_server
+from agent_events.conformance import profiles, schema_validation
+from agent_events.conformance.live.wire import Endpoint
+from agent_events.conformance.loadgen.engine import LoadOptions, run_load
+from agent_events.conformance.loadgen.server import ServerWatch, reference_agent_command, spawn_server
 
 BARE = [sys.executable, "-m", "benchmarks.bare_server"]
 
@@ -211,7 +211,7 @@ async def memory(scale: Scale) -> dict[str, Any]:
 
 def _jsonschema_rate(path: Path, messages: int) -> float:
     """Plain jsonschema on the same transcript: parse each line, validate each message, no sequence logic."""
-    import schemas
+    from agent_events import schemas
 
     validator = schemas.validator(schemas.SERVER_MESSAGE)
     loads = orjson.loads
@@ -230,7 +230,7 @@ def _jsonschema_rate(path: Path, messages: int) -> float:
 
 
 async def checker(scale: Scale) -> dict[str, Any]:
-    from conformance import synth
+    from agent_events.conformance import synth
 
     runs = math.ceil(scale.checker_events / 11)  # a synthetic actions-agent run has 11 events
     with tempfile.TemporaryDirectory(prefix="agent-events-bench-") as tmp:
@@ -239,7 +239,7 @@ async def checker(scale: Scale) -> dict[str, Any]:
             out.writelines(synth.transcript_lines(runs))
         size = path.stat().st_size
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "conformance.cli", "validate", str(path), "--format", "json",
+            sys.executable, "-m", "agent_events.conformance.cli", "validate", str(path), "--format", "json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         t0 = time.perf_counter()
         watch = ServerWatch(process.pid)
@@ -272,7 +272,7 @@ async def checker(scale: Scale) -> dict[str, Any]:
 # -- 5. harness overhead ------------------------------------------------------------------------------
 
 async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
-    from conformance.live.api import check_async
+    from agent_events.conformance.live.api import check_async
 
     fast = servers["bare_batched"]
     driver = CountingDriver(fast.url, scale.harness_connections, 5, INPUT)

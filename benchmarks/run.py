@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from benchmarks import measurements as m
-from conformance.loadgen.server import reference_agent_command, spawn_server
+from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
     "agent": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",

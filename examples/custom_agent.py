@@ -15,7 +15,7 @@ import sys
 
 from websockets.asyncio.client import connect
 
-from reference_agent import BaseAgent, RunRequest, serve
+from agent_events.reference_agent import BaseAgent, RunRequest, serve
 
 
 class WordCountAgent(BaseAgent):

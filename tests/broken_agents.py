@@ -7,7 +7,7 @@ meet a team's buggy agent: over a socket, with everything else correct.
 
 from __future__ import annotations
 
-from reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
+from agent_events.reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
 
 
 class DropsProgress(WebSocketBridgeAdapter):

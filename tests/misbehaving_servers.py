@@ -396,7 +396,7 @@ def cli_json(*argv: str, max_open_files: int | None = None) -> tuple[int, dict]:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", *argv, "--format", "json", *RELAXED_FLAGS],
+    proc = subprocess.run([sys.executable, "-m", "agent_events.conformance.cli", *argv, "--format", "json", *RELAXED_FLAGS],
                           capture_output=True, text=True, timeout=90,
                           preexec_fn=limit if max_open_files is not None else None)
     assert proc.stdout, proc.stderr

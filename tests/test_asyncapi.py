@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator
 
-import schemas
-from conformance import asyncapi
-from conformance.cli import main
+from agent_events import schemas
+from agent_events.conformance import asyncapi
+from agent_events.conformance.cli import main
 
 HERE = Path(__file__).parent
 PARSER_PACKAGE = "@asyncapi/parser"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 import broken_agents as b
-import reference_agent
+from agent_events import reference_agent
 from misbehaving_servers import RELAXED_FLAGS
-from conformance.cli import main
-from conformance.violations import FAIL, WARN
+from agent_events.conformance.cli import main
+from agent_events.conformance.violations import FAIL, WARN
 
 CASES = [
     ("drops an event", dict(bridge_factory=b.bridge(b.DropsProgress)), "primary", "seq.contiguous"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from conformance.live.clock_sync import SyncSample, estimate
-from conformance.live.engine import LiveOptions
-from conformance.live.wire import Endpoint
-from conformance.profiles import PROFILES
+from agent_events.conformance.live.clock_sync import SyncSample, estimate
+from agent_events.conformance.live.engine import LiveOptions
+from agent_events.conformance.live.wire import Endpoint
+from agent_events.conformance.profiles import PROFILES
 
 
 def test_the_sample_with_the_smallest_round_trip_wins():

@@ -7,10 +7,10 @@ import ipaddress
 
 import pytest
 
-import reference_agent
+from agent_events import reference_agent
 from misbehaving_servers import RELAXED_FLAGS
-from conformance.cli import main
-from conformance.live.api import build_headers, parse_header
+from agent_events.conformance.cli import main
+from agent_events.conformance.live.api import build_headers, parse_header
 
 TOKEN = "s3cret-token"
 

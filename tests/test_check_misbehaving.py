@@ -11,11 +11,11 @@ import tracemalloc
 
 import pytest
 
-import conformance
+from agent_events import conformance
 import misbehaving_servers as m
-import reference_agent
-from conformance.cli import main
-from conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
+from agent_events import reference_agent
+from agent_events.conformance.cli import main
+from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 FAST = {"deadline_s": 1.0, **m.RELAXED}
 

@@ -9,16 +9,16 @@ import json
 import orjson
 import pytest
 
-import conformance
-import reference_agent
+from agent_events import conformance
+from agent_events import reference_agent
 from misbehaving_servers import RELAXED, RELAXED_FLAGS
-from conformance import rules
-from conformance.api import validate_files
-from conformance.cli import main
-from conformance.live.cli_args import ProgressLine
-from conformance.live.scenarios import SCENARIOS
-from conformance.profiles import PROFILES
-from conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
+from agent_events.conformance import rules
+from agent_events.conformance.api import validate_files
+from agent_events.conformance.cli import main
+from agent_events.conformance.live.cli_args import ProgressLine
+from agent_events.conformance.live.scenarios import SCENARIOS
+from agent_events.conformance.profiles import PROFILES
+from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 #: Slow enough that a cancel lands mid-run, fast enough for the test suite.
 LLM_DELAY_MS = 20

@@ -7,16 +7,16 @@ import copy
 import orjson
 import pytest
 
-import schemas
-from conformance import checker as checker_mod
-from conformance import rules
-from conformance.checker import (
+from agent_events import schemas
+from agent_events.conformance import checker as checker_mod
+from agent_events.conformance import rules
+from agent_events.conformance.checker import (
     CLOSE, COMPLETED, KINDS, STATES, TRANSITIONS, Checker, state_diagram,
 )
-from conformance.profiles import PROFILES
-from conformance.synth import RunSpec, Tool, run_frames
-from conformance.transcript import feed, frames_from_vector
-from conformance.violations import Violation
+from agent_events.conformance.profiles import PROFILES
+from agent_events.conformance.synth import RunSpec, Tool, run_frames
+from agent_events.conformance.transcript import feed, frames_from_vector
+from agent_events.conformance.violations import Violation
 
 
 def run(frames, profile="actions-agent", at=None) -> Checker:

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-import schemas
-from conformance import __version__
-from conformance.cli import main
+from agent_events import schemas
+from agent_events.conformance import __version__
+from agent_events.conformance.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "agent_events.conformance.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_version_names_the_kit_and_protocol():
@@ -62,7 +62,7 @@ def test_schema_out_to_an_unwritable_place_is_exit_2(tmp_path, capsys):
 
 
 def test_internal_error_is_exit_4_and_says_how_to_report(monkeypatch, capsys):
-    import conformance.commands.schema as schema_cmd
+    import agent_events.conformance.commands.schema as schema_cmd
 
     def boom(args):
         raise RuntimeError("kaboom")
@@ -76,7 +76,7 @@ def test_internal_error_is_exit_4_and_says_how_to_report(monkeypatch, capsys):
 
 def test_a_closed_stdout_pipe_is_not_an_internal_error():
     """``agent-events schema | head -1``: the reader leaves early; no traceback, no exit 4."""
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "schema", "server_message"],
+    proc = subprocess.Popen([sys.executable, "-m", "agent_events.conformance.cli", "schema", "server_message"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # nobody reads: the first write past the pipe buffer breaks it
     _, err = proc.communicate(timeout=60)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import schemas
-from conformance import config
-from conformance.cli import build_parser, main
-from conformance.exitcodes import ExitCode
+from agent_events import schemas
+from agent_events.conformance import config
+from agent_events.conformance.cli import build_parser, main
+from agent_events.conformance.exitcodes import ExitCode
 
 build_parser()  # imports every command, so the keys they register are in config.KEYS too
 
@@ -32,7 +32,7 @@ TOML_VALUES = {
 
 def test_keys_registered_by_commands_are_part_of_the_matrix():
     """``config.register`` was called by a command module (the live check's keys), so the matrix
-    below exercises converters written outside ``conformance.config`` too."""
+    below exercises converters written outside ``agent_events.conformance.config`` too."""
     assert any(spec.convert.__module__ != config.__name__ for spec in config.KEYS.values())
 
 

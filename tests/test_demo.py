@@ -6,11 +6,11 @@ import asyncio
 import subprocess
 import sys
 
-from conformance.cli import main
-from conformance.commands.demo import demo
-from conformance import rules
-from conformance.profiles import PROFILES
-from conformance.violations import FAIL, PASS
+from agent_events.conformance.cli import main
+from agent_events.conformance.commands.demo import demo
+from agent_events.conformance import rules
+from agent_events.conformance.profiles import PROFILES
+from agent_events.conformance.violations import FAIL, PASS
 from misbehaving_servers import RELAXED, RELAXED_FLAGS
 
 
@@ -37,7 +37,7 @@ def test_demo_passes_every_must_rule_of_primary_and_fallback():
 
 
 def test_demo_from_a_fresh_process_writes_the_default_report_in_the_cwd(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "demo", "--quiet", *RELAXED_FLAGS], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "agent_events.conformance.cli", "demo", "--quiet", *RELAXED_FLAGS], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("CONFORMANT")
@@ -50,7 +50,7 @@ def test_demo_json_output_stays_parseable(tmp_path):
     import json
 
     html = tmp_path / "r.html"
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "demo", "--format", "json", "--html", str(html),
+    proc = subprocess.run([sys.executable, "-m", "agent_events.conformance.cli", "demo", "--format", "json", "--html", str(html),
                            *RELAXED_FLAGS], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     report = json.loads(proc.stdout)
     assert report["exit_code"] == proc.returncode

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import schemas
-from conformance import asyncapi
-from conformance.cli import available_commands, build_parser
-from conformance.rules import RULES
+from agent_events import schemas
+from agent_events.conformance import asyncapi
+from agent_events.conformance.cli import available_commands, build_parser
+from agent_events.conformance.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "docs" / "hooks"
@@ -153,7 +153,7 @@ def test_cli_reference_documents_every_subcommand_and_option(site):
                 assert option in text_of(body), f"agent-events {name} {option} is not documented"
     for code_ in range(5):
         assert f"<code>{code_}</code>" in body
-    from conformance.pytest_plugin import option_names
+    from agent_events.conformance.pytest_plugin import option_names
 
     for option in option_names():
         assert f"<code>{option}</code>" in body, f"pytest plugin option {option} is not documented"
@@ -170,7 +170,7 @@ def test_cli_reference_picks_up_a_subcommand_added_later(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(HOOKS))
-    from conformance import cli
+    from agent_events.conformance import cli
 
     monkeypatch.setitem(cli.COMMANDS, "frobnicate", "ae_docs_test_frobnicate")
     import docgen_cli
@@ -192,7 +192,7 @@ def test_every_schema_is_published_at_its_id(site):
 
 @pytest.mark.slow
 def test_report_schema_is_published_at_its_id(site):
-    found = sorted((ROOT / "conformance").glob("*schema*.json"))
+    found = sorted((ROOT / "src" / "agent_events" / "conformance").glob("*schema*.json"))
     assert found, "the conformance kit ships no JSON Schema of its report"
     for path in found:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -247,7 +247,7 @@ def test_unknown_placeholder_warns_and_stays_visible(hook):
 
 def test_api_placeholder_of_a_missing_name_warns(hook):
     warnings: list[str] = []
-    hook.fill_placeholders("<!-- agent-events:api conformance.no_such_function -->", _ctx(warnings))
+    hook.fill_placeholders("<!-- agent-events:api agent_events.conformance.no_such_function -->", _ctx(warnings))
     assert len(warnings) == 1 and "no_such_function" in warnings[0]
 
 
@@ -349,7 +349,7 @@ def test_every_command_line_in_the_docs_parses(page_name, argv):
 
 
 def test_config_examples_in_the_docs_are_accepted(tmp_path):
-    from conformance import config
+    from agent_events.conformance import config
 
     blocks = re.findall(r"^```toml\n(.*?)^```", (ROOT / "docs" / "conformance.md").read_text(encoding="utf-8"), re.M | re.S)
     assert blocks
@@ -369,7 +369,7 @@ def test_generated_references_are_not_committed_as_copies(source, placeholder):
 
 
 def test_the_conformance_guide_describes_exactly_the_report_formats_offered():
-    from conformance.reporters import REPORTERS
+    from agent_events.conformance.reporters import REPORTERS
 
     guide = (ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
     formats = guide[guide.index("Formats (`--format`"):guide.index("### The JSON report")]
@@ -378,8 +378,8 @@ def test_the_conformance_guide_describes_exactly_the_report_formats_offered():
 
 @pytest.mark.slow
 def test_conformance_guide_lists_every_scenario_profile_and_config_key(site):
-    from conformance import config, profiles
-    from conformance.live.scenarios import SCENARIOS
+    from agent_events.conformance import config, profiles
+    from agent_events.conformance.live.scenarios import SCENARIOS
 
     guide = page(site, "conformance")
     for name in [*SCENARIOS, *profiles.PROFILES, *config.KEYS, *profiles.BUDGETS]:
@@ -393,7 +393,7 @@ def _all_options() -> set[str]:
         if isinstance(action.choices, dict):  # the subcommands
             for sub in action.choices.values():
                 options.update(o for a in sub._actions for o in a.option_strings)
-    from conformance.pytest_plugin import option_names
+    from agent_events.conformance.pytest_plugin import option_names
 
     options.update(option_names())
     return options

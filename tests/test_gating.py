@@ -14,9 +14,9 @@ import xml.etree.ElementTree as ET
 import orjson
 import pytest
 
-import schemas
-from conformance.cli import build_parser, main
-from conformance.exitcodes import ExitCode
+from agent_events import schemas
+from agent_events.conformance.cli import build_parser, main
+from agent_events.conformance.exitcodes import ExitCode
 
 VECTORS = dict(schemas.sequence_vectors())
 SHOULD_ONLY = "invalid/latency.tool_gap.json"  # two latency.tool_gap (SHOULD) violations, nothing else

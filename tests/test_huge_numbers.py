@@ -1,7 +1,7 @@
 """Numbers beyond a double (a 400-digit ``seq``, ``1e400``): JSON with an absurd value, judged as such.
 
 orjson refuses them; the checker and the transcript reader fall back to the
-standard library (:mod:`conformance.json_text`), so the value is judged by the
+standard library (:mod:`agent_events.conformance.json_text`), so the value is judged by the
 schema and ``seq.contiguous`` instead of the frame being called "not JSON".
 """
 
@@ -13,10 +13,10 @@ import math
 import orjson
 import pytest
 
-import schemas
-from conformance import json_text
-from conformance.cli import main
-from conformance.exitcodes import ExitCode
+from agent_events import schemas
+from agent_events.conformance import json_text
+from agent_events.conformance.cli import main
+from agent_events.conformance.exitcodes import ExitCode
 
 PRIMARY = dict(schemas.sequence_vectors())["valid/primary.json"]["frames"]
 HUGE = "1" + "0" * 400

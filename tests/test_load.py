@@ -15,9 +15,9 @@ import pytest
 
 import broken_agents as b
 import misbehaving_servers as m
-import reference_agent
-from conformance.cli import main
-from conformance.exitcodes import ExitCode
+from agent_events import reference_agent
+from agent_events.conformance.cli import main
+from agent_events.conformance.exitcodes import ExitCode
 from misbehaving_servers import RELAXED_FLAGS
 
 

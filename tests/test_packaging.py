@@ -45,9 +45,11 @@ def test_wheel_contains_schemas_and_vectors(installed_wheel):
 
     _, wheel = installed_wheel
     names = zipfile.ZipFile(wheel).namelist()
-    assert "schemas/v1/agent_completed.json" in names
-    assert "schemas/v1/server_message.json" in names
-    assert any(n.startswith("schemas/vectors/sequences/invalid/") for n in names)
+    assert "agent_events/schemas/v1/agent_completed.json" in names
+    assert "agent_events/schemas/v1/server_message.json" in names
+    assert any(n.startswith("agent_events/schemas/vectors/sequences/invalid/") for n in names)
+    top_level = {n.split("/", 1)[0] for n in names}
+    assert top_level == {"agent_events", next(n for n in top_level if n.endswith(".dist-info"))}, top_level
 
 
 def test_installed_wheel_exports_schemas_that_validate_offline(installed_wheel, tmp_path):
@@ -58,7 +60,8 @@ def test_installed_wheel_exports_schemas_that_validate_offline(installed_wheel, 
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     snippet = textwrap.dedent(f"""
-        import json, pathlib, schemas
+        import json, pathlib
+        from agent_events import schemas
         assert pathlib.Path(schemas.__file__).is_relative_to({str(env_dir)!r}), schemas.__file__
         from jsonschema import Draft202012Validator
         from referencing import Registry, Resource

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from websockets.exceptions import InvalidStatus
 
-import schemas
+from agent_events import schemas
 from test_reference_agent_support import FAST, agent, arun, check_well_formed, connect, recv_until_completed, start_run
 
 TOKEN = "s3cret-t0ken"

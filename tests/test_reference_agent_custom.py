@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent import AgentUsageError, BaseAgent, BridgeNotSetError, RunRequest
+from agent_events.reference_agent import AgentUsageError, BaseAgent, BridgeNotSetError, RunRequest
 from test_reference_agent_support import (
     agent, arun, check_well_formed, connect, one_run, recv, recv_until_completed, result, start_run, types,
 )

@@ -6,7 +6,7 @@ Each broken variant is a small subclass plugged in with ``agent_factory`` or
 
 from __future__ import annotations
 
-from reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
+from agent_events.reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
 from test_reference_agent_support import agent, arun, connect, recv, start_run, types
 
 

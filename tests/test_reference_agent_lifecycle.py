@@ -13,9 +13,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-import schemas
-from conformance.cli import main
-from reference_agent import ActionsAgent, BaseAgent, OfflinePlanner, run_in_thread
+from agent_events import schemas
+from agent_events.conformance.cli import main
+from agent_events.reference_agent import ActionsAgent, BaseAgent, OfflinePlanner, run_in_thread
 from test_reference_agent_support import (
     SUBPROTOCOLS, agent, arun, check_well_formed, connect, recv, recv_until_completed, result, served_cli,
     start_run, types, valid, wait_for,

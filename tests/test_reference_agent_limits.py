@@ -8,7 +8,7 @@ import socket
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-import schemas
+from agent_events import schemas
 from test_reference_agent_support import (
     FAST, agent, arun, check_well_formed, connect, recv, recv_until_completed, result, start_run, wait_for,
 )

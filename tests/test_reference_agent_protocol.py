@@ -6,8 +6,8 @@ import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import schemas
-from reference_agent.protocol import (
+from agent_events import schemas
+from agent_events.reference_agent.protocol import (
     CancelRun, ProtocolError, StartRun, TimeSync, fast_valid_start_run, parse_client_message,
 )
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reference_agent import ActionsAgent, OfflinePlanner
+from agent_events.reference_agent import ActionsAgent, OfflinePlanner
 from test_reference_agent_support import (
     FAST, ONE_GOAL, PRIMARY_TOOLS, TWO_GOALS, agent, arun, check_well_formed, connect, one_run,
     primary_types, recv, recv_until_completed, result, start_run, tools, types,
@@ -226,8 +226,8 @@ def test_ten_connections_five_runs_each_never_mix():
 
 
 def test_default_planner_is_deterministic():
-    from reference_agent.llm import build_prompt
-    from reference_agent.plans import extract_goals
+    from agent_events.reference_agent.llm import build_prompt
+    from agent_events.reference_agent.plans import extract_goals
 
     prompt = build_prompt(TWO_GOALS, extract_goals(TWO_GOALS))
     first = arun(OfflinePlanner(0).complete(prompt))

@@ -21,8 +21,8 @@ import orjson
 from jsonschema.exceptions import best_match
 from websockets.asyncio.client import connect as ws_connect
 
-import schemas
-from reference_agent import serve
+from agent_events import schemas
+from agent_events.reference_agent import serve
 
 SERVER_MESSAGE = schemas.validator(schemas.SERVER_MESSAGE)
 SUBPROTOCOLS = [schemas.SUBPROTOCOL]
@@ -184,7 +184,7 @@ def served_cli(*flags: str, env: dict[str, str] | None = None):
     """``agent-events serve --port 0 FLAGS`` in a subprocess: yields ``(process, url)``, always reaped."""
     environment = {k: v for k, v in os.environ.items() if k != "AGENT_EVENTS_TOKEN"}
     environment.update(env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "serve", "--port", "0", *flags],
+    proc = subprocess.Popen([sys.executable, "-m", "agent_events.conformance.cli", "serve", "--port", "0", *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     try:
         yield proc, read_url(proc)

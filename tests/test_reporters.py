@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-import schemas
-from conformance import rules
-from conformance.api import validate_frames
-from conformance.report import Policy, Report
-from conformance.reporters import REPORTERS, render, write_outputs
-from conformance.reporters.json import report_schema
+from agent_events import schemas
+from agent_events.conformance import rules
+from agent_events.conformance.api import validate_frames
+from agent_events.conformance.report import Policy, Report
+from agent_events.conformance.reporters import REPORTERS, render, write_outputs
+from agent_events.conformance.reporters.json import report_schema
 
 VECTORS = dict(schemas.sequence_vectors())
 

@@ -10,13 +10,13 @@ import jsonschema
 import orjson
 import pytest
 
-import schemas
-from conformance import rules
-from conformance.api import validate_files, validate_frames, validate_messages
-from conformance.cli import main
-from conformance.report import Policy, Report
-from conformance.reporters import render
-from conformance.reporters.sarif import SarifReporter
+from agent_events import schemas
+from agent_events.conformance import rules
+from agent_events.conformance.api import validate_files, validate_frames, validate_messages
+from agent_events.conformance.cli import main
+from agent_events.conformance.report import Policy, Report
+from agent_events.conformance.reporters import render
+from agent_events.conformance.reporters.sarif import SarifReporter
 
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 VECTORS = dict(schemas.sequence_vectors())

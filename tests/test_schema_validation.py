@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import schemas
-from conformance import schema_validation as sv
-from conformance.synth import RunSpec, run_frames
+from agent_events import schemas
+from agent_events.conformance import schema_validation as sv
+from agent_events.conformance.synth import RunSpec, run_frames
 
 SAMPLES = [f["msg"] for spec in (RunSpec(), RunSpec(fallback=True), RunSpec(cancel_after=4))
            for f in run_frames(spec) if f["dir"] == "recv"]
@@ -101,9 +101,9 @@ def test_without_the_fast_engine_jsonschema_does_both_jobs():
 
     script = (
         "import sys; sys.modules['jsonschema_rs'] = None\n"
-        "import schemas\n"
-        "from conformance import schema_validation as sv\n"
-        "from conformance.api import validate_frames\n"
+        "from agent_events import schemas\n"
+        "from agent_events.conformance import schema_validation as sv\n"
+        "from agent_events.conformance.api import validate_frames\n"
         "assert sv.ENGINE == 'jsonschema', sv.ENGINE\n"
         "vectors = dict(schemas.sequence_vectors())\n"
         "assert validate_frames(vectors['valid/primary.json']['frames']).conformant\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-import schemas
+from agent_events import schemas
 
 VECTOR_CASES = [
     pytest.param(group["schema"], test["data"], test["valid"], id=f"{file}::{test['description']}")
@@ -93,7 +93,7 @@ def test_registry_never_touches_the_network(monkeypatch):
 
 def test_exported_schemas_validate_with_plain_jsonschema(tmp_path):
     """The README's snippet, on the files `agent-events schema --out` writes."""
-    from conformance.cli import main
+    from agent_events.conformance.cli import main
     from referencing import Registry, Resource
 
     assert main(["schema", "--out", str(tmp_path)]) == 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import schemas
-from conformance import rules
-from conformance.checker import Checker
-from conformance.transcript import feed, frames_from_vector
+from agent_events import schemas
+from agent_events.conformance import rules
+from agent_events.conformance.checker import Checker
+from agent_events.conformance.transcript import feed, frames_from_vector
 
 VECTORS = list(schemas.sequence_vectors())
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import schemas
-from conformance.rules import RULES, BY_ID
+from agent_events import schemas
+from agent_events.conformance.rules import RULES, BY_ID
 
 SPEC = (Path(__file__).parent.parent / "docs" / "spec.md").read_text(encoding="utf-8")
 ANCHORS = set(re.findall(r"^#+ .*\{#([a-z0-9-]+)\}\s*$", SPEC, flags=re.M))

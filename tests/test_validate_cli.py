@@ -11,12 +11,12 @@ import tracemalloc
 import orjson
 import pytest
 
-import schemas
-from conformance import checker as checker_mod
-from conformance import latencies, synth
-from conformance.api import validate_files, validate_frames, validate_lines, validate_messages
-from conformance.cli import main
-from conformance.exitcodes import ExitCode
+from agent_events import schemas
+from agent_events.conformance import checker as checker_mod
+from agent_events.conformance import latencies, synth
+from agent_events.conformance.api import validate_files, validate_frames, validate_lines, validate_messages
+from agent_events.conformance.cli import main
+from agent_events.conformance.exitcodes import ExitCode
 
 
 def write_vector(path, name):
@@ -93,7 +93,7 @@ def test_stdin_and_gzip_inputs(good, tmp_path):
     packed = tmp_path / "good.jsonl.gz"
     packed.write_bytes(gzip.compress(good.read_bytes()))
     assert main(["validate", str(packed)]) == 0
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "validate", "-", "--format", "json"],
+    proc = subprocess.run([sys.executable, "-m", "agent_events.conformance.cli", "validate", "-", "--format", "json"],
                           input=good.read_bytes(), capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["target"]["files"] == ["<stdin>"]
@@ -147,7 +147,7 @@ def test_directory_empty_file_binary_file_and_bad_transcript_frame_exit_2(tmp_pa
 
 
 def test_internal_error_exits_4_with_how_to_report(good, monkeypatch, capsys):
-    import conformance.commands.validate as command
+    import agent_events.conformance.commands.validate as command
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug")

@@ -13,10 +13,10 @@ import jsonschema
 import orjson
 import pytest
 
-import schemas
-from conformance.cli import main
-from conformance.exitcodes import ExitCode
-from conformance.reporters.json import report_schema
+from agent_events import schemas
+from agent_events.conformance.cli import main
+from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.reporters.json import report_schema
 
 VECTORS = dict(schemas.sequence_vectors())
 MUST_ONLY = "invalid/pair.tool_matched.json"  # one pair.tool_matched (MUST) violation

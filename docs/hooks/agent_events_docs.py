@@ -33,8 +33,8 @@ import docgen_events
 import docgen_profiles
 import docgen_rules
 from docgen_markdown import code, table, text_block
-import schemas
-from conformance import rules as registry
+from agent_events import schemas
+from agent_events.conformance import rules as registry
 from mkdocs.structure.files import File, Files
 
 log = logging.getLogger("mkdocs.hooks.agent_events")
@@ -45,7 +45,7 @@ PLACEHOLDER = re.compile(r"<!--\s*agent-events:([a-z0-9-]+)(?:\s+([^\s>]+))?\s*-
 #: (A ``[`id`]: url`` at the start of a line is a link definition; the replacement skips it.)
 RULE_CITATION = re.compile(r"\[`([a-z_]+(?:\.[a-z_]+)+)`\](?![(\[])")
 #: Where the conformance kit may keep the JSON Schema of its JSON report.
-REPORT_SCHEMA_GLOB = "conformance/*schema*.json"
+REPORT_SCHEMA_GLOB = "src/agent_events/conformance/*schema*.json"
 
 
 def _json(value) -> str:
@@ -69,7 +69,7 @@ def site_path_of(uri: str, site_url: str) -> str | None:
 
 def published_files(site_url: str) -> dict[str, str]:
     """Site path -> content of every machine-readable file the site publishes."""
-    from conformance import asyncapi
+    from agent_events.conformance import asyncapi
 
     published = {}
     for name, schema in schemas.all_schemas().items():
@@ -117,7 +117,7 @@ def _readme_setup(_arg, _ctx) -> str:
 
 
 def _cli_command(arg, _ctx) -> str:
-    from conformance.cli import build_parser
+    from agent_events.conformance.cli import build_parser
 
     commands = docgen_cli.subcommands(build_parser())
     if arg not in commands:
@@ -128,7 +128,7 @@ def _cli_command(arg, _ctx) -> str:
 
 def _cli_group(arg, _ctx) -> str:
     """One argument group of one subcommand (``COMMAND:group title``): its description and options."""
-    from conformance.cli import build_parser
+    from agent_events.conformance.cli import build_parser
 
     command, _, title = (arg or "").partition(":")
     commands = docgen_cli.subcommands(build_parser())
@@ -176,21 +176,21 @@ def _report_schema(_arg, ctx) -> str:
 
 
 def _budgets(_arg, ctx) -> str:
-    from conformance.cli import build_parser
+    from agent_events.conformance.cli import build_parser
 
     return docgen_profiles.budgets_table(build_parser(), ctx["relative"]("rules.md"))
 
 
 def _checker_diagram() -> str:
     """The checker's per-run state machine, drawn from its own transition table."""
-    from conformance.checker import state_diagram
+    from agent_events.conformance.checker import state_diagram
 
     return f"```mermaid\n{state_diagram()}```\n"
 
 
 def _asyncapi_operations(_arg, ctx) -> str:
     """The document's operations, each with the messages it carries and replies with."""
-    from conformance import asyncapi
+    from agent_events.conformance import asyncapi
 
     document = asyncapi.build()
 
@@ -210,7 +210,7 @@ def _scenarios(_arg, ctx) -> str:
     Rules that most scenarios exercise (every run is checked for schemas, order,
     pairing...) are listed once below the table instead of in every row.
     """
-    from conformance.live.scenarios import SCENARIOS
+    from agent_events.conformance.live.scenarios import SCENARIOS
 
     rules_page = ctx["relative"]("rules.md")
     counts: dict[str, int] = {}
@@ -242,8 +242,8 @@ def _example_report(arg, _ctx) -> str:
     Rendered by the real reporter at build time, so the example always shows
     today's format and today's wording.
     """
-    import conformance
-    from conformance.reporters import render
+    from agent_events import conformance
+    from agent_events.conformance.reporters import render
 
     vectors = dict(schemas.sequence_vectors())
     if arg not in vectors:
@@ -273,8 +273,8 @@ def abridge_report(text: str) -> str:
 
 def _config_keys(_arg, _ctx) -> str:
     """The keys a config file may hold, from the config module's own declaration."""
-    from conformance import config
-    from conformance.cli import build_parser
+    from agent_events.conformance import config
+    from agent_events.conformance.cli import build_parser
 
     build_parser()  # commands register their own keys when imported
     rows = []

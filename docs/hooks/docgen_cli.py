@@ -1,9 +1,9 @@
 """The CLI reference, generated from the CLI's own argparse definitions.
 
-The parser is built with :func:`conformance.cli.build_parser`, the same
+The parser is built with :func:`agent_events.conformance.cli.build_parser`, the same
 function ``agent-events`` runs, so every subcommand and option is documented
 the moment it exists, and an option is never listed by hand in the docs.
-The exit codes come from :mod:`conformance.exitcodes`, with their meaning
+The exit codes come from :mod:`agent_events.conformance.exitcodes`, with their meaning
 taken from the ``#:`` comments that document each member there.
 """
 
@@ -102,7 +102,7 @@ def arguments(parser: argparse.ArgumentParser, heading: str = "####") -> str:
 def pytest_plugin_options() -> str:
     """The pytest plugin's options, rendered like a subcommand's (they are argparse declarations too)."""
     try:
-        from conformance.pytest_plugin import options
+        from agent_events.conformance.pytest_plugin import options
     except ImportError:
         return ""
     parser = argparse.ArgumentParser(prog="pytest", add_help=False)
@@ -121,7 +121,7 @@ def pytest_plugin_options() -> str:
 
 def exit_codes() -> list[tuple[int, str, str]]:
     """(value, name, meaning) of every exit code, the meaning from its ``#:`` comment."""
-    from conformance import exitcodes
+    from agent_events.conformance import exitcodes
 
     meanings = member_comments(exitcodes.ExitCode)
     return [(int(member), member.name, meanings.get(member.name, "")) for member in exitcodes.ExitCode]
@@ -132,7 +132,7 @@ def exit_code_table() -> str:
 
 
 def cli_reference() -> str:
-    from conformance.cli import build_parser
+    from agent_events.conformance.cli import build_parser
 
     parser = build_parser()
     commands = subcommands(parser)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import schemas
+from agent_events import schemas
 from docgen_markdown import cell, code, json_block, table
 
 SERVER_TO_CLIENT = "server → client"

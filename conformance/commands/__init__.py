@@ -1,1 +1,0 @@
-"""One module per ``agent-events`` subcommand; see :mod:`conformance.cli`."""

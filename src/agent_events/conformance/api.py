@@ -1,0 +1,98 @@
+"""Offline validation as a Python API: messages, frames or files in, a Report out.
+
+The CLI's ``validate`` is a thin layer over :func:`validate_lines`; these
+functions are what a team calls from its own tests (for example on the
+messages its agent emitted into a list), with the same checker and the same
+report as every other entry point.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import IO, Any, Iterable
+
+from agent_events.conformance import profiles as _profiles
+from agent_events.conformance.checker import Checker
+from agent_events.conformance.profiles import Profile
+from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now
+from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames
+
+STDIN = "-"
+
+
+def validate_messages(messages: Iterable[Any], profile: "str | Profile" = _profiles.DEFAULT_PROFILE, *,
+                      policy: Policy = DEFAULT_POLICY, name: str = "messages") -> Report:
+    """Check server messages (decoded JSON values, raw text ``str`` or binary ``bytes`` frames),
+    as one connection received them, with no timing: latency rules are N/A."""
+    started = _now()
+    checker = Checker(profile)
+    receive = checker.receive
+    for message in messages:
+        receive(message)
+    checker.close()
+    return Report(checker.profile, [Section.from_checker(name, checker, kind="stream")], policy,
+                  target={"kind": "messages"}, command="api", started_at=started)
+
+
+def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles.DEFAULT_PROFILE, *,
+                    policy: Policy = DEFAULT_POLICY, name: str = "frames") -> Report:
+    """Check frames in transcript form (``{"t", "dir", "conn", "msg"|"text"|"binary"}`` dicts),
+    as the sequence vectors and :mod:`agent_events.conformance.strategies` produce them."""
+    started = _now()
+    checker = Checker(profile)
+    feed(checker, frames_from_vector(frames, name))
+    checker.close()
+    return Report(checker.profile, [Section.from_checker(name, checker, kind="stream")], policy,
+                  target={"kind": "frames"}, command="api", started_at=started)
+
+
+def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Profile" = _profiles.DEFAULT_PROFILE) -> Section:
+    """Check one transcript or plain JSONL, streamed line by line, into one report section.
+
+    Raises :class:`agent_events.conformance.transcript.TranscriptError` for a malformed transcript frame.
+    """
+    checker = Checker(profile)
+    header: dict = {}
+    feed(checker, iter_frames(lines, source, header), source)
+    checker.close()
+    notes = []
+    if not checker.delivery_checked and checker.frames:
+        notes.append("no receive times: latency rules are not applicable")
+    if not checker.starts_sent and checker.frames:
+        notes.append("no client frames: runs were identified from their events; isolation is not applicable")
+    return Section.from_checker(source, checker, kind="file", notes=notes, header=header or None)
+
+
+def open_input(path: str | os.PathLike) -> IO[bytes]:
+    """A binary line source for ``path`` (``-`` is stdin; ``.gz`` is decompressed on the fly)."""
+    import sys
+
+    if str(path) == STDIN:
+        return sys.stdin.buffer
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=1 << 20)
+
+
+def validate_files(paths: Iterable[str | os.PathLike], profile: "str | Profile" = _profiles.DEFAULT_PROFILE, *,
+                   policy: Policy = DEFAULT_POLICY) -> Report:
+    """Check files (transcripts or plain JSONL), one report section each."""
+    started = _now()
+    profile = _profiles.get(profile)
+    sections = []
+    names = []
+    for path in paths:
+        name = "<stdin>" if str(path) == STDIN else str(path)
+        names.append(name)
+        stream = open_input(path)
+        try:
+            sections.append(validate_lines(stream, name, profile))
+        finally:
+            if str(path) != STDIN:
+                stream.close()
+    return Report(profile, sections, policy, target={"kind": "files", "files": names}, command="validate",
+                  started_at=started)
+
+
+__all__ = ["validate_messages", "validate_frames", "validate_files", "validate_lines"]

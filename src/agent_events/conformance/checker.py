@@ -1,0 +1,932 @@
+"""The sequence checker: a sans-I/O state machine over one observed stream.
+
+Feed it what a client sent (:meth:`Checker.send`) and what it received
+(:meth:`Checker.receive`), one frame at a time, with the client-clock time
+of each when known; each call returns the violations that frame reveals.
+:meth:`Checker.close` reports what the end of the stream leaves open. No
+sockets, clocks or files in here (h11 is the model): the live probe, the
+offline validator and the load generator drive the same machine, so a rule
+means the same thing everywhere.
+
+The rules of the machine
+========================
+
+Frames. Every received frame must be text (``frame.text``; a binary frame is
+still decoded and checked, so one wrong opcode is one violation) and one JSON
+object (``frame.json``). An object with a known server type is validated
+against its schema (``schema.envelope`` / ``schema.payload``), an unknown
+type is ``schema.unknown_type`` and goes no further. ``error`` and
+``time_sync`` replies belong to no run.
+
+Runs. A run is identified by ``(connection, run_id)``. Once a client frame
+has started a run (a valid ``start_run``), the stream has *client evidence*:
+from then on a run event is accepted on a connection only for a run that
+connection started, by its run_id or, for a ``start_run`` without one, the
+oldest unclaimed start of that connection (``isolation.run_scope``; a leaked
+event is reported and otherwise ignored, so it does not corrupt the run it
+was leaked into). Without client evidence a run begins at its first event
+and isolation is not applicable.
+
+Each run event is then checked for ``seq`` (0, then +1 each: a gap, a repeat
+or a step back is ``seq.contiguous``; the expectation never moves backwards,
+so a reorder of two events is reported at both) and for delivery latency,
+and moves the run through the TRANSITIONS table below, keyed by
+``(state, kind)`` where kind is the event type, with ``agent_started`` split
+by attempt. A transition that names a rule reports it. Leaving an attempt
+state ends the attempt: every tool still open is ``pair.tool_matched`` (and,
+when the fallback attempt starts, also ``fallback.continuity``), and an
+attempt without agent_thinking is ``order.thinking`` unless the run was
+cancelled. Completing the run checks ``fallback.flag`` (fallback_used equals
+"the fallback attempt ran"), the deadline, and, for a run that completed its
+primary attempt without fallback or cancellation, the profile's rules. Then
+the run's state is dropped (memory stays flat on endless streams); its key is
+remembered for a while so that a late event is ``order.completed_last``.
+
+Tools are paired by ``tool_call_id`` within the run: a completion must match
+an open call of the same id and name (``pair.no_orphan``), an id is used once
+(``pair.unique_id``), and no tool event belongs in the fallback attempt
+(``fallback.continuity``).
+
+Cancellation. A run is cancelled when the client sent ``cancel_run`` for it
+or its result says ``cancelled: true``; the profile's rules and
+``order.thinking`` do not apply to it.
+
+Latency (client clock, milliseconds; absent times make the rule N/A):
+``latency.first_event`` from the start_run send time to agent_started;
+``latency.delivery`` from emitted_at, corrected by the connection's clock
+offset, to receipt; ``latency.tool_gap`` between the receipts of a fast
+tool's executing and completed; ``latency.run_deadline`` from the start_run
+send time (or the first event's receipt) to agent_completed, or to
+:meth:`Checker.tick` / :meth:`Checker.close` for a run still open.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable, Mapping
+
+from agent_events import schemas
+from agent_events.conformance import json_text
+from agent_events.conformance import profiles as _profiles
+from agent_events.conformance import rules as _rules
+from agent_events.conformance import schema_validation as _sv
+from agent_events.conformance.latencies import Latencies
+from agent_events.conformance.violations import RuleOutcome, Violation, clip, excerpt_line, summarise
+
+# -- states and kinds ---------------------------------------------------------
+
+AWAITING_START = "awaiting_start"   #: start_run sent (or nothing yet), no event of the run received
+HEADLESS = "headless"               #: events arrived before any agent_started (already reported)
+PRIMARY = "primary"                 #: inside the primary attempt
+FALLBACK = "fallback"               #: inside the fallback attempt
+COMPLETED = "completed"             #: agent_completed received; nothing may follow
+STATES = (AWAITING_START, HEADLESS, PRIMARY, FALLBACK, COMPLETED)
+#: States in which an attempt is open (the headless prefix counts as the primary attempt).
+ATTEMPT_STATES = frozenset({HEADLESS, PRIMARY, FALLBACK})
+
+STARTED, THINKING, TOOL_EXECUTING, TOOL_COMPLETED, COMPLETED_EVENT = (
+    "agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
+assert {STARTED, THINKING, TOOL_EXECUTING, TOOL_COMPLETED, COMPLETED_EVENT} <= set(schemas.RUN_EVENT_TYPES)
+_ATTEMPTS = tuple(schemas.load("defs")["$defs"]["attempt"]["enum"])  # ("primary", "fallback")
+STARTED_PRIMARY = f"{STARTED}:{_ATTEMPTS[0]}"
+STARTED_FALLBACK = f"{STARTED}:{_ATTEMPTS[1]}"
+#: End of the stream (or of the check) while the run is still in a state.
+CLOSE = "close"
+#: Event kinds that happen inside an attempt: every run event type that neither
+#: starts nor completes a run (derived from the schemas, so a new type lands here).
+IN_ATTEMPT_KINDS = tuple(t for t in schemas.RUN_EVENT_TYPES if t not in (STARTED, COMPLETED_EVENT))
+TOOL_KINDS = (TOOL_EXECUTING, TOOL_COMPLETED)
+KINDS = (STARTED_PRIMARY, STARTED_FALLBACK, *IN_ATTEMPT_KINDS, COMPLETED_EVENT, CLOSE)
+
+
+def _build_transitions() -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(state, kind) -> (next state, rule id the transition breaks or None)."""
+    t: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for kind in IN_ATTEMPT_KINDS:
+        t[AWAITING_START, kind] = (HEADLESS, "order.first_started")
+        t[HEADLESS, kind] = (HEADLESS, None)
+        t[PRIMARY, kind] = (PRIMARY, None)
+        t[FALLBACK, kind] = (FALLBACK, "fallback.continuity" if kind in TOOL_KINDS else None)
+    t.update({
+        (AWAITING_START, STARTED_PRIMARY): (PRIMARY, None),
+        (AWAITING_START, STARTED_FALLBACK): (PRIMARY, "order.first_started"),
+        (AWAITING_START, COMPLETED_EVENT): (COMPLETED, "order.first_started"),
+        (AWAITING_START, CLOSE): (COMPLETED, "order.completed_last"),
+        (HEADLESS, STARTED_PRIMARY): (PRIMARY, None),
+        (HEADLESS, STARTED_FALLBACK): (PRIMARY, None),
+        (HEADLESS, COMPLETED_EVENT): (COMPLETED, None),
+        (HEADLESS, CLOSE): (COMPLETED, "order.completed_last"),
+        (PRIMARY, STARTED_PRIMARY): (PRIMARY, "fallback.single"),
+        (PRIMARY, STARTED_FALLBACK): (FALLBACK, None),
+        (PRIMARY, COMPLETED_EVENT): (COMPLETED, None),
+        (PRIMARY, CLOSE): (COMPLETED, "order.completed_last"),
+        (FALLBACK, STARTED_PRIMARY): (FALLBACK, "fallback.single"),
+        (FALLBACK, STARTED_FALLBACK): (FALLBACK, "fallback.single"),
+        (FALLBACK, COMPLETED_EVENT): (COMPLETED, None),
+        (FALLBACK, CLOSE): (COMPLETED, "order.completed_last"),
+    })
+    for kind in KINDS:
+        t[COMPLETED, kind] = (COMPLETED, None if kind == CLOSE else "order.completed_last")
+    return t
+
+
+#: The per-run state machine, as data. The docs draw it with :func:`state_diagram`.
+TRANSITIONS: dict[tuple[str, str], tuple[str, str | None]] = _build_transitions()
+assert all((s, k) in TRANSITIONS for s in STATES for k in KINDS), "the transition table must be total"
+assert all(rule is None or rule in _rules.BY_ID for _, rule in TRANSITIONS.values())
+
+
+def refused_run_id(error: Mapping) -> str | None:
+    """The run an ``error`` message refuses to start, if it names one.
+
+    An error carrying a run_id answers that run's start_run (or a cancel of
+    it), except ``duplicate_run``, which refuses only the *second* start of an
+    id already in flight. Callers treat the run as refused when it has no
+    events yet; the checker and the live probe share this judgement.
+    """
+    run_id = error.get("run_id")
+    return run_id if type(run_id) is str and error.get("code") != _DUPLICATE_RUN else None
+
+
+def state_diagram() -> str:
+    """The transition table as mermaid ``stateDiagram-v2`` text (for the docs)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {AWAITING_START}"]
+    merged: dict[tuple[str, str, str | None], list[str]] = {}
+    for (state, kind), (nxt, rule) in TRANSITIONS.items():
+        merged.setdefault((state, nxt, rule), []).append(kind)
+    for (state, nxt, rule), kinds in merged.items():
+        label = ", ".join(kinds)
+        if rule:
+            label += f" / violates {rule}"
+        lines.append(f"    {state} --> {nxt} : {label}")
+    lines.append(f"    {COMPLETED} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+# -- limits that keep memory flat ----------------------------------------------
+
+#: Messages kept for an excerpt: the offending one and the three before it.
+EXCERPT_LEN = 4
+#: Violations kept per rule; the rest are only counted.
+MAX_VIOLATIONS_PER_RULE = 100
+#: Completed runs remembered, to recognise an event that arrives after agent_completed.
+COMPLETED_MEMORY = 65536
+#: Runs whose timeline (every event with its times) is kept for the HTML report.
+TIMELINE_RUNS = 20
+TIMELINE_EVENTS = 500
+
+_loads = json_text.loads
+_JSONDecodeError = json_text.JSONDecodeError
+_SERVER_IS_VALID = _sv.SERVER_IS_VALID
+_DUPLICATE_RUN = "duplicate_run"
+assert _DUPLICATE_RUN in schemas.ERROR_CODES
+_RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
+_FALLBACK_ATTEMPT = _ATTEMPTS[1]
+_NUMBER = (int, float)
+
+
+class _Conn:
+    __slots__ = ("name", "received", "offset", "recent", "anonymous")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received = 0
+        self.offset = 0.0
+        self.recent: deque = deque(maxlen=EXCERPT_LEN)
+        #: send times of start_runs without run_id, not yet claimed by a run
+        self.anonymous: deque = deque()
+
+
+class _Run:
+    __slots__ = (
+        "conn", "run_id", "state", "next_seq", "attempt", "thinking", "primary_thinking",
+        "open_tools", "tool_ids", "primary_tools", "cancelled", "fallback_ran", "start_at",
+        "first_at", "recent", "timeline", "failed", "deadline_reported", "first_event_reported",
+    )
+
+    def __init__(self, conn: str, run_id: str | None, start_at: float | None) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.state = AWAITING_START
+        self.next_seq = 0
+        self.attempt = 0  # 0 primary, 1 fallback
+        self.thinking = 0  # agent_thinking in the current attempt
+        self.primary_thinking = 0
+        self.open_tools: dict[str, tuple[Any, float | None]] = {}
+        self.tool_ids: set[str] = set()
+        self.primary_tools: list[Any] = []
+        self.cancelled = False
+        self.fallback_ran = False
+        self.start_at = start_at
+        self.first_at: float | None = None
+        self.recent: deque = deque(maxlen=EXCERPT_LEN)
+        self.timeline: list | None = None
+        self.failed: set[str] | None = None
+        self.deadline_reported = False
+        self.first_event_reported = False
+
+    def origin(self) -> float | None:
+        """Where the run's times count from: the start_run send time, else its first event's receipt."""
+        return self.start_at if self.start_at is not None else self.first_at
+
+
+class Checker:
+    """Checks one observed stream (any number of connections and runs)."""
+
+    def __init__(self, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
+                 max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE,
+                 timeline_runs: int = TIMELINE_RUNS) -> None:
+        self.profile = _profiles.get(profile)
+        self._first_budget = self.profile.first_event_ms
+        self._delivery_budget = self.profile.delivery_ms
+        self._gap_budget = self.profile.tool_gap_ms
+        self._deadline_ms = self.profile.deadline_s * 1000.0
+        self._fast_tools = frozenset(self.profile.fast_tools)
+        self._max_kept = max_violations_per_rule
+        self._timeline_slots = timeline_runs
+        self._conns: dict[str, _Conn] = {}
+        self._runs: dict[tuple[str, str | None], _Run] = {}
+        self._completed: dict[tuple[str, str | None], None] = {}
+        self._client_evidence = False
+        self._not_applicable: dict[str, str] = {}
+        self._external_checked: dict[str, int] = {}
+        self.latencies = Latencies()
+        #: every violation kept (per rule, up to the cap), in order of discovery
+        self.violations: list[Violation] = []
+        self.violation_counts: dict[str, int] = {}
+        self.timelines: list[dict] = []
+        #: ``error`` messages received, by code
+        self.errors_received: dict[str, int] = {}
+        self.closed = False
+        # evidence counters: how many times each rule could have been broken
+        self.frames = 0            # frames received
+        self.parsed = 0            # frames with content to parse
+        self.objects = 0           # JSON objects received
+        self.typed = 0             # objects with a known server type
+        self.run_events = 0        # events routed to a run
+        self.isolation_checked = 0
+        self.runs = 0              # runs seen (started by the client or by their first event)
+        self.runs_with_events = 0
+        self.runs_ended = 0        # completed or closed
+        self.runs_completed = 0
+        self.attempts_ended = 0
+        self.fallback_attempts = 0
+        self.started_events = 0
+        self.tool_calls = 0
+        self.tool_completions = 0
+        self.flags_checked = 0
+        self.profile_checked = 0
+        self.first_event_checked = 0
+        self.delivery_checked = 0
+        self.gaps_checked = 0
+        self.deadlines_checked = 0
+        self.starts_sent = 0
+        self.cancels_sent = 0
+        self.runs_refused = 0
+        self._effects = {
+            THINKING: self._on_thinking,
+            TOOL_EXECUTING: self._on_tool_executing,
+            TOOL_COMPLETED: self._on_tool_completed,
+        }
+
+    # -- client side ---------------------------------------------------------
+
+    def set_clock_offset(self, conn: str, offset_ms: float) -> None:
+        """Server clock minus client clock on ``conn`` (ms), for latency.delivery."""
+        self._conn(conn).offset = float(offset_ms)
+
+    def send(self, message: Any, at: float | None = None, conn: str = "c0") -> list[Violation]:
+        """Record a client frame: which runs a connection started, when, and cancellations.
+
+        Client frames are evidence, not under test: the result is always empty.
+        An invalid client message (a robustness probe) starts nothing.
+        """
+        if isinstance(message, (str, bytes, bytearray)):
+            try:
+                message = _loads(message)
+            except _JSONDecodeError:
+                return []
+        if isinstance(message, Mapping) and type(message) is not dict:
+            message = dict(message)
+        if type(message) is not dict or not _sv.is_valid_client(message):
+            return []
+        type_ = message["type"]
+        if type_ == "start_run":
+            self._client_evidence = True
+            self.starts_sent += 1
+            c = self._conn(conn)
+            run_id = message.get("run_id")
+            if run_id is None:
+                c.anonymous.append(at)
+                return []
+            key = (conn, run_id)
+            if key in self._runs:  # a duplicate start: the server refuses it, the first run goes on
+                return []
+            self._completed.pop(key, None)
+            self._new_run(key, conn, run_id, at)
+        elif type_ == "cancel_run":
+            self.cancels_sent += 1
+            run = self._runs.get((conn, message["run_id"]))
+            if run is not None:
+                run.cancelled = True
+        return []
+
+    # -- server side ---------------------------------------------------------
+
+    def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: str | None = None) -> list[Violation]:
+        """Check one received frame: ``str`` a text frame, ``bytes`` a binary frame,
+        anything else an already-decoded JSON value. ``at`` is the receive time
+        (client clock, epoch ms); ``ref`` an opaque location such as ``file:line``."""
+        c = self._conns.get(conn)
+        if c is None:
+            c = self._conn(conn)
+        index = c.received
+        c.received = index + 1
+        self.frames += 1
+        kind = type(frame)
+        if kind is str:
+            self.parsed += 1
+            try:
+                message = _loads(frame)
+            except _JSONDecodeError as exc:
+                return self._not_json(c, index, at, ref, frame, f"not JSON ({exc})")
+        elif kind is dict:
+            self.parsed += 1
+            message = frame
+        elif isinstance(frame, (bytes, bytearray, memoryview)):
+            return self._binary(c, index, at, ref, bytes(frame))
+        else:
+            self.parsed += 1
+            message = frame
+        return self._message(message, at, c, index, ref, [])
+
+    def _binary(self, c: _Conn, index: int, at, ref, raw: bytes) -> list[Violation]:
+        c.recent.append((index, at, raw))
+        out = [self._flag("frame.text", c.name, None, index, at, ref, "a text frame",
+                          f"a binary frame of {len(raw)} bytes", c.recent)]
+        self.parsed += 1
+        try:
+            message = _loads(raw)
+        except _JSONDecodeError as exc:
+            out.append(self._flag("frame.json", c.name, None, index, at, ref, "one UTF-8 JSON object",
+                                  f"binary content that is not UTF-8 JSON ({exc})", c.recent))
+            return out
+        c.recent.pop()
+        return self._message(message, at, c, index, ref, out)
+
+    def _not_json(self, c: _Conn, index: int, at, ref, raw: Any, observed: str) -> list[Violation]:
+        c.recent.append((index, at, raw))
+        return [self._flag("frame.json", c.name, None, index, at, ref, "one UTF-8 JSON object", observed, c.recent)]
+
+    def _message(self, message: Any, at, c: _Conn, index: int, ref, out: list[Violation]) -> list[Violation]:
+        if type(message) is not dict:
+            if isinstance(message, Mapping):
+                message = dict(message)
+            else:
+                out.extend(self._not_json(c, index, at, ref, message, f"a JSON {_json_type(message)}, not an object"))
+                return out
+        self.objects += 1
+        entry = (index, at, message)
+        c.recent.append(entry)
+        type_ = message.get("type")
+        if type(type_) is not str:
+            out.append(self._flag("schema.envelope", c.name, _run_id_of(message), index, at, ref,
+                                  "a string type naming a protocol v1 message",
+                                  "no type" if type_ is None else f"type {_short(type_)}", c.recent))
+            return out
+        is_valid = _SERVER_IS_VALID.get(type_)
+        if is_valid is None:
+            out.append(self._flag("schema.unknown_type", c.name, _run_id_of(message), index, at, ref,
+                                  f"one of the protocol v1 types: {', '.join(schemas.SERVER_TYPES)}",
+                                  f"type {type_!r}", c.recent))
+            return out
+        self.typed += 1
+        try:
+            valid = is_valid(message)
+        except Exception:  # noqa: BLE001 - a value the fast engine cannot take: the reference decides
+            valid = False
+        if not valid:
+            for rule_id, expected, observed in _sv.problems(type_, message):
+                out.append(self._flag(rule_id, c.name, _run_id_of(message), index, at, ref, expected, observed, c.recent))
+        if type_ in _RUN_EVENT_TYPES:
+            self._event(type_, message, entry, at, c, index, ref, out)
+        elif type_ == "error":
+            self._on_error(message, c)
+        return out
+
+    def _on_error(self, message: dict, c: _Conn) -> None:
+        code = message.get("code")
+        code = code if type(code) is str else "?"
+        self.errors_received[code] = self.errors_received.get(code, 0) + 1
+        run_id = refused_run_id(message)
+        if run_id is not None:
+            run = self._runs.get((c.name, run_id))
+            if run is not None and run.state == AWAITING_START:
+                # the server refused to start it: there will be no events, and that is fine
+                del self._runs[(c.name, run_id)]
+                self.runs_refused += 1
+
+    # -- run events ------------------------------------------------------------
+
+    def _event(self, type_: str, message: dict, entry, at, c: _Conn, index: int, ref, out: list) -> None:
+        run_id = message.get("run_id")
+        if type(run_id) is not str:
+            return  # unroutable; the schema violation says why
+        key = (c.name, run_id)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._attach(key, type_, message, entry, at, c, index, ref, out)
+            if run is None:
+                return
+        if not run.recent:  # the run's first event
+            run.first_at = at
+            self.runs_with_events += 1
+        run.recent.append(entry)
+        if run.timeline is not None and len(run.timeline) < TIMELINE_EVENTS:
+            run.timeline.append(entry)
+        self.run_events += 1
+        if self._client_evidence:
+            self.isolation_checked += 1
+
+        seq = message.get("seq")
+        if type(seq) is float and seq.is_integer():  # 2.0, or 2**64 read as a double: an integer to the schema
+            seq = int(seq)
+        if type(seq) is int:
+            expected = run.next_seq
+            if seq != expected:
+                what = (f"seq {seq}: {seq - expected} event(s) missing" if seq > expected
+                        else f"seq {seq} again or out of order (a step back)")
+                out.append(self._flag("seq.contiguous", c.name, run_id, index, at, ref,
+                                      f"seq {expected}", what, run.recent, run))
+            if seq >= expected:
+                run.next_seq = seq + 1
+
+        if at is not None:
+            emitted = message.get("emitted_at")
+            if type(emitted) is float or type(emitted) is int:
+                latency = at - emitted + c.offset
+                self.delivery_checked += 1
+                self.latencies.delivery.add(latency)
+                if latency > self._delivery_budget:
+                    out.append(self._flag("latency.delivery", c.name, run_id, index, at, ref,
+                                          f"received within {self._delivery_budget:g} ms of emitted_at",
+                                          f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
+                                          run.recent, run))
+
+        payload = message.get("payload")
+        if type(payload) is not dict:
+            payload = None
+        kind = type_
+        if type_ == STARTED:
+            attempt = payload.get("attempt") if payload is not None else None
+            kind = STARTED_FALLBACK if attempt == _FALLBACK_ATTEMPT else STARTED_PRIMARY
+        elif type_ == COMPLETED_EVENT and payload is not None:
+            result = payload.get("result")
+            if type(result) is dict and result.get("cancelled") is True:
+                run.cancelled = True  # known before the attempt's end is judged
+        prev = run.state
+        nxt, rule_id = TRANSITIONS[prev, kind]
+        if rule_id is not None:
+            out.append(self._flag(rule_id, c.name, run_id, index, at, ref, *_explain(rule_id, prev, kind),
+                                  run.recent, run))
+        if nxt is not prev:
+            run.state = nxt
+            if prev in ATTEMPT_STATES and (nxt is FALLBACK or nxt is COMPLETED):
+                self._end_attempt(run, nxt, index, at, ref, out)
+        if kind is type_:
+            effect = self._effects.get(kind)
+            if effect is not None:
+                effect(run, payload, at, index, ref, out)
+            elif kind == COMPLETED_EVENT:
+                if prev is AWAITING_START:
+                    self._end_attempt(run, nxt, index, at, ref, out)
+                self._on_completed(run, payload, at, index, ref, out)
+        else:
+            self.started_events += 1
+            if prev is AWAITING_START or prev is HEADLESS:
+                self._first_event(run, at, index, ref, out)
+            elif nxt is FALLBACK and prev is PRIMARY:
+                run.attempt = 1
+                run.fallback_ran = True
+                self.fallback_attempts += 1
+
+    def _attach(self, key, type_: str, message: dict, entry, at, c: _Conn, index: int, ref, out: list) -> _Run | None:
+        """The run a first-seen (connection, run_id) belongs to, or ``None`` when it belongs to none."""
+        if key in self._completed:
+            self._completed[key] = self._completed.pop(key)  # keep it fresh
+            kind = type_ if type_ != STARTED else STARTED_PRIMARY
+            rule_id = TRANSITIONS[COMPLETED, kind][1]
+            if rule_id is not None:
+                recent = deque([entry], maxlen=EXCERPT_LEN)
+                out.append(self._flag(rule_id, c.name, key[1], index, at, ref, "nothing of the run after its agent_completed",
+                                      f"{type_} after agent_completed", recent))
+            return None
+        if self._client_evidence:
+            self.isolation_checked += 1
+            if c.anonymous:
+                run = self._new_run(key, c.name, key[1], c.anonymous.popleft())
+                return run
+            owner = next((conn for (conn, rid) in self._runs if rid == key[1] and conn != c.name), None)
+            observed = (f"an event of run {key[1]!r}, which connection {owner} started" if owner is not None
+                        else f"an event of run {key[1]!r}, which this connection never started")
+            out.append(self._flag("isolation.run_scope", c.name, key[1], index, at, ref,
+                                  f"only events of runs connection {c.name} started", observed, c.recent))
+            return None
+        return self._new_run(key, c.name, key[1], None)
+
+    def _new_run(self, key, conn: str, run_id: str | None, start_at: float | None) -> _Run:
+        run = _Run(conn, run_id, start_at)
+        if self._timeline_slots > 0:
+            self._timeline_slots -= 1
+            run.timeline = []
+        self._runs[key] = run
+        self.runs += 1
+        return run
+
+    # -- effects of events -----------------------------------------------------------
+
+    def _first_event(self, run: _Run, at, index: int, ref, out: list) -> None:
+        if run.start_at is None or at is None or run.first_event_reported:
+            return
+        latency = at - run.start_at
+        self.first_event_checked += 1
+        self.latencies.first_event.add(latency)
+        if latency > self._first_budget:
+            run.first_event_reported = True
+            out.append(self._flag("latency.first_event", run.conn, run.run_id, index, at, ref,
+                                  f"agent_started within {self._first_budget:g} ms of start_run",
+                                  f"agent_started {latency:.1f} ms after start_run", run.recent, run))
+
+    def _on_thinking(self, run: _Run, payload, at, index, ref, out) -> None:
+        run.thinking += 1
+
+    def _on_tool_executing(self, run: _Run, payload, at, index, ref, out) -> None:
+        self.tool_calls += 1
+        if payload is None:
+            return
+        name = payload.get("tool_name")
+        if run.attempt == 0:
+            run.primary_tools.append(name)
+        call_id = payload.get("tool_call_id")
+        if type(call_id) is not str:
+            return
+        if call_id in run.tool_ids:
+            out.append(self._flag("pair.unique_id", run.conn, run.run_id, index, at, ref,
+                                  f"a tool_call_id not used before in run {run.run_id!r}",
+                                  f"tool_call_id {call_id!r} again (tool {_short(name)})", run.recent, run))
+        else:
+            run.tool_ids.add(call_id)
+        run.open_tools[call_id] = (name, at)
+
+    def _on_tool_completed(self, run: _Run, payload, at, index, ref, out) -> None:
+        self.tool_completions += 1
+        if payload is None:
+            return
+        call_id = payload.get("tool_call_id")
+        if type(call_id) is not str:
+            return
+        name = payload.get("tool_name")
+        opened = run.open_tools.get(call_id)
+        if opened is None or opened[0] != name:
+            observed = (f"tool_completed {call_id!r} ({_short(name)}) with no open tool_executing of that id"
+                        if opened is None else
+                        f"tool_completed {call_id!r} names {_short(name)}, its tool_executing named {_short(opened[0])}")
+            out.append(self._flag("pair.no_orphan", run.conn, run.run_id, index, at, ref,
+                                  "a tool_completed matching an open tool_executing (same id and name)",
+                                  observed, run.recent, run))
+            return
+        del run.open_tools[call_id]
+        started = opened[1]
+        if at is not None and started is not None and name in self._fast_tools:
+            gap = at - started
+            self.gaps_checked += 1
+            self.latencies.tool_gap.add(gap)
+            if gap > self._gap_budget:
+                out.append(self._flag("latency.tool_gap", run.conn, run.run_id, index, at, ref,
+                                      f"fast tool {name} completed within {self._gap_budget:g} ms",
+                                      f"{name} took {gap:.1f} ms from tool_executing to tool_completed",
+                                      run.recent, run))
+
+    def _end_attempt(self, run: _Run, nxt: str, index, at, ref, out: list, *, closing: bool = False) -> None:
+        """The current attempt is over: check what must hold at the end of an attempt."""
+        if run.attempt == 0:
+            run.primary_thinking = run.thinking
+        if run.open_tools:
+            where = "the fallback attempt started" if nxt is FALLBACK else (
+                "the stream ended" if closing else "the run completed")
+            for call_id, (name, _) in run.open_tools.items():
+                out.append(self._flag("pair.tool_matched", run.conn, run.run_id, index, at, ref,
+                                      f"a tool_completed for {call_id!r} ({_short(name)}) before the attempt ends",
+                                      f"{where} with tool {call_id!r} ({_short(name)}) still open", run.recent, run))
+                if nxt is FALLBACK:
+                    out.append(self._flag("fallback.continuity", run.conn, run.run_id, index, at, ref,
+                                          "no tool left open from the primary attempt when the fallback starts",
+                                          f"tool {call_id!r} ({_short(name)}) still open", run.recent, run))
+            run.open_tools.clear()
+        if closing or run.cancelled:
+            return
+        self.attempts_ended += 1
+        if run.thinking == 0:
+            attempt = "fallback" if run.attempt else "primary"
+            out.append(self._flag("order.thinking", run.conn, run.run_id, index, at, ref,
+                                  f"at least one agent_thinking in the {attempt} attempt",
+                                  f"the {attempt} attempt ended with no agent_thinking", run.recent, run))
+        run.thinking = 0
+
+    def _on_completed(self, run: _Run, payload, at, index, ref, out) -> None:
+        result = payload.get("result") if payload is not None else None
+        if type(result) is not dict:
+            result = None
+        fallback_used = result.get("fallback_used") if result is not None else None
+        if type(fallback_used) is bool:
+            self.flags_checked += 1
+            if fallback_used is not run.fallback_ran:
+                ran = "ran" if run.fallback_ran else "did not run"
+                out.append(self._flag("fallback.flag", run.conn, run.run_id, index, at, ref,
+                                      f"fallback_used {str(run.fallback_ran).lower()} (the fallback attempt {ran})",
+                                      f"fallback_used {str(fallback_used).lower()}", run.recent, run))
+        if not run.cancelled and not run.fallback_ran:
+            self._check_profile(run, index, at, ref, out)
+        self._check_deadline(run, at, index, ref, out)
+        self.runs_completed += 1
+        self._finish(run)
+
+    def _check_profile(self, run: _Run, index, at, ref, out) -> None:
+        profile = self.profile
+        if profile.tools_rule is None and profile.thinking_rule is None:
+            return
+        self.profile_checked += 1
+        if profile.tools_rule is not None and profile.expected_tools is not None:
+            tools = tuple(run.primary_tools)
+            if tools != profile.expected_tools:
+                out.append(self._flag(profile.tools_rule, run.conn, run.run_id, index, at, ref,
+                                      "tools " + " -> ".join(profile.expected_tools),
+                                      "tools " + (" -> ".join(map(_short, tools)) or "(none)"), run.recent, run))
+        if profile.thinking_rule is not None and profile.thinking is not None:
+            low, high = profile.thinking
+            if not low <= run.primary_thinking <= high:
+                out.append(self._flag(profile.thinking_rule, run.conn, run.run_id, index, at, ref,
+                                      f"{low} to {high} agent_thinking on the primary path",
+                                      f"{run.primary_thinking} agent_thinking", run.recent, run))
+
+    def _check_deadline(self, run: _Run, at, index, ref, out, *, still_open: bool = False) -> None:
+        start = run.origin()
+        if at is None or start is None or run.deadline_reported:
+            return
+        duration = at - start
+        if not still_open:
+            self.deadlines_checked += 1
+            self.latencies.run.add(duration)
+        if duration > self._deadline_ms:
+            run.deadline_reported = True
+            if still_open:
+                self.deadlines_checked += 1
+            observed = (f"still running {duration / 1000:.3f} s after its start" if still_open
+                        else f"completed {duration / 1000:.3f} s after its start")
+            out.append(self._flag("latency.run_deadline", run.conn, run.run_id, index, at, ref,
+                                  f"agent_completed within {self.profile.deadline_s:g} s", observed, run.recent, run))
+
+    def _finish(self, run: _Run) -> None:
+        key = (run.conn, run.run_id)
+        self._runs.pop(key, None)
+        self.runs_ended += 1
+        if run.run_id is not None:
+            completed = self._completed
+            completed[key] = None
+            if len(completed) > COMPLETED_MEMORY:
+                del completed[next(iter(completed))]
+        if run.timeline is not None:
+            self.timelines.append(_timeline(run, self._conns[run.conn].offset if run.conn in self._conns else 0.0))
+
+    # -- the end of the stream ---------------------------------------------------------
+
+    def tick(self, at: float) -> list[Violation]:
+        """Report runs that have overrun the deadline (or first-event budget) by ``at``.
+
+        A live probe calls this while it waits, so that a hung run is reported
+        when its deadline passes rather than only at the end.
+        """
+        out: list[Violation] = []
+        for run in list(self._runs.values()):
+            if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
+                waited = at - run.start_at
+                if waited > self._first_budget:
+                    run.first_event_reported = True
+                    self.first_event_checked += 1
+                    out.append(self._flag("latency.first_event", run.conn, run.run_id, None, at, None,
+                                          f"agent_started within {self._first_budget:g} ms of start_run",
+                                          f"no agent_started {waited:.1f} ms after start_run", run.recent, run))
+            self._check_deadline(run, at, None, None, out, still_open=True)
+        return out
+
+    def close(self, at: float | None = None) -> list[Violation]:
+        """The stream has ended: report every run (and start_run) left open."""
+        out = self.tick(at) if at is not None else []
+        for run in list(self._runs.values()):
+            prev = run.state
+            nxt, rule_id = TRANSITIONS[prev, CLOSE]
+            if prev in ATTEMPT_STATES:
+                self._end_attempt(run, nxt, None, at, None, out, closing=True)
+            if rule_id is not None:
+                observed = ("the stream ended before any event of the run" if prev is AWAITING_START
+                            else f"the stream ended in state {prev}, without agent_completed")
+                out.append(self._flag(rule_id, run.conn, run.run_id, None, at, None,
+                                      "exactly one agent_completed, last", observed, run.recent, run))
+            run.state = nxt
+            self._finish(run)
+        for c in self._conns.values():
+            while c.anonymous:
+                start = c.anonymous.popleft()
+                self.runs += 1
+                self.runs_ended += 1
+                if at is not None and start is not None and at - start > self._first_budget:
+                    self.first_event_checked += 1
+                    out.append(self._flag("latency.first_event", c.name, None, None, at, None,
+                                          f"agent_started within {self._first_budget:g} ms of start_run",
+                                          f"no agent_started {at - start:.1f} ms after a start_run without run_id",
+                                          (), None))
+                out.append(self._flag("order.completed_last", c.name, None, None, at, None,
+                                      "exactly one agent_completed, last",
+                                      "a start_run without run_id got no event at all", (), None))
+        self.closed = True
+        return out
+
+    # -- checks made elsewhere -----------------------------------------------------------
+
+    def not_applicable(self, rule_id: str, reason: str) -> None:
+        """Declare a rule not exercised (e.g. the endpoint ignored simulate_failure).
+
+        It is reported N/A with ``reason`` unless it was actually violated.
+        """
+        _rules.get(rule_id)
+        self._not_applicable[rule_id] = reason
+
+    def external(self, rule_id: str, passed: bool, *, expected: str = "", observed: str = "",
+                 conn: str = "c0", run_id: str | None = None, at: float | None = None,
+                 location: str | None = None) -> Violation | None:
+        """Record the result of a check made outside the state machine (a live probe's own checks,
+        such as the endpoint answering malformed input with an ``error``)."""
+        _rules.get(rule_id)
+        self._external_checked[rule_id] = self._external_checked.get(rule_id, 0) + 1
+        if passed:
+            return None
+        c = self._conns.get(conn)
+        return self._flag(rule_id, conn, run_id, None, at, location, expected, observed, c.recent if c else (), None)
+
+    # -- results ---------------------------------------------------------------------------
+
+    @property
+    def declared_not_applicable(self) -> dict[str, str]:
+        """Rules declared N/A with :meth:`not_applicable`, and why."""
+        return dict(self._not_applicable)
+
+    @property
+    def active_runs(self) -> int:
+        return len(self._runs)
+
+    def outcomes(self) -> dict[str, RuleOutcome]:
+        """Every registry rule: how often it was checked and violated, or why it was not applicable."""
+        result = {}
+        table = self._evidence_table()
+        for rule in _rules.RULES:
+            count = self.violation_counts.get(rule.id, 0)
+            checked, reason = self._evidence(rule, table)
+            checked += self._external_checked.get(rule.id, 0)
+            if rule.id in self._not_applicable and not count:
+                checked, reason = 0, self._not_applicable[rule.id]
+            elif count or checked:
+                reason = None
+            result[rule.id] = RuleOutcome(rule.id, max(checked, count), count, reason)
+        return result
+
+    def _evidence_table(self) -> dict[str, tuple[int, str]]:
+        """Rule id -> (how often the checker could have seen it broken, why it could not)."""
+        no_timing = "no receive times in the input (plain messages, or frames without \"t\")"
+        no_runs = "no run event was received"
+        return {
+            "frame.text": (self.frames, "no frame was received"),
+            "frame.json": (self.parsed, "no frame was received"),
+            "schema.envelope": (self.typed, "no message of a known type was received"),
+            "schema.payload": (self.typed, "no message of a known type was received"),
+            "schema.unknown_type": (self.objects, "no JSON object was received"),
+            "seq.contiguous": (self.run_events, no_runs),
+            "order.first_started": (self.runs_with_events, no_runs),
+            "order.completed_last": (self.runs_ended, "no run was started or seen"),
+            "order.thinking": (self.attempts_ended, "no attempt ended (other than by cancellation)"),
+            "pair.tool_matched": (self.tool_calls, "no tool call was made"),
+            "pair.no_orphan": (self.tool_completions, "no tool_completed was received"),
+            "pair.unique_id": (self.tool_calls, "no tool call was made"),
+            "fallback.single": (self.started_events, "no agent_started was received"),
+            "fallback.flag": (self.flags_checked, "no run completed with a readable result"),
+            "fallback.continuity": (self.fallback_attempts, "no fallback attempt ran"),
+            "isolation.run_scope": (self.isolation_checked,
+                                    "no client frames: which connection started a run is unknown"),
+            "latency.first_event": (self.first_event_checked,
+                                    no_timing if not self.delivery_checked else "no start_run with a send time was answered"),
+            "latency.delivery": (self.delivery_checked, no_timing),
+            "latency.tool_gap": (self.gaps_checked,
+                                 f"profile {self.profile.name} names no fast tools" if not self._fast_tools
+                                 else no_timing if not self.delivery_checked else "no fast tool completed"),
+            "latency.run_deadline": (self.deadlines_checked, no_timing),
+        }
+
+    def _evidence(self, rule: "_rules.Rule", table: dict[str, tuple[int, str]]) -> tuple[int, str | None]:
+        if rule.profile is not None and rule.id not in self.profile.rule_ids:
+            return 0, f"not a rule of profile {self.profile.name}"
+        if rule.id == self.profile.tools_rule or rule.id == self.profile.thinking_rule:
+            return self.profile_checked, "no run completed its primary attempt without fallback or cancellation"
+        if rule.id in table:
+            return table[rule.id]
+        return 0, "checked only by a live probe" if rule.scope == "live" else "not checked by the sequence checker"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _conn(self, conn: str) -> _Conn:
+        c = self._conns.get(conn)
+        if c is None:
+            c = self._conns[conn] = _Conn(conn)
+        return c
+
+    def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
+              recent: Iterable, run: _Run | None = None) -> Violation:
+        rule = _rules.BY_ID[rule_id]
+        start = run.origin() if run is not None else None
+        excerpt = tuple(excerpt_line(i, t, m, start) for (i, t, m) in recent)
+        violation = Violation(rule_id, rule.level.value, rule.severity, run_id, conn, index,
+                              expected, observed, excerpt, at, ref)
+        count = self.violation_counts.get(rule_id, 0) + 1
+        self.violation_counts[rule_id] = count
+        if count <= self._max_kept:
+            self.violations.append(violation)
+        if run is not None:
+            if run.failed is None:
+                run.failed = set()
+            run.failed.add(rule_id)
+        return violation
+
+
+def _timeline(run: _Run, offset: float) -> dict:
+    start = run.origin()
+    events = []
+    for index, at, message in run.timeline or ():
+        emitted = message.get("emitted_at")
+        delivery = (at - emitted + offset) if at is not None and type(emitted) in _NUMBER else None
+        events.append({
+            "index": index,
+            "seq": message.get("seq") if type(message.get("seq")) is int else None,
+            "type": str(message.get("type")),
+            "t_ms": round(at - start, 3) if at is not None and start is not None else None,
+            "delivery_ms": round(delivery, 3) if delivery is not None else None,
+            "label": summarise(message),
+        })
+    return {
+        "run_id": run.run_id,
+        "conn": run.conn,
+        "start_at": start,
+        "state": run.state,
+        "fallback": run.fallback_ran,
+        "cancelled": run.cancelled,
+        "violations": sorted(run.failed or ()),
+        "events": events,
+        "truncated": len(run.timeline or ()) >= TIMELINE_EVENTS,
+    }
+
+
+def _explain(rule_id: str, state: str, kind: str) -> tuple[str, str]:
+    """Expected / observed for a transition that breaks a rule."""
+    if rule_id == "order.first_started":
+        if kind == STARTED_FALLBACK:
+            return "the run's first agent_started has attempt primary", "agent_started with attempt fallback"
+        return "agent_started (attempt primary) as the run's first event", f"{kind} first"
+    if rule_id == "order.completed_last":
+        return "nothing of the run after its agent_completed", f"{kind} after agent_completed"
+    if rule_id == "fallback.single":
+        return ("at most one further agent_started, with attempt fallback",
+                f"{kind.replace(':', ' attempt ')} while in the {state} attempt")
+    if rule_id == "fallback.continuity":
+        return "the fallback attempt goes agent_started -> agent_thinking -> agent_completed, no tools", \
+               f"{kind} in the fallback attempt"
+    return _rules.BY_ID[rule_id].title, kind  # pragma: no cover - every table rule is explained above
+
+
+def _run_id_of(message: dict) -> str | None:
+    run_id = message.get("run_id")
+    return run_id if type(run_id) is str else None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    return clip(value if isinstance(value, str) else repr(value), limit)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__

@@ -1,0 +1,1 @@
+"""One module per ``agent-events`` subcommand; see :mod:`agent_events.conformance.cli`."""

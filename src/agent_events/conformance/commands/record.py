@@ -1,0 +1,62 @@
+"""``agent-events record URL -o FILE``: record one run as a transcript, judge nothing.
+
+Why a separate command: a team often wants the evidence first (attach it to
+a bug, replay it later with ``agent-events validate``, diff two agent
+versions) without a verdict deciding its exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from agent_events.conformance import profiles as _profiles
+from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.cli_options import positive_float as _positive_float
+from agent_events.conformance.live.cli_args import add_connection_arguments, connection_kwargs
+
+HELP = "record one run of a live endpoint as a JSONL transcript"
+DESCRIPTION = (
+    "Connect to URL, exchange time_sync messages (so the transcript can be judged on latency), start one "
+    "run and record every frame both ways until it completes, as JSONL (replay it with `agent-events "
+    "validate FILE`). No verdict: exit 0 once the run is recorded, 3 if the endpoint cannot be reached, "
+    "2 for a usage error."
+)
+
+
+def add_arguments(parser) -> None:
+    add_connection_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the transcript to write ('-' for stdout)")
+    parser.add_argument("--fallback", action="store_true",
+                        help="ask for the fallback path (options.simulate_failure: \"primary\")")
+    parser.add_argument("--deadline-s", type=_positive_float, default=None, metavar="S",
+                        help="stop waiting for the run after S seconds (default 30)")
+
+
+def run(args) -> int:
+    from agent_events.conformance.cli import UsageError
+    from agent_events.conformance.live.api import live_options
+    from agent_events.conformance.live.engine import LiveCheck
+    from agent_events.conformance.live.wire import ConnectError
+
+    output = args.output
+    target = "/dev/stdout" if output == "-" else output
+    scenario = "fallback" if args.fallback else "primary"
+    try:
+        options = live_options(args.url, profile=_profiles.get("generic"), deadline_s=args.deadline_s,
+                               scenarios=[scenario], record=target, **connection_kwargs(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    live = LiveCheck(options)
+    try:
+        sections = asyncio.run(live.run())
+    except ConnectError as exc:
+        print(f"agent-events: cannot record {args.url}: {exc}", file=sys.stderr)
+        return ExitCode.CONNECT
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    stats = sections[0].stats
+    runs, completed = stats.get("starts_sent", 0), stats.get("runs_completed", 0)
+    print(f"recorded {stats.get('frames', 0)} frame(s) received, {completed}/{runs} run(s) completed, "
+          f"to {output} (check it: agent-events validate {output})", file=sys.stderr)
+    return ExitCode.OK

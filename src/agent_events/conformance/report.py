@@ -1,0 +1,339 @@
+"""Reports: what a check found, and what that means for the exit code.
+
+A report is data with no opinion about presentation (the reporters in
+``agent_events.conformance.reporters`` render it) and the judgement is a separate,
+small :class:`Policy`: which severity each rule counts at and which
+severities fail the gate. Keeping the judgement out of the checker means one
+recorded check can be re-judged (``--strict``, per-rule severities, a
+warnings budget) without checking again.
+
+A report has one section per unit that was checked on its own: a file for
+``validate``, a scenario for ``check``. Each section keeps the checker's
+outcomes per rule, its (capped) violations, latency summaries and a few run
+timelines.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from agent_events import schemas
+from agent_events.conformance import __version__
+from agent_events.conformance import rules as _rules
+from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.gating import FAIL_ON, SEVERITIES, check_rule_id  # noqa: F401 - FAIL_ON, SEVERITIES re-exported
+from agent_events.conformance.profiles import Profile
+from agent_events.conformance.violations import (
+    FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN, RuleOutcome, Violation,
+)
+
+#: Version of the JSON report's structure (``report_schema.json``). A minor
+#: bump adds fields; a major bump changes or removes them. 1.2 added ``passed_gate`` (and the
+#: sections' too) and ``claim.withheld_because``; ``conformant`` is every MUST rule held, whatever the gate.
+REPORT_VERSION = "1.2"
+REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
+
+#: Worst first: how statuses merge across sections.
+_STATUS_RANK = {FAIL: 0, WARN: 1, INFO: 2, PASS: 3, NOT_APPLICABLE: 4, OFF: 5}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How findings turn into a verdict.
+
+    Default: any violation of a rule at severity ``error`` (every MUST rule)
+    fails. ``strict`` fails on ``warning`` (SHOULD) too. ``severities``
+    overrides a rule's severity (``error``, ``warning``, ``info`` or ``off``),
+    ``fail_on`` picks the lowest failing severity explicitly, and
+    ``max_warnings`` fails a stream with more warning-severity violations
+    than that.
+    """
+
+    strict: bool = False
+    severities: Mapping[str, str] = field(default_factory=dict)
+    fail_on: str | None = None
+    max_warnings: int | None = None
+
+    def __post_init__(self) -> None:
+        for rule_id, severity in self.severities.items():
+            check_rule_id(rule_id)
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity of {rule_id} must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        if self.fail_on is not None and self.fail_on not in FAIL_ON:
+            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {self.fail_on!r}")
+        if self.max_warnings is not None and self.max_warnings < 0:
+            raise ValueError("max_warnings must be >= 0")
+
+    @property
+    def gate(self) -> str:
+        """The lowest severity that fails: ``error``, ``warning`` or ``none``."""
+        if self.fail_on is not None:
+            return self.fail_on
+        return "warning" if self.strict else "error"
+
+    @property
+    def lowered_must(self) -> bool:
+        """Whether a MUST rule counts below ``error`` (then a pass is no conformance claim)."""
+        return bool(self.lowered_must_rules)
+
+    @property
+    def lowered_must_rules(self) -> dict[str, str]:
+        """The MUST rules counted below ``error``, with the severity they count at."""
+        return {r: s for r, s in self.severities.items() if _rules.get(r).level is _rules.Level.MUST and s != "error"}
+
+    def severity(self, rule_id: str) -> str:
+        return self.severities.get(rule_id) or _rules.get(rule_id).severity
+
+    def status(self, outcome: RuleOutcome) -> str:
+        severity = self.severity(outcome.rule_id)
+        if severity == "off":
+            return OFF
+        if outcome.violations:
+            return {"error": FAIL, "warning": WARN, "info": INFO}[severity]
+        return PASS if outcome.applicable else NOT_APPLICABLE
+
+    def fails(self, severity: str) -> bool:
+        gate = self.gate
+        if gate == "none" or severity in ("info", "off"):
+            return False
+        return severity == "error" or gate == "warning"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strict": self.strict, "gate": self.gate, "fail_on": self.fail_on,
+                "max_warnings": self.max_warnings, "severities": dict(self.severities),
+                "lowered_must": sorted(self.lowered_must_rules)}
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass
+class Section:
+    """What one checker found about one unit (a file, a scenario)."""
+
+    name: str
+    kind: str  # "file" | "scenario" | "stream"
+    outcomes: dict[str, RuleOutcome]
+    violations: list[Violation] = field(default_factory=list)
+    violation_counts: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, dict] = field(default_factory=dict)
+    timelines: list[dict] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+    errors_received: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: for a file: the transcript header's fields, if it had one
+    header: dict[str, Any] | None = None
+
+    @classmethod
+    def from_checker(cls, name: str, checker, kind: str = "stream", notes: Iterable[str] = (),
+                     header: Mapping[str, Any] | None = None) -> "Section":
+        """Freeze what ``checker`` found (call ``checker.close()`` first)."""
+        stats = {
+            "frames": checker.frames,
+            "messages": checker.objects,
+            "events": checker.run_events,
+            "runs": checker.runs,
+            "runs_completed": checker.runs_completed,
+            "fallback_runs": checker.fallback_attempts,
+            "starts_sent": checker.starts_sent,
+            "cancels_sent": checker.cancels_sent,
+            "runs_refused": checker.runs_refused,
+        }
+        return cls(
+            name=name, kind=kind, outcomes=checker.outcomes(), violations=list(checker.violations),
+            violation_counts=dict(checker.violation_counts), latencies=checker.latencies.summary(),
+            timelines=list(checker.timelines), stats=stats, errors_received=dict(checker.errors_received),
+            notes=list(notes), header=dict(header) if header else None,
+        )
+
+    def statuses(self, policy: Policy) -> dict[str, str]:
+        return {rule_id: policy.status(outcome) for rule_id, outcome in self.outcomes.items()}
+
+    def warnings(self, policy: Policy) -> int:
+        return sum(n for rule_id, n in self.violation_counts.items() if policy.severity(rule_id) == "warning")
+
+    def failed_rules(self, policy: Policy) -> list[str]:
+        return [r for r, n in self.violation_counts.items() if n and policy.fails(policy.severity(r))]
+
+    @property
+    def conformant(self) -> bool:
+        """Every MUST rule held in this section (the gate does not enter into it)."""
+        return not self.failed_rules(DEFAULT_POLICY)
+
+    def passed_gate(self, policy: Policy) -> bool:
+        return not self.failed_rules(policy)
+
+
+@dataclass
+class Report:
+    """The result of one ``check``, ``validate`` or API call."""
+
+    profile: Profile
+    sections: list[Section]
+    policy: Policy = DEFAULT_POLICY
+    #: what was checked: {"kind": "url"|"files"|"messages", "url": ..., "files": [...]}
+    target: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    started_at: str = field(default_factory=lambda: _now())
+    finished_at: str = field(default_factory=lambda: _now())
+    kit_version: str = __version__
+    protocol_version: str = schemas.PROTOCOL_VERSION
+    notes: list[str] = field(default_factory=list)
+
+    # -- verdict ---------------------------------------------------------------
+
+    def rule_outcomes(self) -> dict[str, RuleOutcome]:
+        """Per rule, the sum over sections (reason: the first section's, if none applied)."""
+        merged: dict[str, RuleOutcome] = {}
+        for rule in _rules.RULES:
+            parts = [s.outcomes[rule.id] for s in self.sections if rule.id in s.outcomes]
+            checked = sum(p.checked for p in parts)
+            violations = sum(p.violations for p in parts)
+            applicable = any(p.applicable for p in parts)
+            reason = None if applicable else next((p.reason for p in parts if p.reason), "nothing was checked")
+            merged[rule.id] = RuleOutcome(rule.id, checked if applicable else 0, violations, reason)
+        return merged
+
+    def statuses(self) -> dict[str, str]:
+        """Per rule, the worst status over sections."""
+        result = {}
+        for rule_id, outcome in self.rule_outcomes().items():
+            per_section = [self.policy.status(s.outcomes[rule_id]) for s in self.sections if rule_id in s.outcomes]
+            result[rule_id] = min(per_section, key=_STATUS_RANK.__getitem__) if per_section else self.policy.status(outcome)
+        return result
+
+    @property
+    def warnings(self) -> int:
+        return sum(s.warnings(self.policy) for s in self.sections)
+
+    @property
+    def violation_total(self) -> int:
+        return sum(sum(s.violation_counts.values()) for s in self.sections)
+
+    @property
+    def must_failures(self) -> list[str]:
+        """The MUST rules violated in any section, whatever severity the policy counts them at."""
+        return sorted({r for s in self.sections for r in s.failed_rules(DEFAULT_POLICY)})
+
+    @property
+    def conformant(self) -> bool:
+        """Whether every MUST rule held. This is what "conformant" means to a reader, so no gate
+        changes it: ``--fail-on none`` or a lowered MUST rule can pass the gate of a
+        non-conformant stream, ``--strict`` can fail that of a conformant one (see :attr:`passed_gate`)."""
+        return not self.must_failures
+
+    @property
+    def passed_gate(self) -> bool:
+        """Whether the stream passes the policy's gate (by default: every MUST rule held): the exit code."""
+        if not all(s.passed_gate(self.policy) for s in self.sections):
+            return False
+        if self.policy.max_warnings is not None and self.warnings > self.policy.max_warnings:
+            return False
+        return True
+
+    def exit_code(self) -> int:
+        return int(ExitCode.OK if self.passed_gate else ExitCode.NOT_CONFORMANT)
+
+    def gate_note(self) -> str | None:
+        """Why the gate's outcome differs from the conformance verdict (``None`` when they agree), so a
+        green exit code is never read as "conformant" when a team's gate let MUST failures through."""
+        policy = self.policy
+        if self.passed_gate and not self.conformant:
+            reasons = ["--fail-on none"] if policy.gate == "none" else []
+            lowered = policy.lowered_must_rules
+            reasons += [f"{r} lowered to {lowered[r]}" for r in self.must_failures if r in lowered]
+            return "gate passed with " + ", ".join(reasons)
+        if self.conformant and not self.passed_gate:
+            failing = sorted({r for s in self.sections for r in s.failed_rules(policy)})
+            raised = [r for r in failing if policy.severity(r) == "error"]
+            reasons = [f"{', '.join(raised)} raised to error"] if raised else []
+            if len(raised) < len(failing):  # SHOULD rules at warning, failing because the gate is warning
+                reasons.append("--strict" if policy.strict and policy.fail_on is None else "--fail-on warning")
+            if policy.max_warnings is not None and self.warnings > policy.max_warnings:
+                reasons.append(f"--max-warnings {policy.max_warnings}")
+            return "gate failed with " + ", ".join(reasons)
+        return None
+
+    def stat(self, name: str) -> int:
+        return sum(s.stats.get(name, 0) for s in self.sections)
+
+    # -- the JSON form (see report_schema.json) ---------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        statuses = self.statuses()
+        counts = {status: 0 for status in STATUSES}
+        for status in statuses.values():
+            counts[status] += 1
+        return {
+            "$schema": REPORT_SCHEMA_ID,
+            "report_version": REPORT_VERSION,
+            "kit_version": self.kit_version,
+            "protocol_version": self.protocol_version,
+            "command": self.command,
+            "target": self.target,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "profile": self.profile.to_dict(),
+            "policy": self.policy.to_dict(),
+            "conformant": self.conformant,
+            "passed_gate": self.passed_gate,
+            "exit_code": self.exit_code(),
+            "summary": {
+                "rules": counts,
+                "violations": self.violation_total,
+                "warnings": self.warnings,
+                "sections": len(self.sections),
+                "runs": self.stat("runs"),
+                "events": self.stat("events"),
+                "frames": self.stat("frames"),
+            },
+            "rules": [self._rule_dict(rule_id, outcome, statuses[rule_id])
+                      for rule_id, outcome in self.rule_outcomes().items()],
+            "sections": [self._section_dict(s) for s in self.sections],
+            "notes": list(self.notes),
+            "claim": self.claim().to_dict(),
+        }
+
+    def claim(self):
+        """The conformance claim this report supports, or why it supports none (:mod:`agent_events.conformance.claim`)."""
+        from agent_events.conformance.claim import claim_for
+
+        return claim_for(self)
+
+    def _rule_dict(self, rule_id: str, outcome: RuleOutcome, status: str) -> dict[str, Any]:
+        rule = _rules.get(rule_id)
+        return {
+            "id": rule.id, "level": rule.level.value, "severity": self.policy.severity(rule_id),
+            "category": rule.category, "title": rule.title, "section": rule.section, "profile": rule.profile,
+            "status": status, "checked": outcome.checked, "violations": outcome.violations, "reason": outcome.reason,
+        }
+
+    def _section_dict(self, section: Section) -> dict[str, Any]:
+        statuses = section.statuses(self.policy)
+        kept = len(section.violations)
+        return {
+            "name": section.name,
+            "kind": section.kind,
+            "conformant": section.conformant,
+            "passed_gate": section.passed_gate(self.policy),
+            "stats": dict(section.stats),
+            "rules": [self._rule_dict(r, o, statuses[r]) for r, o in section.outcomes.items()],
+            "violations": [self._violation_dict(v) for v in section.violations],
+            "violations_omitted": sum(section.violation_counts.values()) - kept,
+            "latencies": section.latencies,
+            "timelines": section.timelines,
+            "errors_received": dict(section.errors_received),
+            "header": section.header,
+            "notes": list(section.notes),
+        }
+
+    def _violation_dict(self, violation: Violation) -> dict[str, Any]:
+        data = violation.to_dict()
+        data["severity"] = self.policy.severity(violation.rule_id)
+        return data
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

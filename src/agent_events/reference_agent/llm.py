@@ -1,0 +1,85 @@
+"""The model behind ``llm_processor``: an interface and an offline default.
+
+The reference agent must run anywhere with no network and no keys, and give
+the same answer for the same request so that tests and demos are repeatable.
+So the default "model" is a deterministic planner that reads the request out
+of the prompt and answers the JSON a well-behaved model would. Plug a real
+model in by passing any object with ``async complete(prompt) -> str``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Protocol, Sequence, runtime_checkable
+
+import orjson
+
+from agent_events.reference_agent.plans import plan_for_request
+
+_REQUEST_START = "<<<REQUEST\n"
+_REQUEST_END = "\nREQUEST>>>"
+
+
+@runtime_checkable
+class LLM(Protocol):
+    async def complete(self, prompt: str) -> str:
+        """The model's answer to ``prompt``; raise on failure (the agent falls back)."""
+        ...
+
+
+class LLMError(RuntimeError):
+    """The model failed: outage, timeout, refusal."""
+
+
+def build_prompt(request: str, goals: Sequence[str]) -> str:
+    """The prompt the ActionsAgent sends: instructions, the request verbatim, the goals it saw."""
+    listed = "\n".join(f"- {goal}" for goal in goals) or "- (none stated; propose how to clarify)"
+    return (
+        "You are an operations planner. Turn the user's request into an action plan.\n"
+        'Answer with JSON only: {"steps": [{"title": "...", "rationale": "..."}]}.\n'
+        f"{_REQUEST_START}{request}{_REQUEST_END}\n"
+        f"Goals identified:\n{listed}\n"
+    )
+
+
+def request_from_prompt(prompt: str) -> str:
+    start = prompt.find(_REQUEST_START)
+    end = prompt.rfind(_REQUEST_END)
+    if start < 0 or end < start:
+        return prompt
+    return prompt[start + len(_REQUEST_START):end]
+
+
+class OfflinePlanner:
+    """A deterministic stand-in for a model: real plans, no network.
+
+    ``delay_ms`` simulates model latency so a demo looks like an agent at work
+    (and so runs overlap under load); 0 answers at once, for benchmarks.
+    """
+
+    def __init__(self, delay_ms: float = 25.0) -> None:
+        self.delay_ms = delay_ms
+
+    async def complete(self, prompt: str) -> str:
+        if self.delay_ms > 0:
+            await asyncio.sleep(self.delay_ms / 1000.0)
+        return _answer(request_from_prompt(prompt))
+
+
+@functools.lru_cache(maxsize=256)
+def _answer(request: str) -> str:
+    """Deterministic, so the same request need not be planned twice."""
+    return orjson.dumps(plan_for_request(request).as_payload()).decode()
+
+
+class SimulatedOutage:
+    """A model that is down. ``options.simulate_failure: "primary"`` swaps it in.
+
+    Failing inside the real ``llm_processor`` step (rather than jumping to a
+    separate fake path) is what makes the simulation honest: the open tool is
+    completed with status error and the real fallback code runs.
+    """
+
+    async def complete(self, prompt: str) -> str:
+        raise LLMError('simulated model outage (options.simulate_failure = "primary")')

@@ -1,0 +1,517 @@
+"""The reference agent's WebSocket server: connections, limits, auth, shutdown.
+
+Built on ``websockets.asyncio.server``. What this layer adds, and why here:
+
+* HTTP before the upgrade (``process_request``): ``GET /healthz``, bearer
+  token auth (header or ``?token=``, since browsers cannot set headers),
+  the connection limit. Rejecting at the handshake costs no WebSocket state.
+* A connection subclass whose flow-control callbacks arm a timer when the
+  outbound buffer fills: a reader stuck longer than ``slow_reader_timeout``
+  is closed with 1008 and a reason. No per-event cost: the timer exists only
+  while the buffer is full.
+* Corked event writes (:meth:`AgentConnection.queue_text`): the frames a
+  connection's runs emit during one event-loop turn leave in one socket
+  write at the end of the turn instead of one syscall each (a syscall per
+  frame was a third of the server's time). Whenever websockets writes on
+  its own (a pong, a close frame, an ``error`` sent with ``send``) the
+  corked frames are written first: the order on the wire is the order of
+  the calls.
+* Graceful shutdown: stop accepting, refuse new runs (``shutting_down``),
+  let in-flight runs finish within ``shutdown_timeout``, cancel the rest
+  (each still ends with ``agent_completed``), then close with 1001.
+
+Python API::
+
+    async with agent_events.reference_agent.serve(port=0, llm_delay_ms=0) as server:
+        print(server.url)            # ws://127.0.0.1:PORT/
+
+    with agent_events.reference_agent.run_in_thread(port=0) as server:   # for sync callers
+        print(server.url)
+
+Hooks: ``agent_factory`` (``() -> BaseAgent``, one agent per run) and
+``bridge_factory`` (``(websocket, session) -> WebSocketBridgeAdapter``),
+e.g. test-only subclasses that break one protocol rule on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import itertools
+import logging
+import ssl
+import threading
+import uuid
+from importlib import metadata
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from agent_events import schemas
+from agent_events.reference_agent.actions import ActionsAgent
+from agent_events.reference_agent.bridge import WebSocketBridgeAdapter
+from agent_events.reference_agent.config import ServerConfig
+from agent_events.reference_agent.llm import OfflinePlanner
+from agent_events.reference_agent.session import Session
+
+logger = logging.getLogger("reference_agent")
+
+try:
+    VERSION = metadata.version("agent-events")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    VERSION = "0+unknown"
+
+#: Close codes the server uses, with their meaning in this protocol.
+CLOSE_GOING_AWAY = 1001        # shutdown
+CLOSE_POLICY = 1008            # slow reader evicted
+CLOSE_TOO_BIG = 1009           # message far above max_message_size (websockets closes)
+CLOSE_TRY_AGAIN = 1013         # connection limit reached during the handshake race
+
+
+_OPEN = State.OPEN
+#: Corked bytes that force a write before the end of the loop turn: an agent
+#: emitting in a tight loop must meet back-pressure, not grow a buffer.
+CORK_LIMIT = 16 * 1024
+#: Headers of unmasked, final text frames (RFC 6455 5.2): payloads under 126 bytes, then 16- and 64-bit lengths.
+_SHORT_TEXT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
+_TEXT_16, _TEXT_64 = b"\x81\x7e", b"\x81\x7f"
+
+
+def _text_header(size: int) -> bytes:
+    if size < 126:
+        return _SHORT_TEXT_HEADERS[size]
+    if size < 65536:
+        return _TEXT_16 + size.to_bytes(2, "big")
+    return _TEXT_64 + size.to_bytes(8, "big")
+
+
+class AgentConnection(ServerConnection):
+    """A ``websockets`` server connection that notices a stuck reader and corks event writes."""
+
+    def __init__(self, *args: Any, slow_reader_timeout: float | None = None, on_stall=None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slow_reader_timeout = slow_reader_timeout
+        self.on_stall = on_stall
+        self.write_paused = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._cork: list[bytes] = []
+        self._corked = 0
+        self._cork_limit = min(CORK_LIMIT, self.write_limit_high)
+        self._flush_handle: asyncio.Handle | None = None
+
+    def queue_text(self, data: bytes) -> bool:
+        """Queue one UTF-8 text frame for this loop turn's write; ``False`` when it cannot be
+        queued (the connection is not open, or a fragmented send is under way): then
+        ``send`` must carry it, with its usual errors.
+
+        After ``True`` the caller owes the back-pressure wait when :attr:`paused`
+        (see :meth:`wait_writable`), exactly where ``send`` would have waited.
+        Framing a server's text frame is two to ten header bytes, so it is done
+        here unless an extension (permessage-deflate) or frame logging needs
+        websockets' own framing; that was a tenth of the server's time.
+        """
+        protocol = self.protocol
+        if protocol.state is not _OPEN or self.send_in_progress is not None or protocol.expect_continuation_frame:
+            return False
+        cork = self._cork
+        if protocol.extensions or protocol.debug:
+            protocol.send_text(data)
+            cork.extend(protocol.data_to_send())
+        else:
+            cork.append(_text_header(len(data)))
+            cork.append(data)
+        self._corked += len(data)
+        if self._corked >= self._cork_limit:
+            self.flush_corked()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self.flush_corked)
+        return True
+
+    def _write_cork(self) -> None:
+        """Write every corked frame in one write (websockets' own path writes each frame alone)."""
+        handle = self._flush_handle
+        if handle is not None:
+            handle.cancel()
+            self._flush_handle = None
+        self._corked = 0
+        cork = self._cork
+        if cork:
+            self._cork = []
+            self.transport.write(b"".join(cork))
+
+    def flush_corked(self) -> None:
+        """End of the loop turn (or the cork is full): write what the runs emitted."""
+        if self.transport.is_closing():
+            self._cork = []  # the close frame is out already: nobody may read more
+            self._corked = 0
+            return
+        try:
+            self._write_cork()
+        except Exception as exc:  # noqa: BLE001 - as websockets' send_context: the connection is dead
+            self.set_connection_exc(exc)
+            self.transport.abort()
+
+    def send_data(self) -> None:
+        # websockets writes on its own (send, pong, close): the frames corked before go first.
+        if self._cork or self._flush_handle is not None:
+            self._write_cork()
+        super().send_data()
+
+    async def wait_writable(self) -> None:
+        """The back-pressure wait after :meth:`queue_text`, with ``send``'s error semantics."""
+        try:
+            await self.drain()
+        except Exception as exc:  # noqa: BLE001 - a dead transport: report it as websockets does
+            self.set_connection_exc(exc)
+            self.transport.abort()
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self.close_exc from None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.write_paused = True
+        if self.slow_reader_timeout and self.on_stall is not None:
+            self._stall_timer = self.loop.call_later(self.slow_reader_timeout, self.on_stall, self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.write_paused = False
+        self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _disarm(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+
+class AgentServer:
+    """A running reference agent. Use through :func:`serve` or :func:`run_in_thread`."""
+
+    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        self.config = config.replace(**options) if config is not None else ServerConfig(**options)
+        self.sessions: set[Session] = set()
+        self.shutting_down = False
+        self.runs_in_flight = 0
+        self.runs_started = 0
+        self.connections_total = 0
+        self.slow_readers_closed = 0
+        self.port: int | None = None
+        self._ws = None
+        self._idle: asyncio.Event | None = None
+        self._shutdown_task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+        self._run_id_prefix = f"run_{uuid.uuid4().hex[:8]}_"
+        self._run_numbers = itertools.count(1)
+        self._make_agent = self.config.agent_factory or functools.partial(self._default_agent, self.config)
+        self._make_bridge = self.config.bridge_factory or (
+            lambda websocket, session: WebSocketBridgeAdapter(websocket, session=session))
+
+    # -- factories --------------------------------------------------------------
+
+    @staticmethod
+    def _default_agent(config: ServerConfig) -> ActionsAgent:
+        return ActionsAgent(OfflinePlanner(config.llm_delay_ms), llm_timeout_ms=config.llm_timeout_ms)
+
+    def make_agent(self):
+        return self._make_agent()
+
+    def make_bridge(self, websocket: Any, session: Session):
+        return self._make_bridge(websocket, session)
+
+    def new_run_id(self) -> str:
+        """A run_id for a client that gave none: unique per server process, and cheap."""
+        return f"{self._run_id_prefix}{next(self._run_numbers)}"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> "AgentServer":
+        config = self.config
+        self._idle = asyncio.Event()
+        options: dict[str, Any] = dict(
+            process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
+            compression="deflate" if config.compression else None,
+            max_size=config.max_message_size * config.HARD_SIZE_FACTOR,
+            write_limit=config.send_queue,
+            close_timeout=config.close_timeout,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_interval,
+            create_connection=functools.partial(AgentConnection, slow_reader_timeout=config.slow_reader_timeout,
+                                                on_stall=self._on_stall),
+        )
+        if config.allow_origins:
+            options["origins"] = [*config.allow_origins, None]
+        if config.certfile:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(config.certfile, config.keyfile)
+            options["ssl"] = context
+        options.update(config.websockets_options)
+        if config.sock is not None:
+            self._ws = await ws_serve(self._handle, sock=config.sock, **options)
+        else:
+            self._ws = await ws_serve(self._handle, config.host, config.port, **options)
+        self.port = self._ws.sockets[0].getsockname()[1]
+        logger.info("reference agent listening on %s", self.url)
+        return self
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.config.scheme}://{host}:{self.port}/"
+
+    async def __aenter__(self) -> "AgentServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.shutdown()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop gracefully: in-flight runs get ``timeout`` (default ``shutdown_timeout``) to finish."""
+        if self._ws is None:
+            return
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(timeout))
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self, timeout: float | None) -> None:
+        config = self.config
+        self.shutting_down = True
+        self._ws.server.close()  # stop accepting; open connections carry on
+        if not await self._wait_idle(config.shutdown_timeout if timeout is None else timeout):
+            logger.warning("shutdown: cancelling %d run(s) still in flight", self.runs_in_flight)
+            for session in list(self.sessions):
+                for handle in list(session.runs.values()):
+                    handle.cancel("shutdown")
+            if not await self._wait_idle(min(2.0, config.close_timeout)):
+                for session in list(self.sessions):
+                    for handle in list(session.runs.values()):
+                        if handle.task is not None:
+                            handle.task.cancel()
+        self._ws.close(code=CLOSE_GOING_AWAY, reason="server shutting down")
+        try:
+            async with asyncio.timeout(config.close_timeout + 1.0):
+                await self._ws.wait_closed()
+        except TimeoutError:
+            # Readers too stuck to take a close frame: drop them.
+            for connection in list(self._ws.all_connections):
+                connection.transport.abort()
+            await self._ws.wait_closed()
+        for task in list(self._background):
+            task.cancel()
+        logger.info("reference agent stopped")
+
+    async def _wait_idle(self, timeout: float) -> bool:
+        if self.runs_in_flight == 0:
+            return True
+        self._idle.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return self.runs_in_flight == 0
+        return True
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    def run_started(self) -> None:
+        self.runs_in_flight += 1
+        self.runs_started += 1
+
+    def run_finished(self) -> None:
+        self.runs_in_flight -= 1
+        if self.runs_in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for /healthz, tests and benchmarks."""
+        return {
+            "status": "shutting_down" if self.shutting_down else "ok",
+            "version": VERSION,
+            "protocol": schemas.PROTOCOL_VERSION,
+            "subprotocol": schemas.SUBPROTOCOL,
+            "connections": len(self.sessions),
+            "runs_in_flight": self.runs_in_flight,
+            "runs_started": self.runs_started,
+            "connections_total": self.connections_total,
+            "paused_connections": sum(1 for s in self.sessions if getattr(s.websocket, "write_paused", False)),
+            "slow_readers_closed": self.slow_readers_closed,
+        }
+
+    # -- connections ----------------------------------------------------------------
+
+    async def _handle(self, websocket: AgentConnection) -> None:
+        limit = self.config.max_connections
+        if len(self.sessions) >= limit:  # several handshakes raced past process_request
+            await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (limit {limit})")
+            return
+        session = Session(self, websocket)
+        self.sessions.add(session)
+        self.connections_total += 1
+        try:
+            await session.serve()
+        finally:
+            self.sessions.discard(session)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == "/healthz":
+            return _json_response(connection, 503 if self.shutting_down else 200, self.stats())
+        if path != "/":
+            return connection.respond(404, f"Not found: the agent-events endpoint is / (and /healthz), not {path}\n")
+        if self.shutting_down:
+            return connection.respond(503, "The server is shutting down.\n")
+        token = self.config.token
+        if token is not None and not _authorized(request, query, token):
+            response = connection.respond(401, "Unauthorized: send 'Authorization: Bearer <token>' or ?token=<token>.\n")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="agent-events"'
+            return response
+        if len(self.sessions) >= self.config.max_connections:
+            return connection.respond(503, f"Too many connections (limit {self.config.max_connections}); retry later.\n")
+        return None
+
+    def _on_stall(self, connection: AgentConnection) -> None:
+        self.slow_readers_closed += 1
+        timeout = self.config.slow_reader_timeout
+        logger.warning("closing a connection whose reader accepted nothing for %g s", timeout)
+        task = asyncio.get_running_loop().create_task(
+            self._evict(connection, f"slow reader: outbound buffer full for more than {timeout:g} s"))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _evict(self, connection: AgentConnection, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self.config.close_timeout):
+                await connection.close(CLOSE_POLICY, reason)
+        except TimeoutError:
+            connection.transport.abort()
+
+
+def _select_subprotocol(connection: ServerConnection, offered) -> str | None:
+    """Select ``agent-events.v1`` when offered; accept clients that offer nothing (SHOULD, not MUST)."""
+    return schemas.SUBPROTOCOL if schemas.SUBPROTOCOL in offered else None
+
+
+def _authorized(request: Request, query: str, token: str) -> bool:
+    supplied = None
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            supplied = value.strip()
+    if supplied is None and query:
+        values = parse_qs(query).get("token")
+        supplied = values[0] if values else None
+    if supplied is None:
+        return False
+    return hmac.compare_digest(supplied.encode(), token.encode())
+
+
+def _json_response(connection: ServerConnection, status: int, body: dict) -> Response:
+    response = connection.respond(status, "")
+    data = orjson.dumps(body) + b"\n"
+    kept = [(k, v) for k, v in response.headers.raw_items() if k.lower() not in ("content-type", "content-length")]
+    headers = Headers(kept)
+    headers["Content-Type"] = "application/json"
+    headers["Content-Length"] = str(len(data))
+    headers["Cache-Control"] = "no-store"
+    return Response(status, response.reason_phrase, headers, data)
+
+
+def serve(config: ServerConfig | None = None, **options: Any) -> AgentServer:
+    """An :class:`AgentServer` to use as ``async with serve(port=0, ...) as server``.
+
+    ``options`` are :class:`~agent_events.reference_agent.config.ServerConfig` fields, among
+    them the hooks ``agent_factory`` and ``bridge_factory``.
+    """
+    return AgentServer(config, **options)
+
+
+class ServerThread:
+    """A reference agent on its own event loop in a daemon thread, for sync code.
+
+    ``url`` is set once :meth:`start` returns; :meth:`stop` shuts down
+    gracefully and joins the thread. Also a context manager.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        self.server = AgentServer(config, **options)
+        self.url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="reference-agent", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> "ServerThread":
+        """Start serving and return once listening (idempotent)."""
+        if self._thread.ident is not None:
+            return self
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the reference agent did not start within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._amain())
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            self._error = exc
+            self._ready.set()
+
+    async def _amain(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await self.server.start()
+        self.url = self.server.url
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.shutdown(self._shutdown_timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The server's counters, read on its own loop."""
+        async def read() -> dict[str, Any]:
+            return self.server.stats()
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Shut down (in-flight runs get ``timeout`` s, default ``shutdown_timeout``) and join."""
+        self._shutdown_timeout = timeout
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        budget = (self.server.config.shutdown_timeout if timeout is None else timeout)
+        self._thread.join(budget + self.server.config.close_timeout + 5.0)
+
+    _shutdown_timeout: float | None = None
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def run_in_thread(config: ServerConfig | None = None, **options: Any) -> ServerThread:
+    """Start a reference agent in a background thread; returns once it listens."""
+    return ServerThread(config, **options).start()
