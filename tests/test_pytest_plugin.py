@@ -89,11 +89,41 @@ def test_k_selects_among_the_generated_items(pytester, good_url):
     result.assert_outcomes(passed=3)
 
 
-def test_an_unreachable_url_fails_the_items_with_the_reason(pytester):
+def test_an_unreachable_url_is_one_error_naming_the_url_not_a_failure_per_item(pytester):
     url = f"ws://127.0.0.1:{m.unused_port()}/"
-    result = run(pytester, "--agent-events-url", url, "--agent-events-scenario", "primary", "-k", "frame_text or text")
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["*could not check*refused*"])
+    result = run(pytester, "--agent-events-url", url)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str()
+    assert out.count(f"cannot connect to {url}") == 1, out
+    assert "refused" in out
+    assert "failed" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--agent-events-profile", "nosuch"], "--agent-events-profile: profile must be one of actions-agent, generic"),
+    (["--agent-events-report", "nosuch=x.out"], "--agent-events-report: reports: "),
+    (["--agent-events-report", "nosuch"], "--agent-events-report"),
+    (["--agent-events-scenario", "nosuch"], "--agent-events-scenario"),
+])
+def test_a_bad_setting_is_one_usage_error_before_anything_connects(pytester, args, message):
+    # the URL answers nothing: a usage error must come before any connection is tried
+    url = f"ws://127.0.0.1:{m.unused_port()}/"
+    pytester.makepyfile(SCRATCH_TEST)
+    result = run(pytester, "--agent-events-url", url, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    err = result.stderr.str()
+    assert message in err, err
+    assert "INTERNALERROR" not in result.stdout.str() + err and "KeyError" not in err
+    assert "cannot connect" not in result.stdout.str()
+
+
+def test_config_file_live_keys_reach_the_plugin(pytester, good_url):
+    """``[tool.agent-events.check] scenarios = [...]`` works in pytest as with ``agent-events check``."""
+    pytester.makefile(".toml", pyproject='[tool.agent-events.check]\nscenarios = ["primary"]\nruns = 1\n')
+    result = run(pytester, "--agent-events-url", good_url, "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    collected = [line for line in result.stdout.lines if line.startswith("agent-events::")]
+    assert collected and all(line.startswith("agent-events::primary::") for line in collected), collected
 
 
 @pytest.mark.parametrize("args, message", [

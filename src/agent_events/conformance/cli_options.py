@@ -30,10 +30,8 @@ BUDGET_FLAGS = {
 }
 assert {dest for dest, _, _ in BUDGET_FLAGS.values()} == set(BUDGETS)
 
-#: Upper bounds of the count flags (and their config keys): far above what any check or load needs,
-#: low enough that no argument can make a command start runs or open sockets without end.
-MAX_RUNS = 100_000
-MAX_CONNECTIONS = 10_000
+MAX_RUNS = _config.MAX_RUNS
+MAX_CONNECTIONS = _config.MAX_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,11 @@ class Settings:
     group: bool = False
     #: where the SVG badge is written (also listed in ``reports`` as ``("badge", path)``)
     badge: Path | None = None
+    #: the live keys (check, record, load, the plugin): ``None`` = the command's default
+    scenarios: list[str] | None = None
+    runs: int | None = None
+    concurrency: int | None = None
+    input: str | None = None
 
 
 def positive_float(text: str) -> float:
@@ -187,15 +190,20 @@ def settings_from_args(args: argparse.Namespace, command: str | None = None) -> 
     return settings_from_options(vars(args), command if command is not None else getattr(args, "command", None))
 
 
-def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Path | None = None) -> Settings:
+def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Path | None = None,
+                          flag_prefix: str = "--") -> Settings:
     """Resolve options given as a mapping of the CLI's ``dest`` names (``None`` = not given).
 
     This is what the pytest plugin calls with its own options, so a key means
     the same there: ``profile``, the budgets, ``strict``, ``fail_on``,
     ``max_warnings``, ``rule_overrides`` (``(id, severity)`` pairs, in order),
     ``allow_lowering_must``, ``format``, ``reports`` (``(format, path)``
-    pairs), ``color``, ``group``, ``badge`` and ``config`` (a path). The config
-    file is ``config``, else the one discovered in ``cwd``.
+    pairs), ``color``, ``group``, ``badge``, the live keys ``scenarios``,
+    ``runs``, ``concurrency`` and ``input``, and ``config`` (a path). The config
+    file is ``config``, else the one discovered in ``cwd``. Every value goes
+    through the config file's key table (:data:`agent_events.conformance.config.KEYS`), so a
+    bad one is the same usage error, naming the flag (``flag_prefix`` + name), before anything
+    connects.
     """
     from agent_events.conformance.cli import UsageError
 
@@ -207,7 +215,14 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
 
     def pick(name: str, default: Any = None) -> Any:
         value = given.get(name)
-        return value if value is not None else values.get(name, default)
+        if value is None:
+            return values.get(name, default)
+        if name in _config.KEYS and not isinstance(value, Path):  # one validation, whichever layer gave it
+            try:
+                return _config.validate(name, value, f"{flag_prefix}{name.replace('_', '-')}")
+            except _config.ConfigError as exc:
+                raise UsageError(str(exc)) from None
+        return value
 
     source = str(config.source) if config.source else "the config file"
     layers = [_gating.Layer.from_config(config.values, source),
@@ -221,7 +236,13 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
     profile = _profiles.get(pick("profile", _profiles.DEFAULT_PROFILE))
     profile = profile.with_budgets(**{name: pick(name) for name in BUDGETS})
     reports = [(fmt, Path(path)) for fmt, path in values.get("reports", [])]
-    reports += list(given.get("reports") or [])
+    for spec in given.get("reports") or []:  # (format, path) from argparse, "FORMAT=PATH" from the plugin
+        if isinstance(spec, str):
+            try:
+                (spec,) = _config.validate("reports", [spec], f"{flag_prefix}report")
+            except _config.ConfigError as exc:
+                raise UsageError(str(exc)) from None
+        reports.append((spec[0], Path(spec[1])))
     badge = pick("badge")
     if badge is not None:
         badge = Path(badge)
@@ -229,4 +250,5 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
     color = {"always": True, "never": False, "auto": None}[pick("color", "auto")]
     return Settings(profile=profile, policy=policy, format=pick("format", "text"), reports=reports,
                     color=color, config=config, config_values=values, group=bool(pick("group", False)),
-                    badge=badge)
+                    badge=badge, scenarios=pick("scenarios"), runs=pick("runs"), concurrency=pick("concurrency"),
+                    input=pick("input"))

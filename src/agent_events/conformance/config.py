@@ -6,10 +6,13 @@ PATH`` names either kind explicitly. A sub-table named after a command
 (``[tool.agent-events.validate]``) overrides the top level for that command.
 Command-line flags override the file.
 
-Keys are declared in ``KEYS`` (data: name, what it holds, how it is checked),
-so an unknown or ill-typed key is an error that names the file, the key and
-what was expected, instead of being silently ignored; a command that needs a
-new key registers it with :func:`register`.
+Keys are declared once, in ``KEYS`` (data: name, what it holds, how it is
+checked), so an unknown or ill-typed key is an error that names the file, the
+key and what was expected, instead of being silently ignored. The same table
+validates what the command line and the pytest plugin give
+(:func:`agent_events.conformance.cli_options.settings_from_options`), so a key
+means the same, and fails the same way, wherever it is set; nothing registers
+keys at import time, so every entry point sees all of them.
 """
 
 from __future__ import annotations
@@ -87,11 +90,15 @@ def _reports(value: Any) -> list[tuple[str, str]]:
         pairs = [tuple(v.split("=", 1)) for v in value]  # type: ignore[misc]
     else:
         raise ValueError('a table of FORMAT = "PATH", or a list of "FORMAT=PATH"')
+    from agent_events.conformance.reporters import REPORTERS
+
     result = []
     for fmt, path in pairs:
         if not isinstance(path, str) or not path:
             raise ValueError(f"a path for format {fmt!r}")
-        result.append((_format(fmt), path))
+        if fmt not in REPORTERS:
+            raise InvalidValue(f"unknown format {fmt!r} in {fmt}={path}; known: {', '.join(REPORTERS)}")
+        result.append((fmt, path))
     return result
 
 
@@ -161,6 +168,27 @@ def _path(value: Any) -> str:
     return value
 
 
+#: Upper bounds of the count keys (and their flags): far above what any check or load needs,
+#: low enough that no setting can make a command start runs or open sockets without end.
+MAX_RUNS = 100_000
+MAX_CONNECTIONS = 10_000
+
+
+def _scenario_list(value: Any) -> list[str]:
+    from agent_events.conformance.live.scenarios import SCENARIOS
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in SCENARIOS for n in names):
+        raise ValueError(f"a list of scenario names among {', '.join(SCENARIOS)}")
+    return names
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("a non-empty string")
+    return value
+
+
 KEYS: dict[str, KeySpec] = {
     "profile": KeySpec("profile to check against", _profile),
     "first_event_ms": KeySpec("budget: agent_started after start_run, ms", _positive_number),
@@ -178,12 +206,18 @@ KEYS: dict[str, KeySpec] = {
     "max_warnings": KeySpec("fail when more warning-severity violations than this", _count),
     "group": KeySpec("text report: one line per rule with a count, no details", _boolean),
     "badge": KeySpec("write an SVG conformance badge to this path", _path),
+    # the commands that connect to an endpoint (check, record, load, the pytest plugin)
+    "scenarios": KeySpec("scenarios a check runs (default all)", _scenario_list),
+    "runs": KeySpec("runs per multi-run scenario", integer_at_least(1, MAX_RUNS)),
+    "concurrency": KeySpec("connections of the concurrency scenario", integer_at_least(1, MAX_CONNECTIONS)),
+    "input": KeySpec("the request sent in start_run", _string),
 }
 
 
-def register(name: str, description: str, convert: Callable[[Any], Any]) -> None:
-    """Declare a config key (for commands and features that add their own)."""
-    KEYS[name] = KeySpec(description, convert)
+def validate(key: str, value: Any, where: str) -> Any:
+    """``value`` converted by ``key``'s entry of :data:`KEYS`, or :class:`ConfigError` naming ``where``
+    (a file, a flag): the one validation of a setting, whichever layer gave it."""
+    return _check(where, key, value)
 
 
 @dataclass

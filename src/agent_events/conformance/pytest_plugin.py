@@ -99,21 +99,24 @@ def _settings(config: pytest.Config):
     """Profile, budgets and gating exactly as ``agent-events check`` resolves them (config file included)."""
     from agent_events.conformance.cli_options import BUDGET_FLAGS, CLAIM_ARGUMENTS, GATING_ARGUMENTS, settings_from_options
 
-    dests = ["profile", "config", *(dest for dest, _, _ in BUDGET_FLAGS.values()),
+    dests = ["profile", "config", "runs", "concurrency", *(dest for dest, _, _ in BUDGET_FLAGS.values()),
              *(kwargs["dest"] for _, kwargs in GATING_ARGUMENTS + CLAIM_ARGUMENTS)]
     given = {dest: config.getoption(DEST + dest) for dest in dests}
-    given["reports"] = [_report_pair(spec) for spec in config.getoption("agent_events_report") or []]
+    given["scenarios"] = config.getoption("agent_events_scenario")
+    given["reports"] = list(config.getoption("agent_events_report") or [])  # "FORMAT=PATH", checked there
     given["format"] = None
-    return settings_from_options(given, "check", cwd=config.invocation_params.dir)
+    return settings_from_options(given, "check", cwd=config.invocation_params.dir, flag_prefix=PREFIX)
 
 
-def _report_pair(spec: str):
-    from pathlib import Path
-
-    fmt, sep, path = spec.partition("=")
-    if not sep or not path:
-        raise pytest.UsageError(f"--agent-events-report: expected FORMAT=PATH, got {spec!r}")
-    return fmt, Path(path)
+def _resolved(config: pytest.Config):
+    """The settings of this session, resolved (and validated) once, in :func:`pytest_configure`."""
+    state = getattr(config, _STATE_KEY, None)
+    if state is None:
+        state = {}
+        setattr(config, _STATE_KEY, state)
+    if "settings" not in state:
+        state["settings"] = _settings(config)
+    return state["settings"]
 
 
 def check_options(config: pytest.Config, settings=None) -> dict[str, Any]:
@@ -125,13 +128,14 @@ def check_options(config: pytest.Config, settings=None) -> dict[str, Any]:
     options = {
         "profile": settings.profile,
         "policy": settings.policy,
-        "scenarios": get("agent_events_scenario"),
+        "scenarios": settings.scenarios,
         "token": get("agent_events_token"),
         "headers": list(get("agent_events_header") or []),
         "cafile": get("agent_events_cafile"),
         "insecure": get("agent_events_insecure") or None,
-        "runs": get("agent_events_runs"),
-        "concurrency": get("agent_events_concurrency"),
+        "runs": settings.runs,
+        "concurrency": settings.concurrency,
+        "input": settings.input,
     }
     return {k: v for k, v in options.items() if v not in (None, [])}
 
@@ -145,7 +149,7 @@ def _scenario_names() -> tuple[str, ...]:
 
 
 def _scenarios_of(config: pytest.Config) -> tuple[str, ...]:
-    selected = config.getoption("agent_events_scenario")
+    selected = _resolved(config).scenarios
     return tuple(s for s in _scenario_names() if not selected or s in selected)
 
 
@@ -177,14 +181,10 @@ def pytest_configure(config: pytest.Config) -> None:
             check_url(url)
         except ValueError as exc:
             raise pytest.UsageError(f"--agent-events-url: {exc}") from None
-        known = _scenario_names()
-        unknown = [s for s in (config.getoption("agent_events_scenario") or []) if s not in known]
-        if unknown:
-            raise pytest.UsageError(f"--agent-events-scenario: unknown {', '.join(unknown)}; known: {', '.join(known)}")
         from agent_events.conformance.cli import UsageError
 
-        try:  # a bad config file or gating setting stops the session at once, as it does the CLI
-            _settings(config)
+        try:  # any bad setting (flag or config file) stops the session now, before anything connects
+            _resolved(config)
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -203,7 +203,7 @@ class ConformanceSuite(pytest.Collector):
     def collect(self):
         # The profile as the check will resolve it (flag, else config file, else default), so the
         # items are the rules the check will judge, not another profile's (which could only skip).
-        profile = _settings(self.config).profile.name
+        profile = _resolved(self.config).profile.name
         return [ScenarioCollector.from_parent(self, name=name, profile=profile) for name in _scenarios_of(self.config)]
 
 
@@ -276,33 +276,33 @@ def _describe(rule_id: str, section, outcome) -> str:
     return "\n".join(lines)
 
 
+#: pytest's exit status when the endpoint cannot be reached: the session is interrupted (2), as by
+#: Ctrl-C, since nothing could be judged; the CLI's own "could not connect" (3) would read as
+#: pytest's INTERNAL_ERROR.
+CONNECT_EXIT_STATUS = pytest.ExitCode.INTERRUPTED
+
+
 def _session_report(config: pytest.Config):
-    """The one live check of this session, run on first use; a connection failure fails every item."""
-    state = getattr(config, _STATE_KEY, None)
-    if state is None:
-        state = {}
-        setattr(config, _STATE_KEY, state)
+    """The one live check of this session, run on first use. An endpoint that cannot be reached
+    ends the session with one message naming the URL and the cause, not one failure per item."""
+    from agent_events.conformance.live.wire import ConnectError
+
+    state = getattr(config, _STATE_KEY)
+    if "report" not in state:
+        url = config.getoption("agent_events_url")
         try:
             state["report"] = _run_session_check(config)
-        except Exception as exc:  # noqa: BLE001 - reported by every item, not as an internal error
-            state["error"] = exc
-    if "error" in state:
-        exc = state["error"]
-        raise RuleFailure(f"agent-events could not check {config.getoption('agent_events_url')}: "
-                          f"{type(exc).__name__}: {exc}")
+        except ConnectError as exc:
+            pytest.exit(f"agent-events: cannot connect to {url}: {exc}", returncode=CONNECT_EXIT_STATUS)
     return state["report"]
 
 
 def _run_session_check(config: pytest.Config):
-    from agent_events.conformance.cli import UsageError
     from agent_events.conformance.live.api import check
     from agent_events.conformance.reporters import write_outputs
 
-    try:
-        settings = _settings(config)
-        options = check_options(config, settings)
-    except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    settings = _resolved(config)
+    options = check_options(config, settings)
     report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)
     if settings.reports:
         write_outputs(report, None, settings.reports, group=settings.group)
@@ -333,7 +333,7 @@ def agent_events_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def agent_events_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Default ``agent_events.conformance.check`` keyword arguments (from the --agent-events-* options)."""
-    return check_options(request.config)
+    return check_options(request.config, _resolved(request.config))
 
 
 @pytest.fixture

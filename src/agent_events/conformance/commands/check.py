@@ -7,6 +7,7 @@ import sys
 
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
 from agent_events.conformance.live.cli_args import (
     ProgressLine, add_connection_arguments, add_scenario_arguments, connection_kwargs,
 )
@@ -27,8 +28,7 @@ def add_arguments(parser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--record", metavar="FILE", default=None,
                      help="write every frame, both ways, as a JSONL transcript (replay: agent-events validate FILE)")
-    out.add_argument("--quiet", "-q", action="store_true",
-                     help="no progress line, and only the verdict line instead of the text report")
+    add_verbosity_arguments(out)
 
 
 def run(args) -> int:
@@ -42,7 +42,7 @@ def run(args) -> int:
     try:
         options = live_options(args.url, profile=settings.profile, record=args.record,
                                progress=None if args.quiet else progress.sink(),
-                               **connection_kwargs(args, settings.config_values))
+                               **connection_kwargs(args, settings))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -56,14 +56,9 @@ def run(args) -> int:
         raise UsageError(f"cannot write {args.record}: {exc.strerror or exc}") from None
     finally:
         progress.clear()
-    fmt = settings.format
-    if args.quiet and fmt == "text":
-        from agent_events.conformance.reporters.base import verdict_line
-
-        print(f"{verdict_line(report)} - exit {report.exit_code()}")
-        fmt = None
     try:
-        write_outputs(report, fmt, settings.reports, color=settings.color, stdout=sys.stdout, group=settings.group)
+        write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
+                      group=settings.group, verbosity=verbosity_of(args))
     except OSError as exc:
         raise UsageError(f"cannot write report: {exc}") from None
     if args.record:

@@ -10,6 +10,7 @@ from agent_events.conformance.cli_options import (
     MAX_CONNECTIONS, MAX_RUNS, add_check_options, integer_at_least, positive_float, settings_from_args,
 )
 from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
 from agent_events.conformance.live.cli_args import ProgressLine, add_connection_arguments, connection_kwargs
 
 HELP = "drive an endpoint with many concurrent runs, check every one, report throughput and latency"
@@ -78,6 +79,7 @@ def add_arguments(parser) -> None:
     server.add_argument("--spawn-llm-delay-ms", type=_non_negative, default=0.0, metavar="MS",
                         help="the spawned agent's --llm-delay-ms (default 0: as fast as it goes)")
     add_check_options(parser)
+    add_verbosity_arguments(parser)
 
 
 def run(args) -> int:
@@ -120,7 +122,7 @@ async def _run(args, settings) -> int:
         async with spawn as spawned:
             url = spawned.url if spawned is not None else args.url
             pid = spawned.pid if spawned is not None else args.pid
-            kwargs = connection_kwargs(args, settings.config_values)
+            kwargs = connection_kwargs(args, settings)
             try:
                 endpoint = live_options(url, **kwargs).endpoint
                 watch = ServerWatch(pid) if pid else None
@@ -128,7 +130,7 @@ async def _run(args, settings) -> int:
                     endpoint=endpoint, profile=settings.profile, connections=args.connections,
                     runs_per_connection=args.runs_per_connection, runs=args.runs, duration=args.duration,
                     rate=args.rate, ramp_up=args.ramp_up, input=kwargs["input"], warmup=args.warmup, server=watch,
-                    progress=progress.sink())
+                    progress=None if args.quiet else progress.sink())
             except (ValueError, ServerGone) as exc:
                 raise UsageError(str(exc)) from None
             started = _now()
@@ -144,12 +146,20 @@ async def _run(args, settings) -> int:
         raise UsageError(f"--spawn: {exc}") from None
     report = build_report(result, settings.policy, started)
     fmt = settings.format
-    if fmt == "text":
+    verbosity = verbosity_of(args)
+    if fmt == "text" and verbosity >= 0:  # -q: the text reporter's failures and verdict
         sys.stdout.write(render_text(report))
+        if verbosity > 0:  # -v: the rule matrix and every violation kept, in full
+            from agent_events.conformance.reporters import use_color
+            from agent_events.conformance.reporters.text import TextReporter
+
+            body = TextReporter(color=use_color(sys.stdout, settings.color), verbosity=1).full_body(report)
+            sys.stdout.write("\n".join(body) + "\n")
         sys.stdout.flush()
         fmt = None
     try:
-        write_outputs(report, fmt, settings.reports, color=settings.color, stdout=sys.stdout, group=settings.group)
+        write_outputs(report, fmt, settings.reports, color=settings.color, stdout=sys.stdout, group=settings.group,
+                      verbosity=verbosity)
     except OSError as exc:
         raise UsageError(f"cannot write report: {exc}") from None
     return report.exit_code()

@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any, Callable, TextIO
 
-from agent_events.conformance import config as _config
-from agent_events.conformance.cli_options import MAX_CONNECTIONS, MAX_RUNS, integer_at_least, positive_float as _positive_float
+from agent_events.conformance.cli_options import integer_at_least, positive_float as _positive_float
+from agent_events.conformance.config import MAX_CONNECTIONS, MAX_RUNS
 from agent_events.conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS, MAX_MESSAGES
 from agent_events.conformance.live.scenarios import SCENARIOS
 from agent_events.conformance.live.wire import DEFAULT_MAX_SIZE
@@ -34,30 +34,6 @@ def _header(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _scenario_list(value: Any) -> list[str]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) and n in SCENARIOS for n in names):
-        raise ValueError(f"a list of scenario names among {', '.join(SCENARIOS)}")
-    return names
-
-
-_runs_key = _config.integer_at_least(1, MAX_RUNS)
-_concurrency_key = _config.integer_at_least(1, MAX_CONNECTIONS)
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("a non-empty string")
-    return value
-
-
-# Config-file keys of the live commands (``[tool.agent-events.check]`` or top level).
-_config.register("scenarios", "scenarios a check runs (default all)", _scenario_list)
-_config.register("runs", "runs per multi-run scenario", _runs_key)
-_config.register("concurrency", "connections of the concurrency scenario", _concurrency_key)
-_config.register("input", "the request sent in start_run", _string)
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,20 +74,19 @@ def token_of(args: argparse.Namespace) -> str | None:
     return args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
 
 
-def connection_kwargs(args: argparse.Namespace, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``live_options`` keyword arguments from parsed flags (and config values for the check keys)."""
-    values = values or {}
+def connection_kwargs(args: argparse.Namespace, settings=None) -> dict[str, Any]:
+    """``live_options`` keyword arguments from parsed flags and the resolved settings
+    (:class:`agent_events.conformance.cli_options.Settings`: the live keys, flag over config file)."""
     kwargs: dict[str, Any] = dict(
         headers=list(args.header), token=token_of(args), cafile=args.cafile, insecure=args.insecure,
         open_timeout=args.connect_timeout, max_frame_bytes=int(args.max_frame_mib * 2**20),
         max_messages=args.max_messages,
-        input=args.input if args.input is not None else values.get("input", DEFAULT_INPUT),
+        input=getattr(settings, "input", None) or args.input or DEFAULT_INPUT,
     )
     if hasattr(args, "scenarios"):
-        kwargs["scenarios"] = args.scenarios or values.get("scenarios")
-        kwargs["runs"] = args.runs if args.runs is not None else values.get("runs")
-        kwargs["concurrency"] = args.concurrency if args.concurrency is not None else values.get(
-            "concurrency", DEFAULT_CONCURRENCY)
+        kwargs["scenarios"] = getattr(settings, "scenarios", None) or args.scenarios
+        kwargs["runs"] = getattr(settings, "runs", None) or args.runs
+        kwargs["concurrency"] = getattr(settings, "concurrency", None) or args.concurrency or DEFAULT_CONCURRENCY
     return kwargs
 
 
