@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "validate": "agent_events.conformance.commands.validate",
     "record": "agent_events.conformance.commands.record",
     "serve": "agent_events.conformance.commands.serve",
+    "proxy": "agent_events.conformance.commands.proxy",
     "load": "agent_events.conformance.commands.load",
     "schema": "agent_events.conformance.commands.schema",
 }

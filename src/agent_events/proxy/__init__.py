@@ -1,0 +1,38 @@
+"""``agent_events.proxy``: deterministic fault injection between any client and any agent.
+
+A WebSocket proxy that forwards every connection to an upstream agent and
+breaks the server-to-client run events on purpose, by their ``seq``: drop,
+duplicate, swap, delay, corrupt, cut, stall, drip. Without faults it is
+transparent. So a team can prove what its UI client does when the stream
+breaks, and a harness can prove it notices::
+
+    async with agent_events.proxy.FaultProxy(upstream_url, faults=["drop:3"]) as url:
+        ...                                   # point the client under test at url
+
+    with agent_events.proxy.run_in_thread(upstream_url, faults=["cut:5"]) as proxy:   # sync code
+        ...                                   # proxy.url, proxy.applied
+
+The planner (:mod:`agent_events.proxy.planner`) is pure: frames and times in,
+actions out; :mod:`agent_events.proxy.server` is the asyncio shell around it.
+The command line is ``agent-events proxy UPSTREAM_URL --fault SPEC``.
+"""
+
+from agent_events.proxy.faults import (
+    ACCEPTED_FORMS,
+    RANDOM_FORMS,
+    Fault,
+    FaultPlan,
+    FaultSpecError,
+    RandomPlan,
+    make_plan,
+    parse_fault,
+    parse_random,
+)
+from agent_events.proxy.planner import Applied, Cut, Forward, Planner
+from agent_events.proxy.server import DEFAULT_MAX_SIZE, FaultProxy, ProxyThread, run_in_thread
+
+__all__ = [
+    "ACCEPTED_FORMS", "RANDOM_FORMS", "Applied", "Cut", "DEFAULT_MAX_SIZE", "Fault", "FaultPlan", "FaultProxy",
+    "FaultSpecError", "Forward", "Planner", "ProxyThread", "RandomPlan", "make_plan", "parse_fault",
+    "parse_random", "run_in_thread",
+]

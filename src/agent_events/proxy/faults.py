@@ -1,0 +1,241 @@
+"""Fault specs: the text a user writes (``drop:3``, ``drop=0.1``) parsed into values, or a clear error.
+
+Pure and I/O-free, so the CLI, the Python API and the pytest fixture accept
+exactly the same forms and reject the same mistakes with the same message.
+
+=========================  ======================================================================
+spec                       effect on the server-to-client run events of every run
+=========================  ======================================================================
+``drop:SEQ``               the event is not forwarded
+``dup:SEQ``                the event is forwarded twice
+``swap:SEQ``               the event is forwarded after the next event of its run
+``delay:SEQ:MS``           the event is held MS ms; later events of its run wait behind it
+``corrupt:SEQ``            the frame is replaced by text that is not JSON
+``cut:SEQ``                the client connection is dropped, without a close frame, just before the event
+``stall:MS``               after the first event of each run, nothing of that run is forwarded for MS ms
+``drip:BYTES_PER_S``       the client-bound byte stream is throttled to BYTES_PER_S
+=========================  ======================================================================
+
+A random plan (``drop=0.1,dup=0.05,delay=0.1:200``) gives each run event at
+most one fault, with those probabilities, drawn from a generator seeded by
+``(seed, connection, run_id, seq)``: the same seed on the same upstream
+stream picks the same faults, whatever the timing or the concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+#: The faults addressed to one event, by its seq.
+EVENT_KINDS = ("drop", "dup", "swap", "delay", "corrupt", "cut")
+#: The faults that apply to a whole run or connection.
+STREAM_KINDS = ("stall", "drip")
+KINDS = EVENT_KINDS + STREAM_KINDS
+#: The kinds a random plan can pick (per event).
+RANDOM_KINDS = EVENT_KINDS
+
+ACCEPTED_FORMS = ("drop:SEQ, dup:SEQ, swap:SEQ, delay:SEQ:MS, corrupt:SEQ, cut:SEQ, stall:MS, drip:BYTES_PER_S "
+                  "(SEQ an integer >= 0, MS milliseconds > 0, BYTES_PER_S an integer >= 1)")
+RANDOM_FORMS = ("comma-separated KIND=P with P a probability in [0, 1] and KIND one of drop, dup, swap, corrupt, cut, "
+                "or delay=P:MS; the probabilities add up to at most 1 (e.g. drop=0.1,dup=0.05,delay=0.1:200)")
+
+#: Bounds that keep a plan finite: an hour of delay, a seq within JSON's exact integers.
+MAX_MS = 3_600_000.0
+MAX_SEQ = 2**53
+MAX_BYTES_PER_S = 2**40
+
+
+class FaultSpecError(ValueError):
+    """A fault spec that is not one of the accepted forms; the message names the spec and the forms."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``kind`` and, as the kind needs them, ``seq`` and ``value`` (MS or BYTES_PER_S)."""
+
+    kind: str
+    seq: int | None = None
+    value: float | None = None
+
+    def __str__(self) -> str:
+        """The spec form, accepted back by :func:`parse_fault`."""
+        value = None if self.value is None else f"{self.value:g}" if self.value != int(self.value) else str(int(self.value))
+        parts = [self.kind] + [str(p) for p in (self.seq, value) if p is not None]
+        return ":".join(parts)
+
+
+def _bad(spec: str, why: str) -> FaultSpecError:
+    return FaultSpecError(f"bad fault {spec!r}: {why}; accepted forms: {ACCEPTED_FORMS}")
+
+
+def _seq(spec: str, text: str) -> int:
+    try:
+        seq = int(text, 10)
+    except ValueError:
+        raise _bad(spec, f"SEQ must be an integer, not {text!r}") from None
+    if not 0 <= seq < MAX_SEQ:
+        raise _bad(spec, f"SEQ must be between 0 and 2**53, not {seq}")
+    return seq
+
+
+def _ms(spec: str, text: str, what: str = "MS") -> float:
+    try:
+        ms = float(text)
+    except ValueError:
+        raise _bad(spec, f"{what} must be a number of milliseconds, not {text!r}") from None
+    if not (math.isfinite(ms) and 0 < ms <= MAX_MS):
+        raise _bad(spec, f"{what} must be more than 0 and at most {MAX_MS:.0f} (an hour), not {text}")
+    return ms
+
+
+def parse_fault(spec: "str | Fault") -> Fault:
+    """``"delay:3:200"`` -> ``Fault("delay", 3, 200.0)``; :class:`FaultSpecError` for anything else."""
+    if isinstance(spec, Fault):
+        return parse_fault(str(spec))
+    if not isinstance(spec, str):
+        raise FaultSpecError(f"bad fault {spec!r}: a fault is a string; accepted forms: {ACCEPTED_FORMS}")
+    parts = spec.strip().split(":")
+    kind, args = parts[0].strip().lower(), [p.strip() for p in parts[1:]]
+    arity = {"delay": 2, "stall": 1, "drip": 1}.get(kind, 1)
+    if kind not in KINDS:
+        raise _bad(spec, f"unknown fault {kind!r}")
+    if len(args) != arity:
+        form = {"delay": "delay:SEQ:MS", "stall": "stall:MS", "drip": "drip:BYTES_PER_S"}.get(kind, f"{kind}:SEQ")
+        raise _bad(spec, f"{kind} is written {form}")
+    if kind == "stall":
+        return Fault("stall", None, _ms(spec, args[0]))
+    if kind == "drip":
+        try:
+            rate = int(args[0], 10)
+        except ValueError:
+            raise _bad(spec, f"BYTES_PER_S must be an integer, not {args[0]!r}") from None
+        if not 1 <= rate <= MAX_BYTES_PER_S:
+            raise _bad(spec, f"BYTES_PER_S must be at least 1, not {rate}")
+        return Fault("drip", None, float(rate))
+    seq = _seq(spec, args[0])
+    if kind == "delay":
+        return Fault("delay", seq, _ms(spec, args[1]))
+    return Fault(kind, seq)
+
+
+@dataclass(frozen=True)
+class RandomPlan:
+    """Per-event probabilities ``(kind, p, ms)`` and the seed that makes the draws reproducible."""
+
+    choices: tuple[tuple[str, float, float | None], ...]
+    seed: int = 0
+
+    def __str__(self) -> str:
+        return ",".join(f"{k}={p:g}" + (f":{ms:g}" if ms is not None else "") for k, p, ms in self.choices)
+
+    def pick(self, connection: int, run_id: str, seq: int) -> Fault | None:
+        """The fault for this event, or ``None``: a pure function of the seed and the event's address."""
+        draw = _random.Random(f"{self.seed}/{connection}/{run_id}/{seq}").random()
+        edge = 0.0
+        for kind, p, ms in self.choices:
+            edge += p
+            if draw < edge:
+                return Fault(kind, seq, ms)
+        return None
+
+
+def _bad_random(spec: str, why: str) -> FaultSpecError:
+    return FaultSpecError(f"bad random plan {spec!r}: {why}; accepted form: {RANDOM_FORMS}")
+
+
+def parse_random(spec: "str | Mapping[str, float | str] | RandomPlan", seed: int = 0) -> RandomPlan:
+    """``"drop=0.1,delay=0.05:200"`` (or ``{"drop": 0.1, "delay": "0.05:200"}``) -> :class:`RandomPlan`."""
+    if isinstance(spec, RandomPlan):
+        spec = str(spec)
+    if isinstance(spec, Mapping):
+        spec = ",".join(f"{k}={v}" for k, v in spec.items())
+    if not isinstance(spec, str):
+        raise _bad_random(repr(spec), "a random plan is a string")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _bad_random(spec, f"the seed must be an integer, not {seed!r}")
+    choices: list[tuple[str, float, float | None]] = []
+    for item in (i.strip() for i in spec.split(",")):
+        if not item:
+            continue
+        kind, sep, value = item.partition("=")
+        kind = kind.strip().lower()
+        if not sep:
+            raise _bad_random(spec, f"{item!r} is not KIND=P")
+        if kind not in RANDOM_KINDS:
+            raise _bad_random(spec, f"{kind!r} cannot be random")
+        if any(k == kind for k, _, _ in choices):
+            raise _bad_random(spec, f"{kind} is given twice")
+        p_text, colon, ms_text = value.partition(":")
+        if (kind == "delay") != bool(colon):
+            raise _bad_random(spec, "delay is written delay=P:MS" if kind == "delay" else f"{kind} is written {kind}=P")
+        try:
+            p = float(p_text)
+        except ValueError:
+            raise _bad_random(spec, f"{p_text!r} is not a probability") from None
+        if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise _bad_random(spec, f"{p_text} is not a probability in [0, 1]")
+        ms = None
+        if kind == "delay":
+            try:
+                ms = _ms(spec, ms_text)
+            except FaultSpecError:
+                raise _bad_random(spec, f"MS must be a number of milliseconds in (0, {MAX_MS:.0f}], not {ms_text!r}") from None
+        choices.append((kind, p, ms))
+    if not choices:
+        raise _bad_random(spec, "no fault given")
+    if sum(p for _, p, _ in choices) > 1.0 + 1e-9:
+        raise _bad_random(spec, "the probabilities add up to more than 1")
+    return RandomPlan(tuple(choices), seed)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Everything a proxy injects: faults by seq, the per-run stall, the drip rate, the random plan."""
+
+    by_seq: Mapping[int, Fault]
+    stall_ms: float | None = None
+    drip_bytes_per_s: float | None = None
+    random: RandomPlan | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.by_seq and self.stall_ms is None and self.drip_bytes_per_s is None and self.random is None
+
+    def describe(self) -> str:
+        parts = [str(f) for f in self.by_seq.values()]
+        if self.stall_ms is not None:
+            parts.append(str(Fault("stall", None, self.stall_ms)))
+        if self.drip_bytes_per_s is not None:
+            parts.append(str(Fault("drip", None, self.drip_bytes_per_s)))
+        if self.random is not None:
+            parts.append(f"random {self.random} (seed {self.random.seed})")
+        return ", ".join(parts) or "none (transparent)"
+
+
+def make_plan(faults: Iterable["str | Fault"] = (), random: "str | Mapping | RandomPlan | None" = None,
+              seed: int = 0) -> FaultPlan:
+    """A :class:`FaultPlan` from specs; :class:`FaultSpecError` for a bad spec or two faults on one seq."""
+    if isinstance(faults, (str, Fault)):
+        faults = [faults]
+    by_seq: dict[int, Fault] = {}
+    stall = drip = None
+    for spec in faults:
+        fault = parse_fault(spec)
+        if fault.kind == "stall":
+            if stall is not None:
+                raise FaultSpecError(f"bad fault {str(spec)!r}: stall is given twice; give one stall:MS")
+            stall = fault.value
+        elif fault.kind == "drip":
+            if drip is not None:
+                raise FaultSpecError(f"bad fault {str(spec)!r}: drip is given twice; give one drip:BYTES_PER_S")
+            drip = fault.value
+        else:
+            if fault.seq in by_seq:
+                raise FaultSpecError(f"bad fault {str(spec)!r}: seq {fault.seq} already has the fault "
+                                     f"{by_seq[fault.seq]}; give each seq at most one fault")
+            by_seq[fault.seq] = fault
+    plan_random = parse_random(random, seed) if random is not None else None
+    return FaultPlan(by_seq, stall, drip, plan_random)
