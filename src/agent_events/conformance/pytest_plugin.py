@@ -348,3 +348,25 @@ def agent_events_check(agent_events_url: str, agent_events_options: dict[str, An
         return check(url or agent_events_url, **{**agent_events_options, **kwargs})
 
     return run
+
+
+@pytest.fixture
+def agent_events_proxy(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``agent_events_proxy(upstream=None, faults=(), **options) -> ProxyThread``: a fault-injecting proxy.
+
+    Starts :func:`agent_events.proxy.run_in_thread` in front of ``upstream``
+    (default ``agent_events_url``); point the client under test at ``.url``,
+    read the faults applied in ``.applied``. Stopped when the test ends.
+    """
+    started: list[Any] = []
+
+    def start(upstream: str | None = None, faults: Any = (), **options: Any):
+        from agent_events.proxy import run_in_thread
+
+        proxy = run_in_thread(upstream or request.getfixturevalue("agent_events_url"), faults, **options)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
