@@ -133,7 +133,7 @@ def test_cli_check_prints_the_report_and_writes_reports(agent_url, tmp_path, cap
                  "--report", f"junit={junit}", "--record", str(record)])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "== primary (scenario)" in out and "== fallback (scenario)" in out and "CONFORMANT" in out
+    assert "  PASS  primary (scenario)" in out and "  PASS  fallback (scenario)" in out and "CONFORMANT" in out
     assert "<testsuite" in junit.read_text()
     assert f"agent-events validate {record}" in err
     assert main(["validate", str(record), *RELAXED_FLAGS]) == 0

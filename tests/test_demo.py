@@ -18,7 +18,7 @@ def test_demo_exits_0_prints_the_report_and_writes_the_html(tmp_path, capsys):
     html = tmp_path / "out" / "report.html"
     assert main(["demo", "--html", str(html), "--llm-delay-ms", "5", *RELAXED_FLAGS]) == 0
     out = capsys.readouterr().out
-    assert "== primary (scenario)" in out and "== robustness (scenario)" in out
+    assert "  PASS  primary (scenario)" in out and "  PASS  robustness (scenario)" in out
     assert "CONFORMANT" in out and "NOT CONFORMANT" not in out
     assert f"HTML report: {html.resolve()}" in out
     text = html.read_text(encoding="utf-8")

@@ -218,7 +218,7 @@ def test_group_prints_one_line_per_rule_with_counts_over_all_files(workdir, caps
     a, b = transcript(workdir, SHOULD_ONLY), transcript(workdir, "invalid/seq.contiguous-reorder.json")
     assert cli("validate", a, b) == 1
     detailed = capsys.readouterr().out
-    assert "expected:" in detailed and f"== {a}" in detailed
+    assert "expected:" in detailed and f"  WARN  {a} (file)" in detailed
     for argv in (["--group"], []):
         if not argv:
             (workdir / "agent-events.toml").write_text("group = true\n")

@@ -40,14 +40,16 @@ def bad(tmp_path):
 def test_conformant_transcript_exits_0(good, capsys):
     assert main(["validate", str(good)]) == ExitCode.OK
     out = capsys.readouterr().out
-    assert "PASS  MUST    seq.contiguous" in out and "CONFORMANT" in out
+    assert f"  PASS  {good} (file)" in out and "CONFORMANT" in out and "seq.contiguous" not in out
+    assert main(["validate", "-v", str(good)]) == ExitCode.OK  # -v: the rule matrix
+    assert "PASS  MUST    seq.contiguous" in capsys.readouterr().out
     assert "\x1b[" not in out  # not a terminal: no colour
 
 
 def test_violation_exits_1_and_shows_expected_observed_and_excerpt(bad, capsys):
     assert main(["validate", str(bad)]) == ExitCode.NOT_CONFORMANT
     out = capsys.readouterr().out
-    assert "FAIL  MUST    pair.tool_matched" in out
+    assert "FAIL pair.tool_matched [MUST]" in out and "FAIL  MUST    pair.tool_matched" not in out
     assert "expected: a tool_completed for 'run-1-t3'" in out
     assert "observed: the run completed with tool 'run-1-t3'" in out
     assert f"{bad}:11" in out  # file:line of the offending frame
@@ -57,7 +59,7 @@ def test_violation_exits_1_and_shows_expected_observed_and_excerpt(bad, capsys):
 def test_should_violation_fails_only_with_strict(tmp_path, capsys):
     path = write_vector(tmp_path / "thinking.jsonl", "invalid/profile.actions.thinking.json")
     assert main(["validate", str(path)]) == ExitCode.OK
-    assert "WARN  SHOULD  profile.actions.thinking" in capsys.readouterr().out
+    assert "WARN profile.actions.thinking [SHOULD]" in capsys.readouterr().out
     assert main(["validate", "--strict", str(path)]) == ExitCode.NOT_CONFORMANT
 
 

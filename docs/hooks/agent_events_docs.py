@@ -237,7 +237,8 @@ def _scenarios(_arg, ctx) -> str:
 
 
 def _example_report(arg, _ctx) -> str:
-    """The text report of a shipped invalid sequence vector, abridged to what failed.
+    """The text report of a shipped invalid sequence vector, as a terminal shows it by default
+    (the section lines, what failed in full, the verdict).
 
     Rendered by the real reporter at build time, so the example always shows
     today's format and today's wording.
@@ -251,24 +252,7 @@ def _example_report(arg, _ctx) -> str:
     vector = vectors[arg]
     report = conformance.validate_frames(vector["frames"], profile=vector.get("profile", "actions-agent"),
                                          name=f"sequences/{arg}")
-    return text_block(abridge_report(render(report, "text")))
-
-
-def abridge_report(text: str) -> str:
-    """Keep the headers, the failing rules, the violations and the verdict; mark what was cut."""
-    kept: list[str] = []
-    in_violations = False
-    for line in text.rstrip().splitlines():
-        status = line.split()[0] if line.strip() else ""
-        if line.strip() == "Violations:":
-            in_violations = True
-        elif not line.strip() or line.startswith("==") or (line and not line.startswith(" ")):
-            in_violations = False
-        if (in_violations or not line.startswith("  ") or status in ("FAIL", "WARN")) and line.strip():
-            kept.append(line)
-        elif line.strip() and kept and kept[-1] != "  ...":
-            kept.append("  ...")
-    return "\n".join(kept) + "\n"
+    return text_block(render(report, "text"))
 
 
 def _config_keys(_arg, _ctx) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
+from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
 
 HELP = "start the reference agent on a free port and check it"
 DESCRIPTION = (
@@ -31,7 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--llm-delay-ms", type=float, default=None, metavar="MS",
                         help="simulated model latency of the reference agent (default: the agent's own)")
     parser.add_argument("--record", metavar="FILE", default=None, help="also write the JSONL transcript")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the verdict and the report's path")
+    add_verbosity_arguments(parser)
     add_check_options(parser)
 
 
@@ -56,7 +57,6 @@ def run(args) -> int:
     from agent_events.conformance.cli import UsageError
     from agent_events.conformance.live.cli_args import ProgressLine
     from agent_events.conformance.reporters import write_outputs
-    from agent_events.conformance.reporters.base import verdict_line
 
     if args.llm_delay_ms is not None and args.llm_delay_ms < 0:
         raise UsageError("--llm-delay-ms must not be negative")
@@ -69,17 +69,13 @@ def run(args) -> int:
         progress.clear()
     reports = [*settings.reports, ("html", args.html)]
     try:
-        if args.quiet:
-            print(f"{verdict_line(report)} - exit {report.exit_code()}")
-            write_outputs(report, None, reports, group=settings.group)
-        else:
-            write_outputs(report, settings.format, reports, color=settings.color, stdout=sys.stdout,
-                          group=settings.group)
+        write_outputs(report, settings.format, reports, color=settings.color, stdout=sys.stdout,
+                      group=settings.group, verbosity=verbosity_of(args))
     except OSError as exc:
         raise UsageError(f"cannot write a report: {exc.strerror or exc}") from None
     # Machine-readable output on stdout must stay parseable: the pointer to the HTML
     # goes to stderr unless the report printed is the human (text) one.
-    human = args.quiet or settings.format == "text"
+    human = settings.format == "text"
     print(f"HTML report: {args.html.resolve()}", file=sys.stdout if human else sys.stderr)
     if report.exit_code() != ExitCode.OK:
         print("agent-events demo: the reference agent is not conformant with these settings", file=sys.stderr)

@@ -9,7 +9,8 @@ from agent_events.conformance.api import STDIN, open_input, validate_lines
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.report import Report, _now
 from agent_events.conformance.reporters import write_outputs
-from agent_events.conformance.transcript import TranscriptError
+from agent_events.conformance.terminal import FileProgress, add_verbosity_arguments, verbosity_of
+from agent_events.conformance.transcript import TranscriptError, read_lines
 
 HELP = "check recorded streams (JSONL transcripts or plain server messages) offline"
 DESCRIPTION = (
@@ -27,6 +28,7 @@ SNIFF_BYTES = 8192
 def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="a transcript or JSONL file; '-' for standard input")
     add_check_options(parser)
+    add_verbosity_arguments(parser)
 
 
 def _check_paths(files: list[str]) -> None:
@@ -62,31 +64,43 @@ def run(args) -> int:
     started = _now()
     sections = []
     names = []
-    for path in args.files:
-        name = "<stdin>" if path == STDIN else path
-        names.append(name)
-        try:
-            stream = open_input(path)
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot open: {exc.strerror or exc}") from None
-        try:
-            _sniff(stream, name)
-            section = validate_lines(stream, name, settings.profile)
-        except TranscriptError as exc:
-            raise UsageError(str(exc)) from None
-        except (OSError, EOFError) as exc:  # unreadable, or a truncated .gz
-            raise UsageError(f"{name}: cannot read: {exc}") from None
-        finally:
-            if path != STDIN:
-                stream.close()
-        if not section.stats.get("frames"):
-            raise UsageError(f"{name}: no messages (the file is empty or holds only a transcript header)")
-        sections.append(section)
+    progress = FileProgress(len(args.files), enabled=None if not args.quiet else False)
+    try:
+        for path in args.files:
+            sections.append(_validate_one(path, names, settings, progress))
+            progress.file_done()
+    finally:
+        progress.clear()
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
                     command="validate", started_at=started)
     try:
         write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
-                      group=settings.group)
+                      group=settings.group, verbosity=verbosity_of(args))
     except OSError as exc:
         raise UsageError(f"cannot write report: {exc}") from None
     return report.exit_code()
+
+
+def _validate_one(path: str, names: list[str], settings, progress: FileProgress):
+    """One file's section (its name appended to ``names``); a bad file is a ``UsageError``."""
+    from agent_events.conformance.cli import UsageError
+
+    name = "<stdin>" if path == STDIN else path
+    names.append(name)
+    try:
+        stream = open_input(path)
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    try:
+        _sniff(stream, name)
+        section = validate_lines(progress.lines(read_lines(stream), name), name, settings.profile)
+    except TranscriptError as exc:
+        raise UsageError(str(exc)) from None
+    except (OSError, EOFError) as exc:  # unreadable, or a truncated .gz
+        raise UsageError(f"{name}: cannot read: {exc}") from None
+    finally:
+        if path != STDIN:
+            stream.close()
+    if not section.stats.get("frames"):
+        raise UsageError(f"{name}: no messages (the file is empty or holds only a transcript header)")
+    return section

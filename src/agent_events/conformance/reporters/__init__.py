@@ -37,25 +37,41 @@ def get(name: str) -> type[Reporter]:
         raise KeyError(f"unknown report format {name!r}; known: {', '.join(REPORTERS)}") from None
 
 
-def render(report, fmt: str = "text", *, color: bool = False, group: bool = False) -> str:
-    return get(fmt)(color=color, group=group).render(report)
+def render(report, fmt: str = "text", *, color: bool = False, group: bool = False, verbosity: int = 0) -> str:
+    return get(fmt)(color=color, group=group, verbosity=verbosity).render(report)
+
+
+def use_color(stream: IO[str] | None = None, flag: bool | None = None) -> bool:
+    """Whether to colour ``stream``: the ``--color`` flag (``True``/``False``; ``None`` = auto), else
+    ``NO_COLOR`` (set and non-empty: never), else ``FORCE_COLOR`` (set and non-empty: always, unless
+    ``0`` or ``false``), else whether ``stream`` is a terminal."""
+    import os
+
+    if flag is not None:
+        return flag
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force:
+        return force.strip().lower() not in ("0", "false")
+    stream = stream if stream is not None else sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def write_outputs(report, fmt: str | None = "text", reports: Iterable[tuple[str, Path]] = (), *,
-                  color: bool | None = None, stdout: IO[str] | None = None, group: bool = False) -> list[Path]:
+                  color: bool | None = None, stdout: IO[str] | None = None, group: bool = False,
+                  verbosity: int = 0) -> list[Path]:
     """Print ``report`` in ``fmt`` (``None``: print nothing) and write each ``(format, path)``.
 
-    Colour is used on stdout only, and by default only when stdout is a
-    terminal and ``NO_COLOR`` is unset. ``group`` (``--group``) applies to
-    the text format, printed or written. Returns the paths written.
+    Colour is used on stdout only, as :func:`use_color` decides (``color``: the ``--color`` flag).
+    ``group`` (``--group``) applies to the text format, printed or written; ``verbosity`` (``-q`` -1,
+    ``-v`` 1) to the text printed: a text report written to a file always has every detail.
+    Returns the paths written.
     """
-    import os
-
     stdout = stdout if stdout is not None else sys.stdout
     if fmt is not None:
-        if color is None:
-            color = bool(getattr(stdout, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
-        text = render(report, fmt, color=color, group=group)
+        color = use_color(stdout, color)
+        text = render(report, fmt, color=color, group=group, verbosity=verbosity)
         stdout.write(text if text.endswith("\n") else text + "\n")
         stdout.flush()
     written = []
@@ -63,6 +79,6 @@ def write_outputs(report, fmt: str | None = "text", reports: Iterable[tuple[str,
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(report, name, color=False, group=group), encoding="utf-8")
+        path.write_text(render(report, name, color=False, group=group, verbosity=1), encoding="utf-8")
         written.append(path)
     return written

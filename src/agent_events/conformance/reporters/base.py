@@ -16,10 +16,12 @@ class Reporter:
     extension = ".txt"
     media_type = "text/plain"
 
-    def __init__(self, *, color: bool = False, group: bool = False) -> None:
+    def __init__(self, *, color: bool = False, group: bool = False, verbosity: int = 0) -> None:
         self.color = color
         #: one line per rule with a count instead of each violation (formats for people only)
         self.group = group
+        #: -1 ``-q``, 0 default, 1 ``-v`` (formats for people only)
+        self.verbosity = verbosity
 
     def render(self, report) -> str:  # pragma: no cover - interface
         raise NotImplementedError
