@@ -878,6 +878,7 @@ def _timeline(run: _Run, offset: float) -> dict:
             "t_ms": round(at - start, 3) if at is not None and start is not None else None,
             "delivery_ms": round(delivery, 3) if delivery is not None else None,
             "label": summarise(message),
+            **_timeline_details(message),
         })
     return {
         "run_id": run.run_id,
@@ -890,6 +891,17 @@ def _timeline(run: _Run, offset: float) -> dict:
         "events": events,
         "truncated": len(run.timeline or ()) >= TIMELINE_EVENTS,
     }
+
+
+#: Payload fields a timeline keeps (when they are strings) so that a reader can draw attempts and tool calls.
+_TIMELINE_DETAILS = ("attempt", "tool_call_id", "tool_name", "status")
+
+
+def _timeline_details(message: dict) -> dict:
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return {}
+    return {key: clip(value, 80) for key in _TIMELINE_DETAILS if type(value := payload.get(key)) is str}
 
 
 def _explain(rule_id: str, state: str, kind: str) -> tuple[str, str]:

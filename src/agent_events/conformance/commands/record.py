@@ -31,6 +31,20 @@ def add_arguments(parser) -> None:
                         help="ask for the fallback path (options.simulate_failure: \"primary\")")
     parser.add_argument("--deadline-s", type=_positive_float, default=None, metavar="S",
                         help="stop waiting for the run after S seconds (default 30)")
+    parser.add_argument("--run-id", type=_run_id, default=None, metavar="ID",
+                        help="the run_id sent in start_run, 1 to 128 characters (default primary-c0-r1, or "
+                             "fallback-c0-r1 with --fallback)")
+
+
+def _run_id(text: str) -> str:
+    """argparse type of --run-id: what the schemas allow a run_id to be (defs.json#/$defs/run_id)."""
+    import argparse
+
+    from agent_events import schemas
+
+    if not schemas.validator("start_run").is_valid({"type": "start_run", "run_id": text, "input": "x"}):
+        raise argparse.ArgumentTypeError(f"not a valid run_id (a string of 1 to 128 characters): {text!r}")
+    return text
 
 
 def run(args) -> int:
@@ -47,6 +61,7 @@ def run(args) -> int:
                                scenarios=[scenario], record=target, **connection_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    options.first_run_id = args.run_id
     live = LiveCheck(options)
     try:
         sections = asyncio.run(live.run())

@@ -49,6 +49,8 @@ class LiveOptions:
     grace_ms: float = 500.0
     sync_samples: int = SYNC_SAMPLES
     progress: Callable[[str], None] | None = field(default=None, repr=False)
+    #: the run_id of the first run started (``agent-events record --run-id``); the others are generated
+    first_run_id: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.scenarios if s not in _scenarios.SCENARIOS]

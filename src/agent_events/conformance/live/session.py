@@ -179,6 +179,11 @@ class LiveConnection:
 
     def next_run_id(self) -> str:
         self._run_counter += 1
+        engine = self.probe.engine
+        chosen = engine.options.first_run_id
+        if chosen is not None and not getattr(engine, "_first_run_id_used", False):
+            engine._first_run_id_used = True
+            return chosen
         return f"{self.probe.name}-{self.name.rsplit('/', 1)[-1]}-r{self._run_counter}"
 
     async def start_run(self, input_text: str | None = None, options: dict | None = None) -> str:
