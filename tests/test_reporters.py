@@ -138,3 +138,30 @@ def test_policy_default_gate_strict_and_overrides():
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises((ValueError, KeyError)):
         Policy(**kwargs)
+
+
+def test_html_links_matrix_rule_row_violation_card_and_timeline_mark_both_ways():
+    page = render(report_for("valid/primary.json", "invalid/latency.delivery.json"), "html")
+    ids = set(re.findall(r"""\bid=['"]?([\w.\-]+)""", page))
+    hrefs = set(re.findall(r"""href=['"]?#([\w.\-]+)""", page))
+    assert hrefs <= ids, f"links to nothing: {sorted(hrefs - ids)}"
+    # matrix cell -> rule row -> card -> mark in the timeline -> card again
+    assert "href='#s1-r-latency.delivery'" in page and "id='s1-r-latency.delivery'" in page
+    assert "href='#s1-v0'" in page and "id=s1-v0" in page
+    assert "href='#s1-m0'" in page and "<a id=s1-m0 href='#s1-v0'>" in page
+    # the passing section's rule table is folded away, the failing one's open, its failed rule first
+    rules_details = re.findall(r"<details( open)?><summary><b>Rules</b>", page)
+    assert rules_details == ["", " open"]
+    failing = page[page.index("id=s1>"):]
+    assert failing.index("id='s1-r-latency.delivery'") < failing.index("id='s1-r-frame.text'")
+
+
+def test_html_timeline_spreads_same_millisecond_events_and_draws_tool_calls():
+    from agent_events.conformance.reporters.html import _spread
+
+    xs = _spread([100.0] * 10 + [500.0], 10.0, 0.0, 1000.0)
+    assert all(b - a >= 10.0 - 1e-9 for a, b in zip(xs, xs[1:]))  # ten ties: ten marks, in order
+    assert abs(sum(xs[:10]) / 10 - 100.0) < 1e-6 and xs[10] == 500.0  # centred on their true time
+    page = render(report_for("valid/fallback.json"), "html")
+    assert page.count("class='call") == 2 and "class='call error" in page  # prompt_builder, then the failed llm call
+    assert "class=prim" in page and "class=fb" in page and "ms since start" in page

@@ -32,7 +32,8 @@ from agent_events.conformance.violations import (
 #: Version of the JSON report's structure (``report_schema.json``). A minor
 #: bump adds fields; a major bump changes or removes them. 1.2 added ``passed_gate`` (and the
 #: sections' too) and ``claim.withheld_because``; ``conformant`` is every MUST rule held, whatever the gate.
-REPORT_VERSION = "1.2"
+#: 1.3 added the timeline events' ``attempt``, ``tool_call_id``, ``tool_name`` and ``status``.
+REPORT_VERSION = "1.3"
 REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 
 #: Worst first: how statuses merge across sections.
