@@ -226,16 +226,16 @@ def make_plan(faults: Iterable["str | Fault"] = (), random: "str | Mapping | Ran
         fault = parse_fault(spec)
         if fault.kind == "stall":
             if stall is not None:
-                raise FaultSpecError(f"bad fault {str(spec)!r}: stall is given twice; give one stall:MS")
+                raise _bad(str(spec), "stall is given twice; give one stall:MS")
             stall = fault.value
         elif fault.kind == "drip":
             if drip is not None:
-                raise FaultSpecError(f"bad fault {str(spec)!r}: drip is given twice; give one drip:BYTES_PER_S")
+                raise _bad(str(spec), "drip is given twice; give one drip:BYTES_PER_S")
             drip = fault.value
         else:
             if fault.seq in by_seq:
-                raise FaultSpecError(f"bad fault {str(spec)!r}: seq {fault.seq} already has the fault "
-                                     f"{by_seq[fault.seq]}; give each seq at most one fault")
+                raise _bad(str(spec), f"seq {fault.seq} already has the fault {by_seq[fault.seq]}; "
+                                      "give each seq at most one fault")
             by_seq[fault.seq] = fault
     plan_random = parse_random(random, seed) if random is not None else None
     return FaultPlan(by_seq, stall, drip, plan_random)
