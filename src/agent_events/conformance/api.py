@@ -8,6 +8,7 @@ report as every other entry point.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 from typing import IO, Any, Iterable
@@ -16,7 +17,7 @@ from agent_events.conformance import profiles as _profiles
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.profiles import Profile
 from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now
-from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames
+from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames, read_lines
 
 STDIN = "-"
 
@@ -54,7 +55,9 @@ def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Pr
     """
     checker = Checker(profile)
     header: dict = {}
-    feed(checker, iter_frames(lines, source, header), source)
+    fed = feed(checker, iter_frames(read_lines(lines), source, header), source)
+    if fed > checker.violation_counts.get("frame.size", 0):  # every line within the frame limit
+        checker.external("frame.size", True, checks=fed - checker.violation_counts.get("frame.size", 0))
     checker.close()
     notes = []
     if not checker.delivery_checked and checker.frames:
@@ -69,6 +72,8 @@ def open_input(path: str | os.PathLike) -> IO[bytes]:
     import sys
 
     if str(path) == STDIN:
+        if sys.stdin is None or sys.stdin.closed:  # started with standard input closed (`<&-`)
+            raise OSError(errno.EBADF, "standard input is closed; pipe a stream into '-' or name a file")
         return sys.stdin.buffer
     if str(path).endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]

@@ -63,6 +63,7 @@ send time (or the first event's receipt) to agent_completed, or to
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Any, Iterable, Mapping
 
 from agent_events import schemas
@@ -171,6 +172,12 @@ EXCERPT_LEN = 4
 MAX_VIOLATIONS_PER_RULE = 100
 #: Completed runs remembered, to recognise an event that arrives after agent_completed.
 COMPLETED_MEMORY = 65536
+#: Connections with nothing open (no run, no unclaimed start_run) whose state is kept; past this the
+#: least recently active is forgotten, so memory stays flat however many connections a transcript
+#: holds without close records. A forgotten connection that speaks again starts over (frame index 0).
+CONN_MEMORY = 1024
+#: start_runs that were not valid but named a run, kept per connection (a lenient server may run them).
+TENTATIVE_MEMORY = 256
 #: Runs whose timeline (every event with its times) is kept for the HTML report.
 TIMELINE_RUNS = 20
 TIMELINE_EVENTS = 500
@@ -186,7 +193,8 @@ _NUMBER = (int, float)
 
 
 class _Conn:
-    __slots__ = ("name", "received", "offset", "recent", "anonymous")
+    __slots__ = ("name", "received", "offset", "recent", "anonymous", "tentative", "tentative_anonymous",
+                 "run_ids", "completed_ids")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -195,6 +203,18 @@ class _Conn:
         self.recent: deque = deque(maxlen=EXCERPT_LEN)
         #: send times of start_runs without run_id, not yet claimed by a run
         self.anonymous: deque = deque()
+        #: run_id -> send time of a start_run that was not valid (the server should refuse it, but a
+        #: lenient one may run it: its events then belong to this connection, whatever the order)
+        self.tentative: dict[str, float | None] = {}
+        #: send times of invalid start_runs without run_id, claimed only after the valid ones
+        self.tentative_anonymous: deque = deque(maxlen=TENTATIVE_MEMORY)
+        #: run_ids of this connection's runs in progress, and of its completed runs still remembered
+        self.run_ids: set = set()
+        self.completed_ids: set = set()
+
+    def idle(self) -> bool:
+        """Nothing open: forgetting the connection loses no judgement."""
+        return not (self.run_ids or self.anonymous or self.tentative or self.tentative_anonymous) and not self.offset
 
 
 class _Run:
@@ -283,6 +303,8 @@ class Checker:
         self.starts_sent = 0
         self.cancels_sent = 0
         self.runs_refused = 0
+        self.connections_forgotten = 0
+        self.frames_unread = 0     # frames over the frame limit, counted but not read
         self._effects = {
             THINKING: self._on_thinking,
             TOOL_EXECUTING: self._on_tool_executing,
@@ -308,7 +330,11 @@ class Checker:
                 return []
         if isinstance(message, Mapping) and type(message) is not dict:
             message = dict(message)
-        if type(message) is not dict or not _sv.is_valid_client(message):
+        if type(message) is not dict:
+            return []
+        if not _sv.is_valid_client(message):
+            if message.get("type") == "start_run":
+                self._tentative_start(message, at, conn)
             return []
         type_ = message["type"]
         if type_ == "start_run":
@@ -330,6 +356,50 @@ class Checker:
             if run is not None:
                 run.cancelled = True
         return []
+
+    def _tentative_start(self, message: dict, at: float | None, conn: str) -> None:
+        """An invalid start_run: the server should refuse it, but if it runs it anyway, the run's
+        events belong to this connection (judged like any run), and the client frames are evidence."""
+        self._client_evidence = True
+        c = self._conn(conn)
+        run_id = message.get("run_id")
+        if run_id is None:
+            c.tentative_anonymous.append(at)
+        elif type(run_id) is str and (conn, run_id) not in self._runs:
+            if len(c.tentative) >= TENTATIVE_MEMORY:
+                del c.tentative[next(iter(c.tentative))]
+            c.tentative[run_id] = at
+
+    # -- connections -----------------------------------------------------------
+
+    def end_connection(self, conn: str, at: float | None = None) -> list[Violation]:
+        """The connection closed: every run it left open is reported (as :meth:`close` does), and
+        its state is released. A later frame of the same name is a new connection."""
+        c = self._conns.get(conn)
+        if c is None:
+            return []
+        out: list[Violation] = []
+        runs = [self._runs[(conn, rid)] for rid in list(c.run_ids)]
+        if at is not None:
+            for run in runs:
+                self._tick_run(run, at, out)
+        self._end_runs(runs, at, out, "the connection closed")
+        self._end_anonymous(c, at, out)
+        completed = self._completed
+        for rid in c.completed_ids:
+            completed.pop((conn, rid), None)
+        del self._conns[conn]
+        return out
+
+    def new_recording(self, at: float | None = None) -> list[Violation]:
+        """A new recording starts (a transcript header after frames, as when two transcripts are
+        concatenated): every connection of the previous one ends, and its client evidence with it."""
+        out: list[Violation] = []
+        for name in list(self._conns):
+            out.extend(self.end_connection(name, at))
+        self._completed.clear()
+        self._client_evidence = False
+        return out
 
     # -- server side ---------------------------------------------------------
 
@@ -526,6 +596,10 @@ class Checker:
             if c.anonymous:
                 run = self._new_run(key, c.name, key[1], c.anonymous.popleft())
                 return run
+            if key[1] in c.tentative:  # an invalid start_run of this run, which the server ran anyway
+                return self._new_run(key, c.name, key[1], c.tentative.pop(key[1]))
+            if c.tentative_anonymous:
+                return self._new_run(key, c.name, key[1], c.tentative_anonymous.popleft())
             owner = next((conn for (conn, rid) in self._runs if rid == key[1] and conn != c.name), None)
             observed = (f"an event of run {key[1]!r}, which connection {owner} started" if owner is not None
                         else f"an event of run {key[1]!r}, which this connection never started")
@@ -536,6 +610,10 @@ class Checker:
 
     def _new_run(self, key, conn: str, run_id: str | None, start_at: float | None) -> _Run:
         run = _Run(conn, run_id, start_at)
+        c = self._conns.get(conn)
+        if c is not None:
+            c.run_ids.add(run_id)
+            c.tentative.pop(run_id, None)
         if self._timeline_slots > 0:
             self._timeline_slots -= 1
             run.timeline = []
@@ -690,11 +768,23 @@ class Checker:
         key = (run.conn, run.run_id)
         self._runs.pop(key, None)
         self.runs_ended += 1
+        c = self._conns.get(run.conn)
+        if c is not None:
+            c.run_ids.discard(run.run_id)
+            if c.idle():  # most recently active last: the connections forgotten first are the oldest
+                del self._conns[run.conn]
+                self._conns[run.conn] = c
         if run.run_id is not None:
             completed = self._completed
             completed[key] = None
+            if c is not None:
+                c.completed_ids.add(run.run_id)
             if len(completed) > COMPLETED_MEMORY:
-                del completed[next(iter(completed))]
+                old = next(iter(completed))
+                del completed[old]
+                owner = self._conns.get(old[0])
+                if owner is not None:
+                    owner.completed_ids.discard(old[1])
         if run.timeline is not None:
             self.timelines.append(_timeline(run, self._conns[run.conn].offset if run.conn in self._conns else 0.0))
 
@@ -708,48 +798,72 @@ class Checker:
         """
         out: list[Violation] = []
         for run in list(self._runs.values()):
-            if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
-                waited = at - run.start_at
-                if waited > self._first_budget:
-                    run.first_event_reported = True
-                    self.first_event_checked += 1
-                    out.append(self._flag("latency.first_event", run.conn, run.run_id, None, at, None,
-                                          f"agent_started within {self._first_budget:g} ms of start_run",
-                                          f"no agent_started {waited:.1f} ms after start_run", run.recent, run))
-            self._check_deadline(run, at, None, None, out, still_open=True)
+            self._tick_run(run, at, out)
         return out
+
+    def _tick_run(self, run: _Run, at: float, out: list[Violation]) -> None:
+        if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
+            waited = at - run.start_at
+            if waited > self._first_budget:
+                run.first_event_reported = True
+                self.first_event_checked += 1
+                out.append(self._flag("latency.first_event", run.conn, run.run_id, None, at, None,
+                                      f"agent_started within {self._first_budget:g} ms of start_run",
+                                      f"no agent_started {waited:.1f} ms after start_run", run.recent, run))
+        self._check_deadline(run, at, None, None, out, still_open=True)
 
     def close(self, at: float | None = None) -> list[Violation]:
         """The stream has ended: report every run (and start_run) left open."""
         out = self.tick(at) if at is not None else []
-        for run in list(self._runs.values()):
+        self._end_runs(list(self._runs.values()), at, out)
+        for c in self._conns.values():
+            self._end_anonymous(c, at, out)
+        self.closed = True
+        return out
+
+    def _end_runs(self, runs: list[_Run], at: float | None, out: list[Violation],
+                  ended: str = "the stream ended") -> None:
+        for run in runs:
             prev = run.state
             nxt, rule_id = TRANSITIONS[prev, CLOSE]
             if prev in ATTEMPT_STATES:
                 self._end_attempt(run, nxt, None, at, None, out, closing=True)
             if rule_id is not None:
-                observed = ("the stream ended before any event of the run" if prev is AWAITING_START
-                            else f"the stream ended in state {prev}, without agent_completed")
+                observed = (f"{ended} before any event of the run" if prev is AWAITING_START
+                            else f"{ended} in state {prev}, without agent_completed")
                 out.append(self._flag(rule_id, run.conn, run.run_id, None, at, None,
                                       "exactly one agent_completed, last", observed, run.recent, run))
             run.state = nxt
             self._finish(run)
-        for c in self._conns.values():
-            while c.anonymous:
-                start = c.anonymous.popleft()
-                self.runs += 1
-                self.runs_ended += 1
-                if at is not None and start is not None and at - start > self._first_budget:
-                    self.first_event_checked += 1
-                    out.append(self._flag("latency.first_event", c.name, None, None, at, None,
-                                          f"agent_started within {self._first_budget:g} ms of start_run",
-                                          f"no agent_started {at - start:.1f} ms after a start_run without run_id",
-                                          (), None))
-                out.append(self._flag("order.completed_last", c.name, None, None, at, None,
-                                      "exactly one agent_completed, last",
-                                      "a start_run without run_id got no event at all", (), None))
-        self.closed = True
-        return out
+
+    def _end_anonymous(self, c: _Conn, at: float | None, out: list[Violation]) -> None:
+        c.tentative.clear()  # invalid starts the server rightly ignored: nothing was owed
+        c.tentative_anonymous.clear()
+        while c.anonymous:
+            start = c.anonymous.popleft()
+            self.runs += 1
+            self.runs_ended += 1
+            if at is not None and start is not None and at - start > self._first_budget:
+                self.first_event_checked += 1
+                out.append(self._flag("latency.first_event", c.name, None, None, at, None,
+                                      f"agent_started within {self._first_budget:g} ms of start_run",
+                                      f"no agent_started {at - start:.1f} ms after a start_run without run_id",
+                                      (), None))
+            out.append(self._flag("order.completed_last", c.name, None, None, at, None,
+                                  "exactly one agent_completed, last",
+                                  "a start_run without run_id got no event at all", (), None))
+
+    def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
+                         ref: str | None = None) -> Violation | None:
+        """A frame (or a transcript line) of ``size`` bytes, over the frame ``limit``, that was not read:
+        it counts as a received frame and fails ``frame.size``."""
+        c = self._conn(conn)
+        c.received += 1
+        self.frames += 1
+        self.frames_unread += 1
+        return self.external("frame.size", False, conn=conn, at=at, location=ref,
+                             expected=f"every message at most {limit} bytes (the frame limit)",
+                             observed=f"{size} bytes; not read")
 
     # -- checks made elsewhere -----------------------------------------------------------
 
@@ -763,11 +877,12 @@ class Checker:
 
     def external(self, rule_id: str, passed: bool, *, expected: str = "", observed: str = "",
                  conn: str = "c0", run_id: str | None = None, at: float | None = None,
-                 location: str | None = None) -> Violation | None:
+                 location: str | None = None, checks: int = 1) -> Violation | None:
         """Record the result of a check made outside the state machine (a live probe's own checks,
-        such as the endpoint answering malformed input with an ``error``)."""
+        such as the endpoint answering malformed input with an ``error``); ``checks`` passed
+        checks can be recorded at once."""
         _rules.get(rule_id)
-        self._external_checked[rule_id] = self._external_checked.get(rule_id, 0) + 1
+        self._external_checked[rule_id] = self._external_checked.get(rule_id, 0) + checks
         if passed:
             return None
         c = self._conns.get(conn)
@@ -804,7 +919,7 @@ class Checker:
         no_timing = "no receive times in the input (plain messages, or frames without \"t\")"
         no_runs = "no run event was received"
         return {
-            "frame.text": (self.frames, "no frame was received"),
+            "frame.text": (self.frames - self.frames_unread, "no frame was received"),
             "frame.json": (self.parsed, "no frame was received"),
             "schema.envelope": (self.typed, "no message of a known type was received"),
             "schema.payload": (self.typed, "no message of a known type was received"),
@@ -844,8 +959,20 @@ class Checker:
     def _conn(self, conn: str) -> _Conn:
         c = self._conns.get(conn)
         if c is None:
-            c = self._conns[conn] = _Conn(conn)
+            conns = self._conns
+            if len(conns) >= CONN_MEMORY:
+                self._forget_idle()
+            c = conns[conn] = _Conn(conn)
         return c
+
+    def _forget_idle(self) -> None:
+        """Drop the least recently active connection that has nothing open (its completed runs stay
+        remembered, under COMPLETED_MEMORY), so a transcript without close records keeps memory flat."""
+        for name, c in list(islice(self._conns.items(), 64)):
+            if c.idle():
+                del self._conns[name]
+                self.connections_forgotten += 1
+                return
 
     def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
               recent: Iterable, run: _Run | None = None) -> Violation:

@@ -111,4 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run as `python -m`, this file is __main__, a second copy of the module: the commands raise
+    # agent_events.conformance.cli.UsageError, so its main must be the one that catches them.
+    from agent_events.conformance.cli import main as _main
+
+    sys.exit(_main())

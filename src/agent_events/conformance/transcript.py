@@ -9,13 +9,20 @@ bug report can carry its evidence. Its format (see the spec):
 * then one frame per line: ``{"t": <client epoch ms>, "dir": "send"|"recv",
   "conn": "c0", "text": <raw text frame>}`` (or ``"binary"``: base64 of a
   binary frame, or ``"msg"``: an already-decoded JSON value, as the sequence
-  vectors use). ``t`` and ``conn`` are optional.
+  vectors use). ``t`` and ``conn`` are optional;
+* ``{"t": ..., "dir": "close", "conn": "c0"}`` (optionally with ``"code"``)
+  when a connection closed: its open runs end there and the checker releases
+  its state, so memory does not grow with the number of connections.
 
 A line without ``dir`` is a plain server message with no timing (a log of
-what a server sent), so plain JSONL validates too. Reading is a generator
-over the file's lines: memory does not grow with the file. Raw frames are
-recorded as received, not re-encoded, so a malformed frame stays malformed
-in the transcript and is reported when the transcript is validated.
+what a server sent), so plain JSONL validates too. A header line after
+frames starts a new recording (two transcripts concatenated): every
+connection of the previous one has ended. Reading is a generator over the
+file's lines, each read with a bound (:func:`read_lines`): memory does not
+grow with the file nor with a line; a line longer than :data:`MAX_LINE_BYTES`
+is skipped unread and judged ``frame.size``. Raw frames are recorded as
+received, not re-encoded, so a malformed frame stays malformed in the
+transcript and is reported when the transcript is validated.
 """
 
 from __future__ import annotations
@@ -34,7 +41,17 @@ from agent_events.conformance import json_text
 FORMAT = "agent-events/v1"
 HEADER_KEY = "transcript"
 DIRECTIONS = ("send", "recv")
+#: The ``dir`` of a record saying that a connection closed.
+CLOSE = "close"
+#: Pseudo-directions :func:`iter_frames` yields besides DIRECTIONS and CLOSE.
+HEADER = "header"
+OVERSIZE = "oversize"
 DEFAULT_CONN = "c0"
+#: The longest line read: the live check's frame limit (16 MiB, ``live.wire.DEFAULT_MAX_SIZE``). A
+#: longer line is a frame over the limit (``frame.size``), skipped in chunks without being held.
+MAX_LINE_BYTES = 16 * 2**20
+#: Bytes read at a time while skipping the rest of an over-long line.
+SKIP_CHUNK = 1 << 20
 
 _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
@@ -51,7 +68,49 @@ class TranscriptError(ValueError):
 
 #: One frame ready for the checker: (line number, direction, conn, time or None, data).
 #: ``data`` is ``str`` (a text frame), ``bytes`` (a binary frame) or a decoded JSON value.
+#: Direction CLOSE (data: the close code or None), HEADER (data: the header) and OVERSIZE
+#: (data: the line's length in bytes) are not frames but what :func:`feed` must know.
 Frame = tuple[int, str, str, "float | None", Any]
+
+
+class LongLine(int):
+    """Stands for a line longer than the bound, skipped unread: its length in bytes."""
+
+
+def read_lines(source: "IO[bytes] | Iterable[bytes | str]", limit: int = MAX_LINE_BYTES) -> Iterator[bytes | str | LongLine]:
+    """The lines of ``source``, never holding more than ``limit`` bytes of one.
+
+    A binary stream is read with ``readline(limit + 1)``; the rest of a longer
+    line is read and dropped in chunks, and a :class:`LongLine` stands for it.
+    Any other iterable of lines is passed through, a line over ``limit``
+    replaced by a :class:`LongLine` too.
+    """
+    readline = getattr(source, "readline", None)
+    if readline is None:
+        for line in source:  # type: ignore[union-attr]
+            if type(line) is not LongLine and len(line) > limit:
+                content = len(line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n"))
+                if content > limit:
+                    line = LongLine(content)
+            yield line
+        return
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while True:
+            chunk = readline(SKIP_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                size -= 1
+                break
+        yield LongLine(size)
 
 
 def iter_frames(lines: Iterable[bytes | str], source: str = "<stream>", header: dict | None = None) -> Iterator[Frame]:
@@ -63,6 +122,10 @@ def iter_frames(lines: Iterable[bytes | str], source: str = "<stream>", header: 
     """
     first = True
     for number, line in enumerate(lines, 1):
+        if type(line) is LongLine:
+            yield number, OVERSIZE, DEFAULT_CONN, None, int(line)
+            first = False
+            continue
         if not line.strip():
             continue
         try:
@@ -77,9 +140,12 @@ def iter_frames(lines: Iterable[bytes | str], source: str = "<stream>", header: 
                 yield _frame(value, direction, number, source)
                 first = False
                 continue
-            if first and HEADER_KEY in value:
-                if header is not None:
-                    header.update(value)
+            if HEADER_KEY in value and (first or "type" not in value):
+                if first:
+                    if header is not None:
+                        header.update(value)
+                else:  # a second recording: its connections are new ones
+                    yield number, HEADER, DEFAULT_CONN, None, value
                 first = False
                 continue
         first = False
@@ -94,8 +160,8 @@ def _as_text(line: bytes | str) -> str:
 
 
 def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
-    if direction not in DIRECTIONS:
-        raise TranscriptError(source, number, f'"dir" must be "send" or "recv", not {direction!r}')
+    if direction not in DIRECTIONS and direction != CLOSE:
+        raise TranscriptError(source, number, f'"dir" must be "send", "recv" or "close", not {direction!r}')
     t = value.get("t")
     if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
         # a number beyond a double (a 400-digit "t") is read as an infinity: no receive time at all
@@ -104,6 +170,9 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
     conn = value.get("conn", DEFAULT_CONN)
     if type(conn) is not str:
         raise TranscriptError(source, number, f'"conn" must be a string, not {conn!r}')
+    if direction == CLOSE:
+        code = value.get("code")
+        return number, CLOSE, conn, float(t) if t is not None else None, code if type(code) is int else None
     present = [k for k in ("text", "msg", "binary") if k in value]
     if len(present) != 1:
         raise TranscriptError(source, number, 'exactly one of "text", "msg" and "binary" is required'
@@ -120,16 +189,28 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
     return number, direction, conn, float(t) if t is not None else None, data
 
 
-def feed(checker, frames: Iterable[Frame], source: str | None = None) -> int:
-    """Drive ``checker`` with ``frames``; returns how many frames were fed."""
+def feed(checker, frames: Iterable[Frame], source: str | None = None, limit: int = MAX_LINE_BYTES) -> int:
+    """Drive ``checker`` with ``frames``; returns how many frames were fed.
+
+    A connection's close record ends it (:meth:`Checker.end_connection`), a later header starts a
+    new recording (:meth:`Checker.new_recording`), and an over-long line fails ``frame.size``.
+    """
     send, receive = checker.send, checker.receive
     count = 0
     for number, direction, conn, t, data in frames:
-        count += 1
         if direction == "recv":
+            count += 1
             receive(data, t, conn, f"{source}:{number}" if source is not None else None)
-        else:
+        elif direction == "send":
+            count += 1
             send(data, t, conn)
+        elif direction == CLOSE:
+            checker.end_connection(conn, t)
+        elif direction == HEADER:
+            checker.new_recording()
+        elif direction == OVERSIZE:
+            count += 1
+            checker.receive_oversize(data, limit, t, conn, f"{source}:{number}" if source is not None else None)
     return count
 
 
@@ -166,6 +247,11 @@ class TranscriptWriter:
 
     def recv(self, data: str | bytes | Any, t: float | None = None, conn: str = DEFAULT_CONN) -> None:
         self._write(self._record("recv", data, t, conn))
+
+    def close(self, t: float | None = None, conn: str = DEFAULT_CONN, code: int | None = None) -> None:
+        """The connection ``conn`` closed (``code``: its close code, if known)."""
+        record: dict[str, Any] = {"t": t, "dir": CLOSE, "conn": conn, "code": code}
+        self._write({k: v for k, v in record.items() if v is not None})
 
     @staticmethod
     def _record(direction: str, data: Any, t: float | None, conn: str) -> dict:
