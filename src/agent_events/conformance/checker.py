@@ -24,8 +24,13 @@ from then on a run event is accepted on a connection only for a run that
 connection started, by its run_id or, for a ``start_run`` without one, the
 oldest unclaimed start of that connection (``isolation.run_scope``; a leaked
 event is reported and otherwise ignored, so it does not corrupt the run it
-was leaked into). Without client evidence a run begins at its first event
-and isolation is not applicable.
+was leaked into). A ``start_run`` that is not valid starts nothing the
+server owes, but it names a run of its connection: if a lenient server runs
+it anyway, its events are that run's, judged like any other (whatever the
+order of the start_runs). Without client evidence a run begins at its first
+event and isolation is not applicable. :meth:`Checker.end_connection` ends a
+closed connection's runs and releases its state; past ``CONN_MEMORY``
+connections with nothing open, the least recently active is forgotten.
 
 Each run event is then checked for ``seq`` (0, then +1 each: a gap, a repeat
 or a step back is ``seq.contiguous``; the expectation never moves backwards,
