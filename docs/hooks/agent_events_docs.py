@@ -1,13 +1,17 @@
 """mkdocs hook: the generated parts of the agent-events site.
 
 Everything that has a source of truth in the code is generated here at build
-time, never committed as a copy that could drift:
+time, never committed as a copy that could drift (the spec's tables are
+committed, for readers of the repository, and a test fails when they drift):
 
 * ``on_files`` publishes every JSON Schema at the path of its ``$id``
   (``schemas/v1/<name>.json``), the AsyncAPI document (``asyncapi.json``)
   and, when the conformance kit ships one, the JSON Schema of its report;
 * ``on_page_markdown`` fills ``<!-- agent-events:NAME [ARG] -->`` placeholders
-  (Event and Rule references, CLI reference, exit codes, API entries, ...)
+  (Event and Rule references, CLI reference, exit codes, API entries, ...);
+  a block committed after its placeholder, up to ``<!-- /agent-events:NAME -->``
+  (the spec's tables, written by ``python docs/hooks/spec_tables.py`` so the
+  spec reads whole in the repository), is replaced by a fresh one
   and turns a rule id cited as ``[`seq.contiguous`]`` into a link to its
   entry in the Rule reference.
 
@@ -41,6 +45,10 @@ log = logging.getLogger("mkdocs.hooks.agent_events")
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"<!--\s*agent-events:([a-z0-9-]+)(?:\s+([^\s>]+))?\s*-->")
+#: A placeholder whose generated text is committed after it, up to its closing marker
+#: (docs/spec.md's tables, see spec_tables.py): the build drops the copy and generates afresh.
+COMMITTED_BLOCK = re.compile(r"(<!--\s*agent-events:([a-z0-9-]+)(?:\s+[^\s>]+)?\s*-->)\n.*?<!--\s*/agent-events:\2\s*-->",
+                             re.S)
 #: A rule cited the spec's way, ``[`id`]``, not already a link (``[`id`](...)`` or ``[`id`][ref]``).
 #: (A ``[`id`]: url`` at the start of a line is a link definition; the replacement skips it.)
 RULE_CITATION = re.compile(r"\[`([a-z_]+(?:\.[a-z_]+)+)`\](?![(\[])")
@@ -325,7 +333,7 @@ def fill_placeholders(markdown: str, ctx: dict) -> str:
             ctx["warn"](f"agent-events:{name} {arg or ''}: {exc}")
             return match[0]
 
-    return PLACEHOLDER.sub(replace, markdown)
+    return PLACEHOLDER.sub(replace, COMMITTED_BLOCK.sub(r"\1", markdown))
 
 
 def link_rule_citations(markdown: str, ctx: dict) -> str:

@@ -54,6 +54,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from agent_events import schemas
+from agent_events.reference_agent import viewer
 from agent_events.reference_agent.actions import ActionsAgent
 from agent_events.reference_agent.bridge import WebSocketBridgeAdapter
 from agent_events.reference_agent.config import ServerConfig
@@ -372,6 +373,8 @@ class AgentServer:
         path, _, query = request.path.partition("?")
         if path == "/healthz":
             return _json_response(connection, 503 if self.shutting_down else 200, self.stats())
+        if viewer.wants_page(request, path):  # a browser: the live viewer's static files (no token: they hold no data)
+            return viewer.response(path)
         if path != "/":
             return connection.respond(404, f"Not found: the agent-events endpoint is / (and /healthz), not {path}\n")
         if self.shutting_down:
