@@ -141,12 +141,12 @@ async def test_cut_closes_without_a_close_frame(agent):
 
 
 def test_delay_past_the_budget_fails_latency_delivery_and_keeps_the_order(agent, tmp_path):
-    report, seqs, applied = check_through(agent, ["delay:9:1500"], tmp_path, TIGHT_DELIVERY)
+    report, seqs, applied = check_through(agent, ["delay:9:1000"], tmp_path, TIGHT_DELIVERY)
     assert seqs == PRIMARY_SEQS  # later events waited behind the delayed one
     assert failing(report) == {"latency.delivery": FAIL}
     late = [v for s in report.sections for v in s.violations if v.rule_id == "latency.delivery"]
     assert any(" seq=9 " in v.excerpt[-1] for v in late)
-    assert applied[0]["fault"] == "delay:9:1500"
+    assert applied[0]["fault"] == "delay:9:1000"
 
 
 def test_delay_within_the_budget_is_not_a_violation(agent, tmp_path):
@@ -156,11 +156,11 @@ def test_delay_within_the_budget_is_not_a_violation(agent, tmp_path):
 
 
 def test_stall_holds_the_run_after_its_first_event_and_fails_latency_delivery(agent, tmp_path):
-    report, seqs, applied = check_through(agent, ["stall:1500"], tmp_path, TIGHT_DELIVERY)
+    report, seqs, applied = check_through(agent, ["stall:1000"], tmp_path, TIGHT_DELIVERY)
     assert seqs == PRIMARY_SEQS
     assert failing(report) == {"latency.delivery": FAIL}
     assert report.statuses()["latency.first_event"] == PASS  # the first event itself is not held
-    assert [(a["seq"], a["fault"]) for a in applied] == [(0, "stall:1500")]
+    assert [(a["seq"], a["fault"]) for a in applied] == [(0, "stall:1000")]
 
 
 def test_drip_throttles_the_stream_without_changing_it(agent, tmp_path):
@@ -483,3 +483,19 @@ def test_the_pytest_fixture_puts_a_proxy_in_front_of_the_reference_agent(agent_e
     report = conformance.check(p.url, scenarios=["primary"], **RELAXED)
     assert failing(report) == {"seq.contiguous": FAIL}
     assert [a["fault"] for a in p.applied] == ["drop:9"]
+
+
+def test_plain_http_requests_are_relayed_so_health_checks_and_pages_work_through_the_proxy(agent):
+    import urllib.error
+    import urllib.request
+
+    with proxy.run_in_thread(agent.url) as p:
+        with urllib.request.urlopen(p.url.replace("ws://", "http://") + "healthz", timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["status"] == "ok"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(p.url.replace("ws://", "http://") + "nowhere", timeout=10)
+        assert refused.value.code == 404  # the upstream's own answer
+    with proxy.run_in_thread(f"ws://127.0.0.1:{m.unused_port()}/") as p, \
+            pytest.raises(urllib.error.HTTPError) as unreachable:
+        urllib.request.urlopen(p.url.replace("ws://", "http://") + "healthz", timeout=10)
+    assert unreachable.value.code == 502

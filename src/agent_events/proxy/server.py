@@ -266,6 +266,12 @@ class FaultProxy:
             return connection.respond(503, f"Too many connections through the proxy (limit {self.max_connections}).\n")
         url = upstream_url(self.upstream, request.path)
         headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in HOP_HEADERS]
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            # A plain GET (a health check, a page such as the reference agent's live viewer): relayed as it is.
+            try:
+                return await asyncio.wait_for(self._forward_http(url, headers), self.open_timeout)
+            except (OSError, TimeoutError, ssl.SSLError, ValueError) as exc:
+                return connection.respond(502, f"agent-events proxy: cannot reach the upstream {url}: {_why(exc)}\n")
         offered = [p.strip() for value in request.headers.get_all("Sec-WebSocket-Protocol")
                    for p in value.split(",") if p.strip()]
         try:
@@ -285,6 +291,40 @@ class FaultProxy:
         self._reapers.add(reaper)
         reaper.add_done_callback(self._reapers.discard)
         return None
+
+    async def _forward_http(self, url: str, headers: list[tuple[str, str]]) -> Response:
+        """One plain HTTP GET to the upstream, its response read whole (at most ``max_size`` bytes)."""
+        uri = parse_uri(url)
+        context = ssl.create_default_context() if uri.secure else None
+        reader, writer = await asyncio.open_connection(uri.host, uri.port, ssl=context,
+                                                       server_hostname=uri.host if context else None)
+        try:
+            lines = [f"GET {uri.resource_name} HTTP/1.1", f"Host: {urlsplit(url).netloc}",
+                     *(f"{k}: {v}" for k, v in headers), "Connection: close", "", ""]
+            writer.write("\r\n".join(lines).encode("latin-1", "replace"))
+            data = await reader.read(self.max_size + 1)
+            while len(data) <= self.max_size:
+                more = await reader.read(self.max_size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            writer.close()
+        if len(data) > self.max_size:
+            raise ValueError(f"the upstream's response is over {self.max_size} bytes")
+        head, sep, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not sep or not version.startswith("HTTP/") or not code.isdigit():
+            raise ValueError("the upstream's answer is not HTTP")
+        pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in header_lines if ":" in line]
+        if any(k.lower() == "transfer-encoding" for k, _ in pairs):
+            raise ValueError("the upstream's response is chunked; the proxy relays only plain responses")
+        length = next((v for k, v in pairs if k.lower() == "content-length"), None)
+        if length is not None and length.isdigit():
+            body = body[: int(length)]
+        return _copy_response(Response(int(code), reason, Headers(pairs), body))
 
     async def _reap(self, connection: _Client, upstream: _Upstream) -> None:
         await connection.wait_closed()
