@@ -499,3 +499,26 @@ def test_plain_http_requests_are_relayed_so_health_checks_and_pages_work_through
             pytest.raises(urllib.error.HTTPError) as unreachable:
         urllib.request.urlopen(p.url.replace("ws://", "http://") + "healthz", timeout=10)
     assert unreachable.value.code == 502
+
+
+def test_the_testing_your_client_page_examples_run_and_its_fixture_example_passes(tmp_path):
+    from test_docs import ROOT, python_examples, run_examples
+
+    proc = run_examples("testing-your-client.md", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    blocks = python_examples((ROOT / "docs" / "testing-your-client.md").read_text(encoding="utf-8"))
+    (tmp_path / "test_client_example.py").write_text("\n\n".join(blocks), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_client_example.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_every_fault_spec_shown_in_the_docs_is_accepted():
+    from agent_events.conformance.cli import build_parser
+    from test_docs import shown_command_lines
+
+    shown = [argv for _, argv in shown_command_lines() if argv[0] == "proxy"]
+    assert len(shown) >= 5
+    for argv in shown:
+        args = build_parser().parse_args(argv)
+        make_plan(args.fault, args.random, args.seed)  # raises FaultSpecError for a bad one
