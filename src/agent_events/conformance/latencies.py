@@ -30,9 +30,11 @@ DESCRIPTIONS = {
 class Samples:
     """One latency series, in milliseconds."""
 
-    __slots__ = ("count", "total", "min", "max", "_exact", "_buckets")
+    __slots__ = ("count", "total", "min", "max", "negative", "_exact", "_buckets")
 
     def __init__(self) -> None:
+        #: samples below zero (clocks that disagree by more than the offset estimate says)
+        self.negative = 0
         self.count = 0
         self.total = 0.0
         self.min = math.inf
@@ -47,6 +49,8 @@ class Samples:
         self.total += ms
         if ms < self.min:
             self.min = ms
+        if ms < 0.0:
+            self.negative += 1
         if ms > self.max:
             self.max = ms
         if self.count <= EXACT_CAP:

@@ -91,9 +91,6 @@ def run(args) -> int:
     if args.spawn and args.pid:
         raise UsageError("--pid watches a server you started; --spawn watches the one it starts")
     try:
-        from agent_events.conformance.loadgen import engine as _engine
-
-        _engine.new_histogram()
         if args.pid or args.spawn:
             import psutil  # noqa: F401
     except ImportError as exc:

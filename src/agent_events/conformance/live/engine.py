@@ -15,7 +15,7 @@ from typing import Callable
 
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.live import scenarios as _scenarios
-from agent_events.conformance.live.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, SyncSample, estimate
+from agent_events.conformance.live.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
 from agent_events.conformance.live.session import ScenarioProbe
 from agent_events.conformance.live.wire import Clock, Endpoint
 from agent_events.conformance.profiles import Profile
@@ -76,6 +76,8 @@ class LiveCheck:
         self.options = options
         self.clock = Clock()
         self.connected_once = False
+        #: record --run-id: whether the first run already took the chosen id
+        self.first_run_id_used = False
         self.clock_estimate: ClockEstimate = ASSUMED_SAME_CLOCK
         self.started_at = self.clock.now()
         self.notes: list[str] = []
@@ -128,8 +130,9 @@ class LiveCheck:
         options = self.options
         ticker = asyncio.get_running_loop().create_task(self._tick()) if options.progress else None
         try:
-            probes = {name: ScenarioProbe(self, name, self._checker()) for name in options.scenarios}
-            await self._synchronise(probes.get("latency") or ScenarioProbe(self, "preflight", self._checker()))
+            owners = {rule_id: name for name, s in _scenarios.SCENARIOS.items() for rule_id in s.focus}
+            probes = {name: ScenarioProbe(self, name, self._checker(), owners) for name in options.scenarios}
+            await self._synchronise(probes.get("latency") or ScenarioProbe(self, "preflight", self._checker(), owners))
             sections = []
             stuck = None
             for position, name in enumerate(options.scenarios, 1):
@@ -172,8 +175,7 @@ class LiveCheck:
         except OSError:
             await conn.close()
             raise
-        answered = await _scenarios.time_sync(probe, conn, self.options.sync_samples)
-        samples = [SyncSample(sent, reply["server_time_ms"], received) for sent, reply, received in answered]
+        samples = await _scenarios.time_sync(probe, conn, self.options.sync_samples)
         self.clock_estimate = estimate(samples)
         self.notes.append(self.clock_estimate.describe())
         await conn.close()

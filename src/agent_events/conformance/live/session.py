@@ -1,61 +1,26 @@
 """The live probe's plumbing: connections wired to a scenario's checker and the transcript.
 
-Every frame, both ways, goes through one place (:class:`LiveConnection`): it
-is timed at the socket, written to the transcript, fed to the scenario's
-checker, and noted in a little bookkeeping (which runs started, completed,
-which ``error`` codes came back) that the scenarios wait on. The checker
-stays the only judge of the stream; the bookkeeping only tells the probe
-when to stop waiting and what to send next, and it is O(1) per run so that
-a flooding endpoint cannot grow it.
+A thin asyncio shell over the client core (:class:`agent_events.conformance.client.ClientConnection`):
+the core times nothing and sends nothing, it turns frames into checker input
+and run records; this layer owns the socket (:mod:`agent_events.conformance.live.wire`),
+the transcript, the waits the scenarios make, and the flood guard that
+closes a connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import orjson
-
 from agent_events import schemas
-from agent_events.conformance import json_text
-from agent_events.conformance.checker import refused_run_id
+from agent_events.conformance import rules as _rules
+from agent_events.conformance.client import ClientConnection, RunRecord
 from agent_events.conformance.live.wire import (
     ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
 
-_loads = json_text.loads  # the checker's parser, so probe and checker agree on what is JSON
-_dumps = orjson.dumps
-#: ``error`` messages kept per connection (the checker counts them all).
-MAX_ERRORS_KEPT = 64
-
-
-@dataclass
-class RunInfo:
-    """What the probe knows about one run it started (bookkeeping, not judgement)."""
-
-    run_id: str
-    started_at: float | None
-    events: int = 0
-    first_at: float | None = None
-    completed_at: float | None = None
-    result: dict | None = None
-    attempts: list[str] = field(default_factory=list)
-    cancel_sent_at: float | None = None
-    #: the error code the endpoint refused the run with (no event will come)
-    refused: str | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.completed_at is not None
-
-    @property
-    def ended(self) -> bool:
-        return self.completed_at is not None or self.refused is not None
-
-    @property
-    def fallback_taken(self) -> bool:
-        return "fallback" in self.attempts
+#: What the scenarios call a run (kept for readers of older code: one record type, the core's).
+RunInfo = RunRecord
 
 
 class LiveConnection:
@@ -65,85 +30,51 @@ class LiveConnection:
         self.probe = probe
         self.name = name
         self.wire: WireConnection | None = None
-        self.runs: dict[str, RunInfo] = {}
-        self.errors: list[tuple[float, dict]] = []
-        self.error_count = 0
-        #: the endpoint answered a start_run with too_many_runs: starting more would only be refused too
-        self.too_many_runs = False
-        self.sync_replies: list[tuple[float, dict]] = []
-        self.received = 0
+        self.core = ClientConnection(name, probe.checker, recorder=probe.engine.record,
+                                     run_prefix=f"{probe.name}-{name.rsplit('/', 1)[-1]}")
         self.close_info: CloseInfo | None = None
         self._changed = asyncio.Event()
-        self._run_counter = 0
         self._flood_stopped = False
         self._closing: asyncio.Task | None = None  # referenced, so the loop cannot drop it
+
+    # the core's bookkeeping, read by the scenarios
+    @property
+    def runs(self) -> dict[str, RunRecord]:
+        return self.core.runs
+
+    @property
+    def errors(self) -> list[tuple[float, dict]]:
+        return self.core.errors
+
+    @property
+    def error_count(self) -> int:
+        return self.core.error_count
+
+    @property
+    def too_many_runs(self) -> bool:
+        return self.core.too_many_runs
+
+    @property
+    def sync_replies(self):
+        return self.core.sync_replies
 
     # -- callbacks from the wire (must be quick, never raise) ----------------------
     def on_message(self, wire: WireConnection, kind: FrameKind, data: bytes, at: float) -> None:
         if self._flood_stopped:
             return  # past the cap: what is still in flight until the close completes is ignored
-        probe = self.probe
-        self.received += 1
-        if kind == "text":
-            try:
-                frame: str | bytes = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                # Not UTF-8: keep the bytes visible as \x escapes. The result is never
-                # valid JSON (JSON has no \x escape), so live and replay agree: frame.json.
-                frame = data.decode("utf-8", "backslashreplace")
-                probe.note_once("invalid_utf8", f"{self.name} received a text frame that is not UTF-8 "
-                                f"({exc.reason} at byte {exc.start}); shown with \\x escapes")
-        else:
-            frame = data
-        probe.engine.record("recv", frame, at, self.name)
-        try:
-            message = _loads(frame)  # binary too: the checker judges its content, so the probe follows it
-        except orjson.JSONDecodeError:
-            message = None
-        # Parsed once: a text frame holding an object goes to the checker decoded. Anything else goes
-        # as received, so that the checker sees a binary frame as binary and a JSON string as a string.
-        checked = message if kind == "text" and type(message) is dict else frame
-        probe.checker.receive(checked, at, self.name)
-        if type(message) is dict:
-            self._bookkeep(message, at)
-        if self.received >= probe.engine.options.max_messages_per_connection and not self._flood_stopped:
+        core = self.core
+        first_bad_utf8 = core.invalid_utf8 is None
+        core.receive(kind, data, at)
+        if first_bad_utf8 and core.invalid_utf8 is not None:
+            reason, start = core.invalid_utf8
+            self.probe.note_once("invalid_utf8", f"{self.name} received a text frame that is not UTF-8 "
+                                 f"({reason} at byte {start}); shown with \\x escapes")
+        if core.received >= self.probe.engine.options.max_messages_per_connection:
             self._flood_stopped = True
-            probe.note(f"{self.name} received {self.received} messages; the harness stopped reading it "
-                       "(a flood, or --max-messages too low)")
+            self.probe.note(f"{self.name} received {core.received} messages; the harness stopped reading it "
+                            "(a flood, or --max-messages too low)")
             self._closing = asyncio.get_running_loop().create_task(wire.close(1008, "too many messages"))
         self._changed.set()
-
-    def _bookkeep(self, message: dict, at: float) -> None:
-        type_ = message.get("type")
-        if type_ == "error":
-            self.error_count += 1
-            if len(self.errors) < MAX_ERRORS_KEPT:
-                self.errors.append((at, message))
-            code = message.get("code")
-            run_id = refused_run_id(message)
-            run = self.runs.get(run_id) if run_id is not None else None
-            if run is not None and run.events == 0:
-                run.refused = code if type(code) is str else "?"  # as the checker sees it: refused, not unfinished
-            if code == "too_many_runs":
-                self.too_many_runs = True
-            return
-        if type_ == "time_sync":
-            if len(self.sync_replies) < MAX_ERRORS_KEPT:
-                self.sync_replies.append((at, message))
-            return
-        run = self.runs.get(message.get("run_id")) if type(message.get("run_id")) is str else None
-        if run is None:
-            return
-        run.events += 1
-        if run.first_at is None:
-            run.first_at = at
-        payload = message.get("payload")
-        if type_ == "agent_started" and type(payload) is dict:
-            run.attempts.append(str(payload.get("attempt")))
-        elif type_ == "agent_completed" and run.completed_at is None:
-            run.completed_at = at
-            result = payload.get("result") if type(payload) is dict else None
-            run.result = result if type(result) is dict else {}
 
     def on_close(self, wire: WireConnection, info: CloseInfo) -> None:
         self.close_info = info
@@ -160,48 +91,53 @@ class LiveConnection:
         self._changed.set()
 
     # -- sending -------------------------------------------------------------------
+    def _usable(self) -> WireConnection | None:
+        wire = self.wire
+        return wire if wire is not None and wire.is_open else None
+
     async def send(self, message: Any) -> float | None:
         """Send a client message (a dict is serialised; ``str``/``bytes`` go as a raw text/binary frame)."""
-        if isinstance(message, bytes):
-            kind, data, frame = "binary", message, message
-        else:
-            text = message if isinstance(message, str) else _dumps(message).decode()
-            kind, data, frame = "text", text.encode(), text
-        wire = self.wire
-        if wire is None or not wire.is_open:
+        wire = self._usable()
+        if wire is None:
             return None
-        # Account first: the answer may be read while the frame is still being flushed.
         at = self.probe.engine.clock.now()
-        self.probe.engine.record("send", frame, at, self.name)
-        self.probe.checker.send(frame, at, self.name)
+        kind, data = self.core.send(message, at)
         await wire.send(kind, data)
         return at
 
-    def next_run_id(self) -> str:
-        self._run_counter += 1
-        engine = self.probe.engine
-        chosen = engine.options.first_run_id
-        if chosen is not None and not getattr(engine, "_first_run_id_used", False):
-            engine._first_run_id_used = True
-            return chosen
-        return f"{self.probe.name}-{self.name.rsplit('/', 1)[-1]}-r{self._run_counter}"
+    async def time_sync(self) -> float | None:
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        await wire.send("text", self.core.time_sync(at))
+        return at
 
-    async def start_run(self, input_text: str | None = None, options: dict | None = None) -> str:
+    async def start_run(self, input_text: str | None = None, options: dict | None = None,
+                        run_id: str | None = None) -> str:
         """Start a run with a fresh client-chosen run_id (so isolation can be judged) and return it."""
-        run_id = self.next_run_id()
-        message: dict = {"type": "start_run", "run_id": run_id,
-                         "input": input_text if input_text is not None else self.probe.engine.options.input}
-        if options:
-            message["options"] = options
-        info = RunInfo(run_id, None)
-        self.runs[run_id] = info
-        info.started_at = await self.send(message)
+        wire = self._usable()
+        engine = self.probe.engine
+        if run_id is None and engine.options.first_run_id is not None and not engine.first_run_id_used:
+            engine.first_run_id_used = True  # record --run-id: the recording's run carries the user's id
+            run_id = engine.options.first_run_id
+        at = engine.clock.now()
+        run_id, data = self.core.start_run(
+            at, input=input_text if input_text is not None else self.probe.engine.options.input,
+            run_id=run_id, options=options)
+        if wire is None:
+            self.core.runs[run_id].started_at = None  # never sent: nothing to wait for
+            self.core.runs[run_id].refused = "not sent"
+            return run_id
+        await wire.send("text", data)
         return run_id
 
     async def cancel_run(self, run_id: str) -> float | None:
-        at = await self.send({"type": "cancel_run", "run_id": run_id})
-        if run_id in self.runs:
-            self.runs[run_id].cancel_sent_at = at
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        await wire.send("text", self.core.cancel_run(run_id, at))
         return at
 
     # -- waiting ---------------------------------------------------------------------
@@ -264,10 +200,13 @@ class LiveConnection:
 class ScenarioProbe:
     """One scenario's run: its checker, its connections, its notes."""
 
-    def __init__(self, engine, name: str, checker) -> None:
+    def __init__(self, engine, name: str, checker, owners: dict[str, str] | None = None) -> None:
         self.engine = engine
         self.name = name
         self.checker = checker
+        #: live rule id -> the scenario that exercises it (given by the engine: this module never
+        #: imports the scenarios, which are built on it)
+        self.owners = owners or {}
         self.connections: list[LiveConnection] = []
         self.notes: list[str] = []
         self._noted: set[str] = set()
@@ -395,10 +334,8 @@ class ScenarioProbe:
 
     def _explain_unexercised(self) -> None:
         """Say "not part of this scenario" rather than a generic reason for another scenario's live rules."""
-        from agent_events.conformance import rules as _rules
-        from agent_events.conformance.live.scenarios import SCENARIOS
 
-        owners = {rule_id: name for name, s in SCENARIOS.items() for rule_id in s.focus}
+        owners = self.owners
         outcomes = self.checker.outcomes()
         for rule in _rules.RULES:
             if rule.scope == "live" and not outcomes[rule.id].applicable:

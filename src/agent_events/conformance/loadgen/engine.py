@@ -7,13 +7,14 @@ own speed sets the rate, which is how throughput is found) or open loop
 endpoint does, which is how latency is measured without the generator
 slowing down when the server does, i.e. without coordinated omission).
 
-Frames arrive through the live check's wire (:mod:`agent_events.conformance.live.wire`:
-timed at the socket, read synchronously so a fast endpoint is throttled by
-TCP instead of filling memory) and are parsed once: the decoded message
-goes to the checker and to the latency histograms. Latencies go into
-HdrHistograms (microsecond resolution, 3 significant digits) rather than
-the checker's own summaries because a load test is about the tail:
-p99.9 and max over millions of events, in constant memory.
+A thin asyncio shell over the client core (:class:`agent_events.conformance.client.ClientConnection`,
+the same one the live check and the Locust user drive): frames arrive through
+the live check's wire (:mod:`agent_events.conformance.live.wire`: timed at the
+socket, read synchronously so a fast endpoint is throttled by TCP instead of
+filling memory), are parsed once and judged by the checker. The latencies
+reported are the checker's own samples (exact while few, 0.5 % log buckets
+past that: p99.9 and max over millions of events in constant memory), so a
+load and a check never measure the same thing two ways.
 
 Everything is bounded: runs start until the run budget or the duration is
 used up (or until no run ends within the run deadline, whatever --rate asks),
@@ -28,12 +29,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import orjson
-
 from agent_events import schemas
-from agent_events.conformance import json_text, schema_validation
 from agent_events.conformance.checker import Checker
-from agent_events.conformance.live.clock_sync import ClockEstimate, SyncSample, estimate
+from agent_events.conformance.client import ClientConnection, RunRecord
+from agent_events.conformance.latencies import Latencies, Samples
+from agent_events.conformance.live.clock_sync import ClockEstimate, estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
 from agent_events.conformance.live.wire import Clock, CloseInfo, ConnectError, Endpoint, WireConnection, open_connection
 from agent_events.conformance.profiles import Profile
@@ -44,36 +44,19 @@ DEFAULT_DURATION = 10.0
 DRAIN_GRACE = 1.0
 #: How long a time_sync reply is awaited before the clocks are assumed equal (s).
 SYNC_REPLY_TIMEOUT = 2.0
-#: Histogram range in microseconds: 1 us to 1 hour, 3 significant digits.
-HISTOGRAM_MAX_US = 3_600_000_000
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
 #: Generator loop lag (ms) above which the report warns that latencies include it.
 LAG_NOTE_MS = 10.0
 
-_loads = json_text.loads  # the checker's parser, so probe and checker agree on what is JSON
-_dumps = orjson.dumps
-_JSONDecodeError = orjson.JSONDecodeError
-_RUN_EVENT_TYPES = schema_validation.RUN_EVENT_TYPES
-_NUMBER = (int, float)
-
-
-def new_histogram():
-    """An empty latency histogram in microseconds (``hdrhistogram``, in the ``[load]`` extra)."""
-    try:
-        from hdrh.histogram import HdrHistogram
-    except ImportError:  # pragma: no cover - hdrhistogram is in the [load] and [test] extras
-        raise ImportError("agent-events load needs hdrhistogram: pip install 'agent-events[load]'") from None
-    return HdrHistogram(1, HISTOGRAM_MAX_US, 3)
-
-
-def histogram_summary(histogram) -> dict[str, Any]:
-    """Count, mean, percentiles and max in milliseconds (``None`` without samples)."""
-    count = histogram.get_total_count()
+def samples_summary(samples: Samples) -> dict[str, Any]:
+    """Count, percentiles (p99.9 included: a load is about the tail), max and mean in ms."""
+    count = samples.count
     summary: dict[str, Any] = {"count": count}
     for p in PERCENTILES:
-        summary[f"p{p:g}"] = round(histogram.get_value_at_percentile(p) / 1000.0, 3) if count else None
-    summary["max"] = round(histogram.get_max_value() / 1000.0, 3) if count else None
-    summary["mean"] = round(histogram.get_mean_value() / 1000.0, 3) if count else None
+        value = samples.percentile(p)
+        summary[f"p{p:g}"] = round(value, 3) if value is not None else None
+    summary["max"] = round(samples.max, 3) if count else None
+    summary["mean"] = round(samples.total / count, 3) if count else None
     return summary
 
 
@@ -129,30 +112,24 @@ class LoadOptions:
                 f"up to {' or '.join(b for b in bounds if b)}")
 
 
-class _Run:
-    __slots__ = ("start_at", "events", "measured")
-
-    def __init__(self, start_at: float, measured: bool) -> None:
-        self.start_at = start_at
-        self.events = 0
-        self.measured = measured
-
-
 class _Conn:
-    """One connection's runs and its pacing state (what the checker does not need to know)."""
+    """One connection: the client core's state plus its pacing (what the core does not need to know)."""
 
-    __slots__ = ("index", "name", "wire", "runs", "offset", "slot", "counter", "open", "sync_waiter")
+    __slots__ = ("index", "name", "wire", "core", "slot", "open", "sync_waiter")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, checker: Checker) -> None:
         self.index = index
         self.name = f"c{index}"
         self.wire: WireConnection | None = None
-        self.runs: dict[str, _Run] = {}
-        self.offset = 0.0
+        # in-flight runs only (forget_ended): a load keeps millions of runs going
+        self.core = ClientConnection(self.name, checker, forget_ended=True, run_prefix=f"load-{index}")
         self.slot = asyncio.Event()
-        self.counter = 0
         self.open = False
         self.sync_waiter: asyncio.Future | None = None
+
+    @property
+    def runs(self) -> dict[str, RunRecord]:
+        return self.core.runs
 
 
 @dataclass
@@ -231,9 +208,8 @@ class LoadEngine:
         self.options = options
         self.clock = Clock()
         self.checker = Checker(options.profile)
-        self.delivery = new_histogram()
-        self.first_event = new_histogram()
-        self.lag = new_histogram()
+        #: how late the generator's own loop woke up (its saturation), ms
+        self.lag = Samples()
         self.conns: list[_Conn] = []
         self.notes: list[str] = []
         self.in_flight = 0
@@ -241,13 +217,13 @@ class LoadEngine:
         self.runs_started = 0
         self.runs_completed = 0
         self.runs_refused = 0
-        self.events = 0
         self.events_completed = 0
         self.warmup_events = 0
         self.warmup_completed = 0
+        #: the checker's run-event count when the measured part began (the warm-up's are not counted)
+        self._events_before = 0
         self.connections_lost = 0
         self.starts_missed = 0
-        self.negative_latencies = 0
         self._budget = options.runs
         self._closing = False
         self._idle = asyncio.Event()
@@ -259,63 +235,29 @@ class LoadEngine:
 
     # -- frames in (called by the wire's read loop: quick, never raises) ------------
     def _on_message(self, conn: _Conn, kind: str, data: bytes, at: float) -> None:
-        checker = self.checker
-        if kind != "text":
-            checker.receive(data, at, conn.name)
-            return
-        try:
-            message = _loads(data)
-        except _JSONDecodeError:
-            checker.receive(data.decode("utf-8", "backslashreplace"), at, conn.name)
-            return
-        if type(message) is not dict:
-            # Judged as received: a decoded JSON string handed over would read as a text frame itself.
-            checker.receive(data.decode("utf-8"), at, conn.name)
-            return
-        checker.receive(message, at, conn.name)
-        type_ = message.get("type")
-        run_id = message.get("run_id")
-        run = conn.runs.get(run_id) if type(run_id) is str else None
-        if type_ in _RUN_EVENT_TYPES:
-            if run is None:
-                return  # not ours, or after its agent_completed: the checker has said so
-            run.events += 1
-            if run.measured:
-                self.events += 1
-                emitted = message.get("emitted_at")
-                if type(emitted) is float or type(emitted) is int:
-                    self._record(self.delivery, at - emitted + conn.offset)
-                if run.events == 1:
-                    self._record(self.first_event, at - run.start_at)
-            if type_ == "agent_completed":
-                self._run_ended(conn, run_id, run)
-                if run.measured:
-                    self.runs_completed += 1
-                    self.events_completed += run.events
-                else:
-                    self.warmup_completed += 1
-                    self.warmup_events += run.events
-        elif type_ == "time_sync":
-            waiter = conn.sync_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result((at, message))
-        elif type_ == "error" and run is not None and run.events == 0:
-            self._run_ended(conn, run_id, run)  # refused (too_many_runs, shutting_down, ...): no events will come
-            if run.measured:
-                self.runs_refused += 1
+        core = conn.core
+        ended = core.receive(kind, data, at)
+        if ended is not None:
+            self._run_ended(conn, ended)
+            if ended.completed_at is None:  # refused (too_many_runs, shutting_down, ...): no events will come
+                if ended.measured:
+                    self.runs_refused += 1
+            elif ended.measured:
+                self.runs_completed += 1
+                self.events_completed += ended.events
+            else:
+                self.warmup_completed += 1
+                self.warmup_events += ended.events
+        waiter = conn.sync_waiter
+        if waiter is not None and core.sync_replies and not waiter.done():
+            waiter.set_result(core.sync_replies[-1])
 
-    def _record(self, histogram, ms: float) -> None:
-        us = ms * 1000.0
-        if us < 1.0:
-            if us < 0.0:
-                self.negative_latencies += 1
-            us = 1.0
-        elif us > HISTOGRAM_MAX_US:
-            us = HISTOGRAM_MAX_US
-        histogram.record_value(int(us))
+    @property
+    def events(self) -> int:
+        """Run events received since the measured part began (every one judged by the checker)."""
+        return self.checker.run_events - self._events_before
 
-    def _run_ended(self, conn: _Conn, run_id: str, run: _Run) -> None:
-        del conn.runs[run_id]
+    def _run_ended(self, conn: _Conn, run: RunRecord) -> None:
         self.in_flight -= 1
         conn.slot.set()
         self._slot_freed.set()
@@ -344,18 +286,12 @@ class LoadEngine:
         wire = conn.wire
         if wire is None or not wire.is_open:
             return False
-        conn.counter += 1
-        run_id = f"load-{conn.index}-{conn.counter}"
-        message = {"type": "start_run", "run_id": run_id, "input": self.options.input}
-        # Account first: the first event may be read while the frame is still being flushed.
-        at = self.clock.now()
-        self.checker.send(message, at, conn.name)
-        conn.runs[run_id] = _Run(at, measured)
+        _, data = conn.core.start_run(self.clock.now(), input=self.options.input, measured=measured)
         self.in_flight += 1
         self._idle.clear()
         if measured:
             self.runs_started += 1
-        await wire.send("text", _dumps(message))
+        await wire.send("text", data)
         return True
 
     def _take_budget(self) -> bool:
@@ -456,7 +392,7 @@ class LoadEngine:
     # -- phases ------------------------------------------------------------------------
     async def _connect(self) -> None:
         options = self.options
-        self.conns = [_Conn(i) for i in range(options.connections)]
+        self.conns = [_Conn(i, self.checker) for i in range(options.connections)]
 
         async def connect(conn: _Conn) -> None:
             conn.wire = await open_connection(
@@ -479,7 +415,8 @@ class LoadEngine:
         self.conns = [c for c in self.conns if c.open]
 
     async def _synchronise(self) -> ClockEstimate:
-        """Estimate the clock offset (time_sync on one connection), as the live check does."""
+        """Estimate the clock offset (time_sync on one connection, echo judged by the core), as the
+        live check does."""
         conn = self.conns[0]
         loop = asyncio.get_running_loop()
         samples = []
@@ -487,20 +424,21 @@ class LoadEngine:
             if not conn.open:
                 break
             conn.sync_waiter = waiter = loop.create_future()
-            sent = self.clock.now()
-            await conn.wire.send("text", _dumps({"type": "time_sync", "client_time_ms": sent}))
+            await conn.wire.send("text", conn.core.time_sync(self.clock.now()))
             try:
-                received, reply = await asyncio.wait_for(waiter, SYNC_REPLY_TIMEOUT)
+                reply = await asyncio.wait_for(waiter, SYNC_REPLY_TIMEOUT)
             except asyncio.TimeoutError:
+                self.notes.append(f"no time_sync reply within {SYNC_REPLY_TIMEOUT:g} s")
                 break
-            server_time = reply.get("server_time_ms")
-            if type(server_time) in _NUMBER:
-                samples.append(SyncSample(sent, server_time, received))
+            if reply.sample is None:
+                self.notes.append(f"a time_sync reply did not echo the request ({reply.reply!r:.120}); "
+                                  "its clock sample was not used")
+                break
+            samples.append(reply.sample)
         conn.sync_waiter = None
         clock = estimate(samples)
         for c in self.conns:
-            c.offset = clock.offset_ms
-            self.checker.set_clock_offset(c.name, clock.offset_ms)
+            c.core.set_clock_offset(clock.offset_ms)
         return clock
 
     async def _drain(self) -> None:
@@ -531,7 +469,7 @@ class LoadEngine:
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             now = loop.time()
-            self._record(self.lag, (now - due) * 1000.0)
+            self.lag.add(max(0.0, (now - due) * 1000.0))
             due = now + interval
             if server is not None:
                 server.sample(self.in_flight)
@@ -560,6 +498,9 @@ class LoadEngine:
                 self.notes.append(clock.describe())
             if options.warmup:
                 await self._warm_up()
+            # what the warm-up measured is not the load's: start the checker's samples afresh
+            self.checker.latencies = Latencies()
+            self._events_before = self.checker.run_events
             events_per_run = self.warmup_events / self.warmup_completed if self.warmup_completed else 12.0
             if options.server is not None:
                 options.server.begin()
@@ -592,7 +533,7 @@ class LoadEngine:
         if self.starts_missed:
             self.notes.append(f"{self.starts_missed} start(s) due by the target rate found every connection at "
                               f"--runs-per-connection {options.runs_per_connection}: the endpoint fell behind")
-        lag = histogram_summary(self.lag)
+        lag = samples_summary(self.lag)
         if lag["max"] is not None and lag["max"] > LAG_NOTE_MS:
             self.notes.append(f"the load generator's own event loop ran up to {lag['max']:g} ms late (p99 {lag['p99']:g} ms): "
                               "latencies include that; use fewer connections, a lower --rate or --ramp-up if it matters")
@@ -606,10 +547,11 @@ class LoadEngine:
             options=options, checker=self.checker, clock=clock, runs_started=self.runs_started,
             runs_completed=self.runs_completed, runs_refused=self.runs_refused, runs_unfinished=unfinished,
             events=self.events, events_completed=self.events_completed, elapsed_s=elapsed,
-            delivery=histogram_summary(self.delivery), first_event=histogram_summary(self.first_event),
+            delivery=samples_summary(self.checker.latencies.delivery),
+            first_event=samples_summary(self.checker.latencies.first_event),
             connections=len(self.conns), connections_failed=options.connections - len(self.conns),
             connections_lost=self.connections_lost, starts_missed=self.starts_missed,
-            negative_latencies=self.negative_latencies, generator_lag=lag, warmup_runs=len(self.conns) if options.warmup else 0,
+            negative_latencies=self.checker.latencies.delivery.negative, generator_lag=lag, warmup_runs=len(self.conns) if options.warmup else 0,
             server=server, notes=self.notes)
 
 
