@@ -183,6 +183,15 @@ class Report:
     protocol_version: str = schemas.PROTOCOL_VERSION
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """Short, so that ``assert report.conformant`` in a test shows the verdict, not every field
+        (``agent_events.conformance.testing.assert_conformant`` shows each failure in full)."""
+        failed = sorted({r for s in self.sections for r in s.failed_rules(self.policy)})
+        verdict = "conformant" if self.conformant else "not conformant"
+        gate = "passed the gate" if self.passed_gate else "failed the gate"
+        tail = f"; failed: {', '.join(failed)}" if failed else ""
+        return f"<Report {self.command or 'check'}: {verdict}, {gate}{tail}>"
+
     # -- verdict ---------------------------------------------------------------
 
     def rule_outcomes(self) -> dict[str, RuleOutcome]:
