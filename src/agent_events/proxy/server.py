@@ -40,13 +40,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
-from agent_events.proxy.planner import Applied, Cut, Forward, Planner
+from agent_events.proxy.planner import Applied, Cut, Planner
 
 logger = logging.getLogger("agent_events.proxy")
 
@@ -397,12 +397,21 @@ class _Session:
         writer = self.loop.create_task(self._writer())
         from_upstream = self.loop.create_task(self._from_upstream())
         self.tasks = [writer, from_upstream]
+        for task in self.tasks:
+            task.add_done_callback(self._task_done)
         try:
             await self._from_client()
         finally:
             for task in self.tasks + [lane.task for lane in self.lanes.values()]:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        """A pump that fails ends its connection (both sides dropped), with one log line and no traceback."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            logger.warning("connection %d ended by %s: %s", self.planner.connection, type(exc).__name__, exc)
+            self.abort()
 
     def abort(self) -> None:
         for connection in (self.client, self.upstream):
