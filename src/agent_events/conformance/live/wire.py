@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -136,20 +137,27 @@ def check_url(url: str) -> None:
         raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
 
 
-def describe_handshake_failure(exc: BaseException) -> str:
-    """One line a user can act on, for anything that stopped the handshake."""
+def describe_handshake_failure(exc: BaseException, host: str | None = None, path: str | None = None) -> str:
+    """One line a user can act on, for anything that stopped the handshake (``host`` and ``path``:
+    the URL's, named in the message when known)."""
     if isinstance(exc, InvalidStatus):
         response = exc.response
         body = bytes(response.body or b"")[:200].decode("utf-8", "replace").strip()
+        at_path = f" {path!r}" if path else ""
         hint = {401: " (unauthorized: pass --token or --header 'Authorization: ...')",
-                403: " (forbidden: check the token or the Origin the endpoint allows)",
-                404: " (no WebSocket endpoint at this path)"}.get(response.status_code, "")
+                # Starlette/FastAPI answer a WebSocket handshake on a path with no route with 403
+                403: f" (forbidden: check the path{at_path} - some frameworks, such as Starlette and FastAPI, "
+                     "answer 403 for a path with no WebSocket route - then the token, or the Origin the endpoint allows)",
+                404: f" (no WebSocket endpoint at the path{at_path})"}.get(response.status_code, "")
         text = f"HTTP {response.status_code} {response.reason_phrase}{hint}"
         return f"{text}: {body}" if body else text
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timed out"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or exc} (use --cafile for a private CA, --insecure for a self-signed test server)"
+    if isinstance(exc, socket.gaierror):  # its errno is an EAI_* code, which os.strerror does not know
+        name = f"the host name {host!r}" if host else "the host name"
+        return f"{name} does not resolve ({exc.strerror or exc}): check the URL's host"
     if isinstance(exc, ConnectionResetError):
         return "the endpoint reset the connection (for wss://, is it really serving TLS?)"
     if isinstance(exc, OSError):
@@ -206,7 +214,7 @@ class WireConnection:
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             local = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in CLIENT_LIMIT_ERRNOS
             error = ClientLimitError if local else ConnectError
-            raise error(f"cannot connect: {describe_handshake_failure(exc)}") from None
+            raise error(f"cannot connect: {describe_handshake_failure(exc, self._uri.host)}") from None
         request = self.protocol.connect()
         for name, value in endpoint.headers:
             request.headers[name] = value
@@ -232,7 +240,9 @@ class WireConnection:
                 self.protocol.receive_eof()
             events = self.protocol.events_received()
             if self.protocol.handshake_exc is not None:
-                raise ConnectError(f"handshake failed: {describe_handshake_failure(self.protocol.handshake_exc)}")
+                raise ConnectError("handshake failed: "
+                                   + describe_handshake_failure(self.protocol.handshake_exc, self._uri.host,
+                                                                self._uri.resource_name.split("?", 1)[0]))
             if events and isinstance(events[0], Response):
                 self.subprotocol = self.protocol.subprotocol
                 await self._flush()
