@@ -55,7 +55,7 @@ def test_the_drift_test_sees_a_stale_table():
     assert stale != SPEC and spec_tables.render(stale) == SPEC
 
 
-def test_the_regenerate_command_is_a_check_too(tmp_path):
+def test_the_regenerate_command_is_a_check_too():
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "hooks" / "spec_tables.py"), "--check"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
