@@ -494,10 +494,12 @@ def test_plain_http_requests_are_relayed_so_health_checks_and_pages_work_through
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(p.url.replace("ws://", "http://") + "nowhere", timeout=10)
         assert refused.value.code == 404  # the upstream's own answer
-    with proxy.run_in_thread(f"ws://127.0.0.1:{m.unused_port()}/") as p, \
-            pytest.raises(urllib.error.HTTPError) as unreachable:
-        urllib.request.urlopen(p.url.replace("ws://", "http://") + "healthz", timeout=10)
-    assert unreachable.value.code == 502
+        refused.value.close()
+    with proxy.run_in_thread(f"ws://127.0.0.1:{m.unused_port()}/") as p:
+        with pytest.raises(urllib.error.HTTPError) as unreachable:
+            urllib.request.urlopen(p.url.replace("ws://", "http://") + "healthz", timeout=10)
+        assert unreachable.value.code == 502
+        unreachable.value.close()
 
 
 def test_the_testing_your_client_page_examples_run_and_its_fixture_example_passes(tmp_path):
@@ -521,3 +523,17 @@ def test_every_fault_spec_shown_in_the_docs_is_accepted():
     for argv in shown:
         args = build_parser().parse_args(argv)
         make_plan(args.fault, args.random, args.seed)  # raises FaultSpecError for a bad one
+
+
+@sync
+async def test_a_flood_held_back_by_a_stall_is_bounded_and_delivered_in_order():
+    with m.running(m.Floods()) as upstream:
+        fault_proxy = proxy.FaultProxy(upstream, ["stall:300"], max_held=50)
+        async with fault_proxy as url:
+            # close_timeout: a client that stops reading a flood cannot see the close frame behind it
+            async with connect(url, subprotocols=["agent-events.v1"], close_timeout=0.2) as ws:
+                await ws.send(json.dumps({"type": "start_run", "run_id": "r1", "input": "x"}))
+                async with asyncio.timeout(20):
+                    seqs = [json.loads(await ws.recv())["seq"] for _ in range(400)]
+    assert seqs == list(range(400))
+    assert 50 <= fault_proxy.held_peak <= 53  # the upstream was read no further: TCP back-pressure, not memory

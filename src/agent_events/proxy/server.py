@@ -176,6 +176,8 @@ class FaultProxy:
         self.max_held = max_held
         self.applied: list[dict] = []
         self.connections_total = 0
+        #: The most frames one connection held back at once (bounded by ``max_held``, plus one frame's actions).
+        self.held_peak = 0
         self._counter = itertools.count()
         self._sessions: set[_Session] = set()
         self._reapers: set[asyncio.Task] = set()
@@ -475,6 +477,8 @@ class _Session:
 
     def hold(self, delta: int) -> None:
         self.held += delta
+        if self.held > self.proxy.held_peak:
+            self.proxy.held_peak = self.held
         if self.held >= self.proxy.max_held:
             self.room.clear()
         else:
