@@ -76,6 +76,8 @@ def test_the_wheel_holds_nothing_top_level_but_agent_events(wheel):
     assert "agent_events/schemas/v1/agent_completed.json" in names
     assert "agent_events/schemas/v1/server_message.json" in names
     assert any(n.startswith("agent_events/schemas/vectors/sequences/invalid/") for n in names)
+    # the live viewer's static files, served by `agent-events serve` at GET /
+    assert {f"agent_events/reference_agent/viewer/{f}" for f in ("index.html", "viewer.js", "viewer.css")} <= set(names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "agent-events = agent_events.conformance.cli:main" in text
