@@ -294,18 +294,57 @@ async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
                                             runs_per_connection=5, duration=scale.harness_window_s))
     load_cpu = time.process_time() - cpu0
     live_rate = live_events / live_wall
+    ratio = _ratio(live_rate, counting)
     return _result(
         5, "harness: events/s the live check consumes", "events/s",
         f"agent-events check --scenario concurrency, {scale.harness_connections} connections x "
         f"{scale.harness_runs} runs, against a fast endpoint (bare websockets, one write per run)",
         round(live_rate), round(counting), "counting-only client, same endpoint",
-        "report (the harness must not be what a check measures)", None,
+        ">= 50% of the baseline (the harness must not be what a check measures)",
+        ratio is not None and ratio >= 0.5,
         {"live_check": {"events": live_events, "seconds": round(live_wall, 3),
                         "client_us_per_event": round(live_cpu * 1e6 / live_events, 2) if live_events else None,
                         "violations": report.violation_total},
          "load_command": {"events_per_s": round(load.events_per_s),
                           "client_us_per_event": round(load_cpu * 1e6 / load.events, 2) if load.events else None,
                           "violations": sum(load.checker.violation_counts.values())}})
+
+
+# -- 6. the load generator against the endpoint it loads --------------------------------------
+
+async def load_cost(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
+    """CPU per event of ``agent-events load`` (every run checked) and of the reference agent it
+    drives, in the same run: the generator must not be what a load test measures."""
+    from agent_events.conformance.loadgen.server import ServerWatch
+
+    agent = servers["agent"]
+    samples = []
+    for _ in range(scale.repeats):
+        watch = ServerWatch(agent.pid)
+        cpu0 = time.process_time()
+        result = await run_load(_endpoint_options(
+            agent.url, connections=scale.harness_connections, runs_per_connection=5,
+            duration=scale.harness_window_s, server=watch))
+        load_cpu = time.process_time() - cpu0
+        server = result.server or {}
+        samples.append({
+            "events": result.events, "events_per_s": round(result.events_per_s),
+            "load_us_per_event": round(load_cpu * 1e6 / result.events, 2) if result.events else None,
+            "agent_us_per_event": (round(server["cpu_seconds"] * 1e6 / result.events, 2)
+                                   if result.events and server.get("cpu_seconds") is not None else None),
+            "violations": sum(result.checker.violation_counts.values())})
+    load_us = _median([s["load_us_per_event"] for s in samples if s["load_us_per_event"] is not None])
+    agent_us = _median([s["agent_us_per_event"] for s in samples if s["agent_us_per_event"] is not None])
+    ratio = _ratio(load_us, agent_us)
+    return _result(
+        6, "load: client CPU per event", "us",
+        f"agent-events load, {scale.harness_connections} connections x 5 runs in flight, closed loop, "
+        f"{scale.harness_window_s:g} s, against the reference agent (--llm-delay-ms 0), every run checked, "
+        f"median of {scale.repeats}",
+        load_us, agent_us, "the reference agent's CPU per event, same load",
+        "<= the baseline (ratio <= 1: the generator is not the bottleneck)",
+        ratio is not None and ratio <= 1.0,
+        {"samples": samples})
 
 
 def machine() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--json] [--only 1,3]``: the five measurements, one table.
+"""``python -m benchmarks [--quick] [--json] [--only 1,3]``: every measurement, one table.
 
 Servers run as subprocesses (one core for the server, one for the client,
 as the targets assume) and are started once and reused by the measurements
@@ -28,7 +28,8 @@ SERVERS = {
     "bare": m.BARE,
     "bare_batched": [*m.BARE, "--mode", "batched"],
 }
-NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",)}
+NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
+         6: ("agent",)}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -45,6 +46,8 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
             results.append(await m.latency(servers, scale))
         if 5 in only:
             results.append(await m.harness(servers, scale))
+        if 6 in only:
+            results.append(await m.load_cost(servers, scale))
     if 3 in only:
         results.append(await m.memory(scale))
     if 4 in only:
@@ -84,6 +87,9 @@ def _detail(result: dict[str, Any]) -> list[str]:
     if i == 4:
         return [f"{d['events']:,} events in {d['seconds']} s, peak RSS {d['peak_rss_mib']} MiB, "
                 f"{d['violations']} violations; baseline on the first {d['baseline_messages']:,} messages"]
+    if i == 6:
+        return [" / ".join(f"load {x['load_us_per_event']} us, agent {x['agent_us_per_event']} us "
+                           f"({x['events_per_s']:,} ev/s, {x['violations']} violations)" for x in d["samples"])]
     if i == 5:
         live, load = d["live_check"], d["load_command"]
         return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations); "
@@ -112,15 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke test (seconds)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    parser.add_argument("--only", default="1,2,3,4,5", metavar="IDS",
-                        help="comma-separated measurement numbers (default all: 1,2,3,4,5)")
+    parser.add_argument("--only", default=",".join(map(str, NEEDS)), metavar="IDS",
+                        help=f"comma-separated measurement numbers (default all: {','.join(map(str, NEEDS))})")
     args = parser.parse_args(argv)
     try:
         only = {int(x) for x in args.only.split(",") if x.strip()}
     except ValueError:
-        parser.error(f"--only takes numbers 1-5, not {args.only!r}")
+        parser.error(f"--only takes numbers 1-{max(NEEDS)}, not {args.only!r}")
     if not only or not only <= set(NEEDS):
-        parser.error(f"--only takes numbers 1-5, not {args.only!r}")
+        parser.error(f"--only takes numbers 1-{max(NEEDS)}, not {args.only!r}")
     data = asyncio.run(run(m.QUICK if args.quick else m.FULL, only))
     if args.json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")

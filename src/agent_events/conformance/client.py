@@ -181,6 +181,17 @@ class ClientConnection:
         (completed, or refused before its first event), else ``None``."""
         self.received += 1
         recorder = self.recorder
+        if kind == "text" and recorder is None:
+            # The common case, parsed straight from the bytes (orjson checks the UTF-8 itself);
+            # anything it refuses takes the path below, which keeps the frame's text for the checker.
+            try:
+                message = _loads(data)
+            except _JSONDecodeError:
+                pass
+            else:
+                if type(message) is dict:
+                    self.checker.receive(message, at, self.name)
+                    return self._bookkeep(message, at)
         if kind == "text":
             try:
                 frame: str | bytes = data.decode("utf-8")

@@ -27,6 +27,10 @@ DESCRIPTIONS = {
 }
 
 
+def _bucket(ms: float) -> int:
+    return int(math.log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
+
+
 class Samples:
     """One latency series, in milliseconds."""
 
@@ -49,14 +53,20 @@ class Samples:
         self.total += ms
         if ms < self.min:
             self.min = ms
-        if ms < 0.0:
-            self.negative += 1
         if ms > self.max:
             self.max = ms
+        if ms < 0.0:
+            self.negative += 1
         if self.count <= EXACT_CAP:
+            # exact while few; the buckets are built from these once they are needed
             self._exact.append(ms)
-        key = int(math.log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
+            return
         buckets = self._buckets
+        if self.count == EXACT_CAP + 1:
+            for value in self._exact:
+                key = _bucket(value)
+                buckets[key] = buckets.get(key, 0) + 1
+        key = _bucket(ms)
         buckets[key] = buckets.get(key, 0) + 1
 
     def __len__(self) -> int:

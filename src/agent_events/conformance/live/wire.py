@@ -15,6 +15,14 @@ websockets' sans-I/O :class:`~websockets.client.ClientProtocol` itself:
   read, so a 100 MB frame costs nothing but a close with code 1009;
 * every wait has a timeout, so a silent or stuck endpoint cannot hang us.
 
+Once the connection is open, the plain case (a whole, unmasked text or
+binary frame within ``max_size``, no fragment in progress) is parsed here
+from its header: websockets' generator-based frame parser costs more than the
+rest of a check per event, and a harness must not be what a load test
+measures. Every other frame (control frames, fragments, anything
+malformed) is handed to websockets' protocol whole, so it stays the one
+authority on the WebSocket rules, always fed at a frame boundary.
+
 Nothing here knows the protocol: frames in, frames out.
 """
 
@@ -25,6 +33,7 @@ import errno
 import os
 import socket
 import ssl
+import struct
 import time
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -46,6 +55,8 @@ from websockets.uri import parse_uri
 #: 16 MiB is far above any legitimate one and far below what hurts a CI runner.
 DEFAULT_MAX_SIZE = 16 * 2**20
 READ_CHUNK = 2**16
+_U16 = struct.Struct(">H").unpack_from
+_U64 = struct.Struct(">Q").unpack_from
 
 FrameKind = Literal["text", "binary"]
 
@@ -192,6 +203,9 @@ class WireConnection:
         self._task: asyncio.Task | None = None
         self._parts: list[bytes] = []
         self._kind: FrameKind | None = None
+        #: bytes read but not yet parsed (the fast path's buffer), and whether it may run
+        self._buffer = bytearray()
+        self._fast = False
         self.subprotocol: str | None = None
         self.close_info: CloseInfo | None = None
         self.closed = asyncio.Event()
@@ -247,6 +261,10 @@ class WireConnection:
                 self.subprotocol = self.protocol.subprotocol
                 await self._flush()
                 self._process(events[1:], at)
+                # The fast path may start only at a frame boundary: nothing left in the protocol's
+                # reader (an attribute of websockets' sans-I/O reader; without it, no fast path).
+                leftover = getattr(getattr(self.protocol, "reader", None), "buffer", None)
+                self._fast = leftover is not None and len(leftover) == 0
                 return
             if not data:
                 raise ConnectError("handshake failed: the endpoint closed the connection before answering")
@@ -254,28 +272,38 @@ class WireConnection:
     # -- reading -----------------------------------------------------------
     async def _read_loop(self) -> None:
         protocol = self.protocol
+        reader = self._reader
         closing_deadline: float | None = None
         loop = asyncio.get_running_loop()
+        now = self.clock.now
         try:
             while protocol.state is not State.CLOSED:
-                timeout = None
                 if protocol.state is State.CLOSING:
                     # The close handshake is under way (or we failed the
                     # connection): the peer gets close_timeout to drop TCP.
                     if closing_deadline is None:
                         closing_deadline = loop.time() + self.endpoint.close_timeout
-                    timeout = max(0.0, closing_deadline - loop.time())
-                try:
-                    data = await asyncio.wait_for(self._reader.read(READ_CHUNK), timeout)
-                except asyncio.TimeoutError:
-                    break
-                at = self.clock.now()
-                if data:
-                    protocol.receive_data(data)
+                    try:
+                        data = await asyncio.wait_for(reader.read(READ_CHUNK),
+                                                      max(0.0, closing_deadline - loop.time()))
+                    except asyncio.TimeoutError:
+                        break
                 else:
+                    data = await reader.read(READ_CHUNK)
+                at = now()
+                if data and self._fast:
+                    self._receive_fast(data, at)
+                elif data:
+                    protocol.receive_data(data)
+                    self._process(protocol.events_received(), at)
+                else:
+                    if self._buffer:  # a frame cut short by EOF: let the protocol say so
+                        protocol.receive_data(bytes(self._buffer))
+                        self._buffer.clear()
                     protocol.receive_eof()
-                self._process(protocol.events_received(), at)
-                await self._flush()
+                    self._process(protocol.events_received(), at)
+                if self._write_pending():
+                    await self._drain()
                 if protocol.parser_exc is not None or protocol.close_rcvd is not None:
                     self._finish_from_protocol()
                 if protocol.parser_exc is not None or not data:
@@ -288,6 +316,64 @@ class WireConnection:
         finally:
             self._finish_from_protocol()
             self._abort()
+
+    def _receive_fast(self, data: bytes, at: float) -> None:
+        """Parse whole frames from the buffer: plain data frames here, every other one through
+        the protocol, whole. Anything malformed (a masked or reserved-bit frame, a reserved
+        opcode, a length over ``max_size``) goes to the protocol with all that follows, and the
+        fast path ends: the protocol fails the connection, as it would have."""
+        buffer = self._buffer
+        buffer += data
+        size = len(buffer)
+        pos = 0
+        protocol = self.protocol
+        max_size = self.endpoint.max_size
+        on_message = self._on_message
+        while size - pos >= 2:
+            b0 = buffer[pos]
+            b1 = buffer[pos + 1]
+            length = b1 & 0x7F
+            header = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = _U16(buffer, pos + 2)[0]
+                header = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = _U64(buffer, pos + 2)[0]
+                header = 10
+            opcode = b0 & 0x0F
+            if b1 & 0x80 or b0 & 0x70 or (max_size is not None and length > max_size) \
+                    or 3 <= opcode <= 7 or opcode >= 0xB or protocol.state is not State.OPEN:
+                self._fast = False
+                protocol.receive_data(bytes(buffer[pos:]))
+                pos = size
+                self._process(protocol.events_received(), at)
+                break
+            end = pos + header + length
+            if end > size:
+                break
+            if b0 & 0x80 and (opcode == 1 or opcode == 2) and self._kind is None:
+                payload = bytes(buffer[pos + header:end])
+                pos = end
+                try:
+                    on_message(self, "text" if opcode == 1 else "binary", payload, at)
+                except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
+                    self.callback_errors.append(f"{type(exc).__name__}: {exc}")
+            else:  # control frame, fragment: the protocol's, whole
+                protocol.receive_data(bytes(buffer[pos:end]))
+                pos = end
+                self._process(protocol.events_received(), at)
+                if protocol.state is not State.OPEN:  # a close: the protocol takes the rest
+                    self._fast = False
+                    if pos < size:
+                        protocol.receive_data(bytes(buffer[pos:]))
+                        pos = size
+                        self._process(protocol.events_received(), at)
+                    break
+        del buffer[:pos]
 
     def _process(self, events, at: float) -> None:
         for event in events:
@@ -336,11 +422,15 @@ class WireConnection:
             self.callback_errors.append(f"{type(exc).__name__}: {exc}")
 
     # -- writing -----------------------------------------------------------
-    async def _flush(self) -> None:
+    def _write_pending(self) -> bool:
+        """Write what the protocol has to send; whether the transport holds some back (then drain)."""
         writer = self._writer
         if writer is None:
-            return
-        for data in self.protocol.data_to_send():
+            return False
+        pending = self.protocol.data_to_send()
+        if not pending:
+            return False
+        for data in pending:
             if data:
                 writer.write(data)
             elif writer.can_write_eof():
@@ -348,10 +438,17 @@ class WireConnection:
                     writer.write_eof()
                 except OSError:
                     pass
+        return writer.transport.get_write_buffer_size() > 0 or writer.transport.is_closing()
+
+    async def _drain(self) -> None:
         try:
-            await asyncio.wait_for(writer.drain(), self.endpoint.send_timeout)
+            await asyncio.wait_for(self._writer.drain(), self.endpoint.send_timeout)
         except (OSError, asyncio.TimeoutError, ssl.SSLError):
             pass  # a dead or stuck peer shows up in the read loop; sending must not hang
+
+    async def _flush(self) -> None:
+        if self._write_pending():
+            await self._drain()
 
     @property
     def is_open(self) -> bool:
