@@ -139,12 +139,9 @@ def _why(exc: BaseException) -> str:
 class FaultProxy:
     """A WebSocket proxy that injects ``faults`` into the run events an ``upstream`` sends its clients.
 
-    ::
-
-        async with FaultProxy("ws://127.0.0.1:8765/", faults=["drop:3"]) as url:
-            ...   # point the client under test at url
-
-    ``faults`` are specs (``"drop:3"``, ``"delay:5:200"``, ``"stall:500"``...,
+    ``async with FaultProxy("ws://127.0.0.1:8765/", faults=["drop:3"]) as url:`` gives the
+    proxy's URL, to point the client under test at; :meth:`start` and :meth:`stop` do the same
+    by hand. ``faults`` are specs (``"drop:3"``, ``"delay:5:200"``, ``"stall:500"``...,
     see :mod:`agent_events.proxy.faults`); ``random`` (``"drop=0.1,dup=0.05"``)
     with ``seed`` picks more, reproducibly. Every applied fault is appended to
     :attr:`applied` and passed to ``on_fault`` (a dict: connection, run, seq,
@@ -246,7 +243,7 @@ class FaultProxy:
         await self.stop()
 
     # -- faults ----------------------------------------------------------------------
-    def record(self, applied: Applied) -> None:
+    def _record(self, applied: Applied) -> None:
         entry = applied.to_json()
         if len(self.applied) < MAX_APPLIED_KEPT:
             self.applied.append(entry)
@@ -464,7 +461,7 @@ class _Session:
 
     async def _route(self, action) -> None:
         if isinstance(action, Applied):
-            self.proxy.record(action)
+            self.proxy._record(action)
             return
         lane_name = action.lane
         lane = self.lanes.get(lane_name) if lane_name is not None else None
