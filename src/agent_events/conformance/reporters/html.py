@@ -90,7 +90,7 @@ _DOT_CLASS = {"lifecycle": "life", "thinking": "think", "progress": "prog", "oth
 
 # Timeline geometry (SVG user units; the SVG scales to the page width).
 _W, _X0, _X1 = 1000.0, 92.0, 985.0
-_ROW, _PAD, _MAX_GAP = 13.0, 4.0, 16.0
+_ROW, _PAD, _MAX_GAP = 13.0, 4.0, 36.0
 
 
 def _status_class(status: str) -> str:
@@ -420,18 +420,19 @@ class _Section:
                          f"width='{max(x_b - x_a, 0) + 6:.1f}' height='{_ROW - 4:g}' rx='2'>"
                          f"<title>{escape(tip, quote=False)}</title></rect></a>"
                          + _label(x_a, x_b, y_call + _ROW - 5, call["name"]))
+        position = {e["index"]: i for i, e in enumerate(events)}
+        ym = mid("violations") if marks else 0.0
+        labelled: dict[str, tuple[float, float]] = {}  # one name per rule, after its marks
         for k, v in marks:
             mark_id = self.marks[k][1]
-            if v.index is not None and (conn, v.index) in self.frame_ids:
-                i = next(p for p, e in enumerate(events) if e["index"] == v.index)
-                x = xs[i]
-            else:
-                x = min(_X1, xs[-1] + gap)
-            ym = mid("violations")
+            x = xs[position[v.index]] if v.index in position else min(_X1, xs[-1] + gap)
             parts.append(f"<a id={mark_id} href='#s{self.n}-v{k}'><path class='vm {escape(v.severity)}' "
                          f"d='M{x - 6:.1f} {ym - 6:.1f}h12l-6 11z'><title>{escape(v.rule_id)}: {escape(v.observed)}"
-                         f"</title></path></a>"
-                         + _label(x - 2, x + 2, ym + 3, v.rule_id))
+                         f"</title></path></a>")
+            first, last = labelled.get(v.rule_id, (x, x))
+            labelled[v.rule_id] = (min(first, x), max(last, x))
+        for rule_id, (first, last) in labelled.items():
+            parts.append(_label(first - 4, last + 4, ym + 3, rule_id))
         parts.append("</svg>")
         return "".join(parts)
 
@@ -451,9 +452,13 @@ _LEGEND = (
     "the thin lines lead to their time on the axis</span></div>")
 
 
+def _fits_after(x: float, text: str) -> bool:
+    return x + 10 + 5.6 * len(text) <= _W
+
+
 def _label(x_a: float, x_b: float, y: float, text: str) -> str:
     """A bar's name after it, or before it where it would run off the right edge."""
-    if x_b + 9 + 5.6 * len(text) <= _W:
+    if _fits_after(x_b, text):
         return f"<text class=tn x='{x_b + 6:.1f}' y='{y:.1f}'>{escape(text)}</text>"
     return f"<text class=tn x='{x_a - 6:.1f}' y='{y:.1f}' text-anchor=end>{escape(text)}</text>"
 
@@ -520,9 +525,13 @@ def _rows(calls: list[dict]) -> int:
     """Give each call the first row where it (and its name after it) does not overlap; return the row count."""
     ends: list[float] = []
     for call in calls:
-        reach = call["x1"] + 10 + 5.6 * len(call["name"])
+        text = 10 + 5.6 * len(call["name"])
+        if _fits_after(call["x1"], call["name"]):  # the name goes after the bar (as _label places it), else before it
+            start, reach = call["x0"] - 3, call["x1"] + text
+        else:
+            start, reach = call["x0"] - text, call["x1"] + 3
         for row, end in enumerate(ends):
-            if call["x0"] - 3 > end:
+            if start > end:
                 ends[row] = reach
                 call["row"] = row
                 break
