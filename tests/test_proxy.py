@@ -215,10 +215,11 @@ def start_cli_proxy(*argv: str) -> tuple[subprocess.Popen, str]:
 def stop_cli_proxy(child: subprocess.Popen) -> tuple[int, str]:
     child.send_signal(signal.SIGTERM)
     try:
-        _, err = child.communicate(timeout=15)
+        out, err = child.communicate(timeout=15)
     except subprocess.TimeoutExpired:
         child.kill()
-        _, err = child.communicate()
+        out, err = child.communicate()
+    assert out == ""  # the URL is the only line on stdout
     return child.returncode, err
 
 

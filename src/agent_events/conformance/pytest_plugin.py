@@ -11,7 +11,9 @@ Two uses, both opt-in:
   reference agent, to test a client against) and ``agent_events_check`` (a
   callable that runs a check and returns the report), layered on
   ``agent_events_url`` and ``agent_events_options`` so that a conftest can
-  override any one of them.
+  override any one of them; ``agent_events_proxy`` starts a fault-injecting
+  proxy (``agent_events.proxy``) in front of it, to test a client against a
+  broken stream.
 
 Without ``--agent-events-url`` it adds no items and changes nothing: the
 options exist, the fixtures wait to be asked for, no module of the live
