@@ -389,6 +389,9 @@ class EchoUpstream:
                 if message == "close-me":
                     await ws.close(4001, "upstream done")
                     return
+                if message == "drop-me":
+                    ws.transport.abort()
+                    return
                 if message == "huge":
                     await ws.send("x" * 5000)
                 else:
@@ -419,8 +422,14 @@ async def test_path_query_headers_subprotocol_and_close_codes_pass_through():
             async with connect(url, subprotocols=["other"]) as ws:
                 await ws.recv()
                 await ws.close(4002, "client done")
+            async with connect(url, subprotocols=["other"]) as dropped:
+                await dropped.recv()
+                await dropped.send("drop-me")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await dropped.recv()
+            assert closed.value.rcvd is None  # the upstream vanished without a close frame: so does the proxy
             for _ in range(200):
-                if len(echo.closes) == 2:
+                if len(echo.closes) == 3:
                     break
                 await asyncio.sleep(0.01)
     assert echo.closes[1] == (4002, "client done")
@@ -538,3 +547,16 @@ async def test_a_flood_held_back_by_a_stall_is_bounded_and_delivered_in_order():
                     seqs = [json.loads(await ws.recv())["seq"] for _ in range(400)]
     assert seqs == list(range(400))
     assert 50 <= fault_proxy.held_peak <= 53  # the upstream was read no further: TCP back-pressure, not memory
+
+
+def test_an_explicit_fault_wins_over_a_random_one_at_its_seq():
+    planner = Planner(make_plan(["dup:2"], random="drop=1", seed=3))
+    applied = [a for seq in range(4) for a in planner.receive("text", event(seq), 0.0) if isinstance(a, Applied)]
+    assert [(a.seq, str(a.fault), a.source) for a in applied] == [
+        (0, "drop:0", "random"), (1, "drop:1", "random"), (2, "dup:2", "fault"), (3, "drop:3", "random")]
+
+
+def test_an_unwritable_fault_log_is_a_usage_error(tmp_path, capsys):
+    assert main(["proxy", "ws://127.0.0.1:9/", "--fault", "drop:1", "--log", str(tmp_path / "no" / "such" / "dir.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the fault log" in err and "Traceback" not in err
