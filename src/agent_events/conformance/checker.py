@@ -333,10 +333,10 @@ class Checker:
                 message = _loads(message)
             except _JSONDecodeError:
                 return []
-        if isinstance(message, Mapping) and type(message) is not dict:
-            message = dict(message)
         if type(message) is not dict:
-            return []
+            if not isinstance(message, Mapping):
+                return []
+            message = dict(message)
         if not _sv.is_valid_client(message):
             if message.get("type") == "start_run":
                 self._tentative_start(message, at, conn)
@@ -384,7 +384,7 @@ class Checker:
         if c is None:
             return []
         out: list[Violation] = []
-        runs = [self._runs[(conn, rid)] for rid in list(c.run_ids)]
+        runs = [run for run in (self._runs.get((conn, rid)) for rid in list(c.run_ids)) if run is not None]
         if at is not None:
             for run in runs:
                 self._tick_run(run, at, out)
@@ -499,6 +499,7 @@ class Checker:
             if run is not None and run.state == AWAITING_START:
                 # the server refused to start it: there will be no events, and that is fine
                 del self._runs[(c.name, run_id)]
+                c.run_ids.discard(run_id)
                 self.runs_refused += 1
 
     # -- run events ------------------------------------------------------------

@@ -10,9 +10,12 @@ bug report can carry its evidence. Its format (see the spec):
   "conn": "c0", "text": <raw text frame>}`` (or ``"binary"``: base64 of a
   binary frame, or ``"msg"``: an already-decoded JSON value, as the sequence
   vectors use). ``t`` and ``conn`` are optional;
-* ``{"t": ..., "dir": "close", "conn": "c0"}`` (optionally with ``"code"``)
-  when a connection closed: its open runs end there and the checker releases
-  its state, so memory does not grow with the number of connections.
+* ``{"t": ..., "dir": "close", "conn": "c0"}`` (optionally with ``"code"``,
+  and ``"cause"``/``"detail"`` when the client closed it because of what it
+  received, such as ``"message_too_big"``, which fails ``frame.size`` as in the
+  live check) when a connection closed: its open runs end there and the
+  checker releases its state, so memory does not grow with the number of
+  connections.
 
 A line without ``dir`` is a plain server message with no timing (a log of
 what a server sent), so plain JSONL validates too. A header line after
@@ -43,6 +46,8 @@ HEADER_KEY = "transcript"
 DIRECTIONS = ("send", "recv")
 #: The ``dir`` of a record saying that a connection closed.
 CLOSE = "close"
+#: The ``cause`` of a close record when the client closed because a message was over its frame limit.
+MESSAGE_TOO_BIG = "message_too_big"
 #: Pseudo-directions :func:`iter_frames` yields besides DIRECTIONS and CLOSE.
 HEADER = "header"
 OVERSIZE = "oversize"
@@ -68,7 +73,7 @@ class TranscriptError(ValueError):
 
 #: One frame ready for the checker: (line number, direction, conn, time or None, data).
 #: ``data`` is ``str`` (a text frame), ``bytes`` (a binary frame) or a decoded JSON value.
-#: Direction CLOSE (data: the close code or None), HEADER (data: the header) and OVERSIZE
+#: Direction CLOSE (data: ``{"code", "cause", "detail"}``), HEADER (data: the header) and OVERSIZE
 #: (data: the line's length in bytes) are not frames but what :func:`feed` must know.
 Frame = tuple[int, str, str, "float | None", Any]
 
@@ -171,8 +176,10 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
     if type(conn) is not str:
         raise TranscriptError(source, number, f'"conn" must be a string, not {conn!r}')
     if direction == CLOSE:
-        code = value.get("code")
-        return number, CLOSE, conn, float(t) if t is not None else None, code if type(code) is int else None
+        code, cause, detail = value.get("code"), value.get("cause"), value.get("detail")
+        return number, CLOSE, conn, float(t) if t is not None else None, {
+            "code": code if type(code) is int else None, "cause": cause if type(cause) is str else None,
+            "detail": detail if type(detail) is str else ""}
     present = [k for k in ("text", "msg", "binary") if k in value]
     if len(present) != 1:
         raise TranscriptError(source, number, 'exactly one of "text", "msg" and "binary" is required'
@@ -205,6 +212,12 @@ def feed(checker, frames: Iterable[Frame], source: str | None = None, limit: int
             count += 1
             send(data, t, conn)
         elif direction == CLOSE:
+            if data.get("cause") == MESSAGE_TOO_BIG:  # the live check's judgement of that close, replayed
+                checker.external("frame.size", False, conn=conn, at=t,
+                                 location=f"{source}:{number}" if source is not None else None,
+                                 expected="every message at most the client's frame limit",
+                                 observed=f"a message over the limit ({data.get('detail') or 'not recorded'}); "
+                                          "the client closed the connection with 1009")
             checker.end_connection(conn, t)
         elif direction == HEADER:
             checker.new_recording()
@@ -248,9 +261,12 @@ class TranscriptWriter:
     def recv(self, data: str | bytes | Any, t: float | None = None, conn: str = DEFAULT_CONN) -> None:
         self._write(self._record("recv", data, t, conn))
 
-    def close(self, t: float | None = None, conn: str = DEFAULT_CONN, code: int | None = None) -> None:
-        """The connection ``conn`` closed (``code``: its close code, if known)."""
-        record: dict[str, Any] = {"t": t, "dir": CLOSE, "conn": conn, "code": code}
+    def close(self, t: float | None = None, conn: str = DEFAULT_CONN, code: int | None = None,
+              cause: str | None = None, detail: str | None = None) -> None:
+        """The connection ``conn`` closed (``code``: its close code, if known; ``cause``: what the
+        client objected to when it closed it, such as ``"message_too_big"``)."""
+        record: dict[str, Any] = {"t": t, "dir": CLOSE, "conn": conn, "code": code, "cause": cause,
+                                  "detail": detail or None}
         self._write({k: v for k, v in record.items() if v is not None})
 
     @staticmethod

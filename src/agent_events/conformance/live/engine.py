@@ -96,6 +96,8 @@ class LiveCheck:
         elif writer is not None:
             if direction == "recv":
                 writer.recv(frame, round(at, 3), conn)
+            elif direction == "close":  # frame: {"code", "cause", "detail"} of the close
+                writer.close(round(at, 3), conn, **frame)
             else:
                 writer.send(frame, round(at, 3), conn)
 
