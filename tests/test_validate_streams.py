@@ -245,3 +245,16 @@ def test_a_refused_start_leaves_nothing_for_the_close_to_end():
     checker.receive({"type": "error", "code": "too_many_runs", "message": "limit", "run_id": "r1"}, 1.0)
     assert checker.end_connection("c0", 10_000.0) == []
     assert checker.runs_refused == 1 and checker.active_runs == 0
+
+
+def test_connections_whose_invalid_starts_were_refused_are_still_forgotten(monkeypatch):
+    monkeypatch.setattr(checker_mod, "CONN_MEMORY", 20)
+    checker = Checker()
+    for n in range(200):
+        conn = f"c{n}"
+        checker.send({"type": "start_run", "run_id": "bad", "input": 42}, 0.0, conn)
+        checker.send({"type": "start_run", "input": 42}, 0.0, conn)
+        checker.receive({"type": "error", "code": "invalid_message", "message": "input", "run_id": "bad"}, 1.0, conn)
+        checker.receive({"type": "error", "code": "invalid_message", "message": "input"}, 1.0, conn)
+    assert len(checker._conns) <= 20 and checker.connections_forgotten >= 180
+    assert checker.close(10.0) == []

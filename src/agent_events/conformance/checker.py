@@ -218,8 +218,9 @@ class _Conn:
         self.completed_ids: set = set()
 
     def idle(self) -> bool:
-        """Nothing open: forgetting the connection loses no judgement."""
-        return not (self.run_ids or self.anonymous or self.tentative or self.tentative_anonymous) and not self.offset
+        """Nothing owed: forgetting the connection loses no judgement (an invalid start_run is owed
+        nothing; forgetting it only stops a very late run of it from being attributed)."""
+        return not (self.run_ids or self.anonymous) and not self.offset
 
 
 class _Run:
@@ -495,6 +496,7 @@ class Checker:
         self.errors_received[code] = self.errors_received.get(code, 0) + 1
         run_id = refused_run_id(message)
         if run_id is not None:
+            c.tentative.pop(run_id, None)  # an invalid start_run, refused as it should be
             run = self._runs.get((c.name, run_id))
             if run is not None and run.state == AWAITING_START:
                 # the server refused to start it: there will be no events, and that is fine
