@@ -3,9 +3,9 @@
 mkdocs-material draws ``mermaid`` fences in the browser and, unless a global
 ``mermaid`` is already defined, fetches the library from a CDN when a page is
 viewed: offline, every diagram stays raw ``sequenceDiagram`` text. This hook
-adds the library to the site as ``assets/javascripts/mermaid.min.js``
-(``extra_javascript`` in mkdocs.yml loads it), so the theme finds it and
-fetches nothing.
+adds the library to the site as ``assets/javascripts/mermaid.min.js`` and
+loads it on the pages that have a diagram (and only there: it is 3.5 MB), so
+the theme finds it and fetches nothing.
 
 Where it comes from: the PyPI package ``mermaidx`` (the ``docs`` extra) ships
 Mermaid's own build, byte for byte the ``dist/mermaid.min.js`` of the
@@ -24,8 +24,9 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
+from mkdocs.utils import get_relative_url
 
-#: Where the site serves it (mkdocs.yml's extra_javascript names the same path).
+#: Where the site serves it.
 TARGET = "assets/javascripts/mermaid.min.js"
 MERMAID_VERSION = "11.16.0"
 #: sha256 of mermaid@11.16.0's dist/mermaid.min.js as published on npm
@@ -52,3 +53,12 @@ def mermaid_js() -> Path:
 def on_files(files, config):
     files.append(File.generated(config, TARGET, abs_src_path=str(mermaid_js())))
     return files
+
+
+def on_post_page(output: str, page, config) -> str:
+    """Load the renderer where a diagram is: before the theme's own code looks for it (at DOMContentLoaded)."""
+    if 'class="mermaid"' not in output:
+        return output
+    script = f'<script src="{get_relative_url(TARGET, page.url)}"></script>'
+    head, sep, tail = output.rpartition("</body>")
+    return head + script + sep + tail if sep else output + script
