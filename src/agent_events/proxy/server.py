@@ -271,6 +271,8 @@ class FaultProxy:
                 return await asyncio.wait_for(self._forward_http(url, headers), self.open_timeout)
             except (OSError, TimeoutError, ssl.SSLError, ValueError) as exc:
                 return connection.respond(502, f"agent-events proxy: cannot reach the upstream {url}: {_why(exc)}\n")
+        if "Sec-WebSocket-Key" not in request.headers:
+            return None  # not a valid handshake: websockets refuses it (400) without bothering the upstream
         offered = [p.strip() for value in request.headers.get_all("Sec-WebSocket-Protocol")
                    for p in value.split(",") if p.strip()]
         try:
