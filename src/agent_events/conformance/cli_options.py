@@ -56,6 +56,10 @@ class Settings:
     runs: int | None = None
     concurrency: int | None = None
     input: str | None = None
+    #: ``--baseline`` read (or, with ``--update-baseline``, to be written): apply it with
+    #: :func:`agent_events.conformance.baseline.settle`
+    baseline: Any = None
+    update_baseline: bool = False
 
 
 def positive_float(text: str) -> float:
@@ -147,6 +151,12 @@ GATING_ARGUMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--allow-lowering-must", dict(dest="allow_lowering_must", action="store_true", default=None,
                                    help="allow --rule / --off to lower a MUST rule below error; the report then "
                                         "says the result is not a conformance claim")),
+    ("--baseline", dict(dest="baseline", type=Path, default=None, metavar="FILE",
+                        help="known failures (JSON, see the CI guide): fail only on a failure the file does not "
+                             "list, and on an entry that was judged and no longer fails (stale)")),
+    ("--update-baseline", dict(dest="update_baseline", action="store_true", default=None,
+                               help="write the baseline FILE from this run's failures (comments kept, stale "
+                                    "entries removed, entries of sections not run kept), then gate on it")),
 )
 #: The output flags that come with gating, in the same form (for the CLI and the pytest plugin).
 CLAIM_ARGUMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -248,7 +258,30 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
         badge = Path(badge)
         reports.append(("badge", badge))
     color = {"always": True, "never": False, "auto": None}[pick("color", "auto")]
+    from_file = f"{source}: baseline: " if given.get("baseline") is None and values.get("baseline") else ""
+    baseline, update_baseline = _baseline(pick("baseline"), bool(given.get("update_baseline")), flag_prefix, from_file)
     return Settings(profile=profile, policy=policy, format=pick("format", "text"), reports=reports,
                     color=color, config=config, config_values=values, group=bool(pick("group", False)),
                     badge=badge, scenarios=pick("scenarios"), runs=pick("runs"), concurrency=pick("concurrency"),
-                    input=pick("input"))
+                    input=pick("input"), baseline=baseline, update_baseline=update_baseline)
+
+
+def _baseline(path: Any, update: bool, flag_prefix: str = "--", where: str = ""):
+    """The baseline to gate on, read now so that a bad file is a usage error before anything runs;
+    with ``update``, the file to rewrite (empty if it does not exist yet). ``where``: the config
+    file that named it, as a prefix of the error message."""
+    from agent_events.conformance.baseline import Baseline, BaselineError
+    from agent_events.conformance.cli import UsageError
+
+    if path is None:
+        if update:
+            raise UsageError(f"{flag_prefix}update-baseline needs {flag_prefix}baseline FILE "
+                             f"(or baseline = \"FILE\" in the config file)")
+        return None, False
+    path = Path(path)
+    if update and not path.exists():
+        return Baseline(path=path), True
+    try:
+        return Baseline.load(path), update
+    except BaselineError as exc:
+        raise UsageError(f"{where}{exc}") from None

@@ -206,6 +206,7 @@ KEYS: dict[str, KeySpec] = {
     "max_warnings": KeySpec("fail when more warning-severity violations than this", _count),
     "group": KeySpec("text report: one line per rule with a count, no details", _boolean),
     "badge": KeySpec("write an SVG conformance badge to this path", _path),
+    "baseline": KeySpec("known failures (JSON): the gate fails only on new ones and on stale entries", _path),
     # the commands that connect to an endpoint (check, record, load, the pytest plugin)
     "scenarios": KeySpec("scenarios a check runs (default all)", _scenario_list),
     "runs": KeySpec("runs per multi-run scenario", integer_at_least(1, MAX_RUNS)),

@@ -244,10 +244,21 @@ class RuleItem(pytest.Item):
         status = report.policy.status(outcome)
         if status in (NOT_APPLICABLE, OFF):
             pytest.skip(f"{self.rule_id}: {outcome.reason or 'off'}")
+        comparison = report.baseline_comparison()  # --agent-events-baseline: known failures xfail, stale entries fail
+        if comparison is not None:
+            stale = [e for e in comparison.stale if e.matches(self.scenario, self.rule_id)]
+            if stale:
+                raise RuleFailure(f"stale baseline entry: {stale[0]} is listed in {report.baseline.name} but no longer "
+                                  f"fails; remove it (or run with --agent-events-update-baseline)")
         if status in (FAIL, WARN, INFO):
             message = _describe(self.rule_id, section, outcome)
             policy = report.policy
             if policy.fails(policy.severity(self.rule_id)):  # --agent-events-strict / -fail-on / -rule
+                entry = next((e for e in report.baseline.entries if e.matches(self.scenario, self.rule_id)),
+                             None) if comparison is not None else None
+                if entry is not None:
+                    pytest.xfail(f"known failure, in baseline {report.baseline.name}"
+                                 + (f": {entry.comment}" if entry.comment else ""))
                 raise RuleFailure(message)
             if status == WARN and policy.max_warnings is not None and report.warnings > policy.max_warnings:
                 raise RuleFailure(f"{message}\n{report.warnings} warnings exceed --agent-events-max-warnings "
@@ -306,6 +317,9 @@ def _run_session_check(config: pytest.Config):
     settings = _resolved(config)
     options = check_options(config, settings)
     report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)
+    from agent_events.conformance.baseline import settle
+
+    settle(report, settings)
     if settings.reports:
         write_outputs(report, None, settings.reports, group=settings.group)
     return report

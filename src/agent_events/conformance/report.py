@@ -33,7 +33,8 @@ from agent_events.conformance.violations import (
 #: bump adds fields; a major bump changes or removes them. 1.2 added ``passed_gate`` (and the
 #: sections' too) and ``claim.withheld_because``; ``conformant`` is every MUST rule held, whatever the gate.
 #: 1.3 added the timeline events' ``attempt``, ``tool_call_id``, ``tool_name`` and ``status``.
-REPORT_VERSION = "1.3"
+#: 1.4 added ``baseline`` (``--baseline``: known, new and stale failures).
+REPORT_VERSION = "1.4"
 REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 
 #: Worst first: how statuses merge across sections.
@@ -182,6 +183,9 @@ class Report:
     kit_version: str = __version__
     protocol_version: str = schemas.PROTOCOL_VERSION
     notes: list[str] = field(default_factory=list)
+    #: known failures (``--baseline``, :class:`agent_events.conformance.baseline.Baseline`): the gate then
+    #: fails only on failures it does not list and on entries that no longer fail
+    baseline: Any = None
 
     def __repr__(self) -> str:
         """Short, so that ``assert report.conformant`` in a test shows the verdict, not every field
@@ -237,7 +241,10 @@ class Report:
     @property
     def passed_gate(self) -> bool:
         """Whether the stream passes the policy's gate (by default: every MUST rule held): the exit code."""
-        if not all(s.passed_gate(self.policy) for s in self.sections):
+        if self.baseline is not None:
+            if not self.baseline_comparison().passed:
+                return False
+        elif not all(s.passed_gate(self.policy) for s in self.sections):
             return False
         if self.policy.max_warnings is not None and self.warnings > self.policy.max_warnings:
             return False
@@ -245,6 +252,10 @@ class Report:
 
     def exit_code(self) -> int:
         return int(ExitCode.OK if self.passed_gate else ExitCode.NOT_CONFORMANT)
+
+    def baseline_comparison(self):
+        """The failures against :attr:`baseline` (known, new, stale, not judged), or ``None`` without one."""
+        return self.baseline.compare(self) if self.baseline is not None else None
 
     def gate_note(self) -> str | None:
         """Why the gate's outcome differs from the conformance verdict (``None`` when they agree), so a
@@ -254,16 +265,31 @@ class Report:
             reasons = ["--fail-on none"] if policy.gate == "none" else []
             lowered = policy.lowered_must_rules
             reasons += [f"{r} lowered to {lowered[r]}" for r in self.must_failures if r in lowered]
+            comparison = self.baseline_comparison()
+            if comparison is not None and comparison.known:
+                reasons.append(f"baseline {self.baseline.name} ({len(comparison.known)} known failure(s))")
             return "gate passed with " + ", ".join(reasons)
         if self.conformant and not self.passed_gate:
-            failing = sorted({r for s in self.sections for r in s.failed_rules(policy)})
+            comparison = self.baseline_comparison()
+            if comparison is not None:
+                failing = sorted({r for _, r in comparison.new})
+            else:
+                failing = sorted({r for s in self.sections for r in s.failed_rules(policy)})
             raised = [r for r in failing if policy.severity(r) == "error"]
             reasons = [f"{', '.join(raised)} raised to error"] if raised else []
             if len(raised) < len(failing):  # SHOULD rules at warning, failing because the gate is warning
                 reasons.append("--strict" if policy.strict and policy.fail_on is None else "--fail-on warning")
             if policy.max_warnings is not None and self.warnings > policy.max_warnings:
                 reasons.append(f"--max-warnings {policy.max_warnings}")
+            if comparison is not None and comparison.stale:
+                reasons.append(f"{len(comparison.stale)} stale baseline entr{'y' if len(comparison.stale) == 1 else 'ies'}")
             return "gate failed with " + ", ".join(reasons)
+        comparison = self.baseline_comparison()
+        if comparison is not None and not self.passed_gate:  # both say no: say what the baseline did not cover
+            parts = [f"{len(comparison.new)} failure(s) not in baseline {self.baseline.name}"] if comparison.new else []
+            if comparison.stale:
+                parts.append(f"{len(comparison.stale)} stale baseline entr{'y' if len(comparison.stale) == 1 else 'ies'}")
+            return "gate failed with " + ", ".join(parts) if parts else None
         return None
 
     def stat(self, name: str) -> int:
@@ -304,6 +330,7 @@ class Report:
             "sections": [self._section_dict(s) for s in self.sections],
             "notes": list(self.notes),
             "claim": self.claim().to_dict(),
+            "baseline": self.baseline_comparison().to_dict() if self.baseline is not None else None,
         }
 
     def claim(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from agent_events.conformance.baseline import settle as settle_baseline
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
@@ -56,6 +57,7 @@ def run(args) -> int:
         raise UsageError(f"cannot write {args.record}: {exc.strerror or exc}") from None
     finally:
         progress.clear()
+    settle_baseline(report, settings)
     try:
         write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
                       group=settings.group, verbosity=verbosity_of(args))

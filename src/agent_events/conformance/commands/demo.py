@@ -13,6 +13,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from agent_events.conformance.baseline import settle as settle_baseline
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
@@ -67,6 +68,7 @@ def run(args) -> int:
                                   record=args.record, progress=None if args.quiet else progress.sink()))
     finally:
         progress.clear()
+    settle_baseline(report, settings)
     reports = [*settings.reports, ("html", args.html)]
     try:
         write_outputs(report, settings.format, reports, color=settings.color, stdout=sys.stdout,

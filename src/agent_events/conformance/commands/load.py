@@ -9,6 +9,7 @@ import sys
 from agent_events.conformance.cli_options import (
     MAX_CONNECTIONS, MAX_RUNS, add_check_options, integer_at_least, positive_float, settings_from_args,
 )
+from agent_events.conformance.baseline import settle as settle_baseline
 from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
 from agent_events.conformance.live.cli_args import ProgressLine, add_connection_arguments, connection_kwargs
@@ -142,6 +143,7 @@ async def _run(args, settings) -> int:
     except SpawnError as exc:
         raise UsageError(f"--spawn: {exc}") from None
     report = build_report(result, settings.policy, started)
+    settle_baseline(report, settings)
     fmt = settings.format
     verbosity = verbosity_of(args)
     if fmt == "text" and verbosity >= 0:  # -q: the text reporter's failures and verdict

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from agent_events.conformance.api import STDIN, open_input, validate_lines
+from agent_events.conformance.baseline import settle as settle_baseline
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.report import Report, _now
 from agent_events.conformance.reporters import write_outputs
@@ -73,6 +74,7 @@ def run(args) -> int:
         progress.clear()
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
                     command="validate", started_at=started)
+    settle_baseline(report, settings)
     try:
         write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
                       group=settings.group, verbosity=verbosity_of(args))

@@ -131,12 +131,16 @@ class TextReporter(Reporter):
         """Every violation shown in full (up to ``SHOWN_PER_RULE`` per rule and section), one block each;
         ``gate_only``: only those whose severity fails the gate (``-q``)."""
         policy = report.policy
+        comparison = report.baseline_comparison()
+        known = set(comparison.known) if comparison is not None else set()
         out: list[str] = []
         for section in report.sections:
             shown: dict[str, int] = {}
 
             def wanted(rule_id: str) -> bool:
                 severity = policy.severity(rule_id)
+                if gate_only and (section.name, rule_id) in known:  # the baseline lets it through
+                    return False
                 return severity != "off" and (policy.fails(severity) or not gate_only)
 
             for v in section.violations:
@@ -146,11 +150,27 @@ class TextReporter(Reporter):
                 if shown[v.rule_id] > SHOWN_PER_RULE:
                     continue
                 out.append("")
-                out.extend(self._violation_block(report, section, v))
+                block = self._violation_block(report, section, v)
+                if (section.name, v.rule_id) in known:
+                    block[0] += " (known: in the baseline)"
+                out.extend(block)
             for rule_id, n in section.violation_counts.items():
                 hidden = n - min(shown.get(rule_id, 0), SHOWN_PER_RULE)
                 if hidden > 0 and wanted(rule_id):
                     out.append(f"  ... and {hidden} more {rule_id} violation(s) in {section.name} (see --format json)")
+        return out
+
+    def baseline_lines(self, report, *, quiet: bool = False) -> list[str]:
+        """The ``--baseline`` summary (not with ``quiet``) and each stale entry, which fails the gate."""
+        comparison = report.baseline_comparison()
+        if comparison is None:
+            return []
+        out = [] if quiet else [comparison.summary()]
+        for entry in comparison.stale:
+            out.append(f"{self._c('STALE', FAIL)} {entry}: listed in the baseline, judged, and no longer fails "
+                       f"(remove the entry, or --update-baseline)")
+        if not quiet:
+            out.extend(f"  not judged: {entry} (not run, or nothing exercised it)" for entry in comparison.unjudged)
         return out
 
     def _latency_table(self, latencies: dict) -> list[str]:
@@ -185,7 +205,13 @@ class TextReporter(Reporter):
             for section in report.sections:
                 out.append(self.section_line(report, section, width))
                 out.extend(f"        note: {note}" for note in section.notes)
+        baseline = self.baseline_lines(report, quiet=quiet)
+        if baseline and not quiet:
+            out.append("")
+        out.extend(baseline)
         failures = self.failure_blocks(report, gate_only=quiet)
+        if failures and quiet and baseline:
+            failures.insert(0, "")  # kept by the [1:] below: a blank line after the stale entries
         if failures:
             if not quiet:
                 out.append("")
@@ -208,6 +234,9 @@ class TextReporter(Reporter):
 
     def _render_full(self, report) -> str:
         out = self._header(report) + self.full_body(report)
+        baseline = self.baseline_lines(report)
+        if baseline:
+            out += ["", *baseline]
         for note in report.notes:
             out.append(f"note: {note}")
         out.append("")
