@@ -255,3 +255,19 @@ def test_the_plugin_reports_known_failures_as_xfail_and_stale_entries_as_failure
                                     "--agent-events-baseline", "known.json")
     result.assert_outcomes(failed=1)
     assert "stale baseline entry: cancel.terminal in cancel is listed in known.json" in result.stdout.str()
+
+
+def test_junit_skips_known_failures_and_fails_stale_entries(workdir, capsys):
+    import xml.etree.ElementTree as ET
+
+    seq, good = vector_file(SEQ), vector_file(GOOD)
+    known = write_baseline("known.json", {"section": seq, "rule": "seq.contiguous"},
+                           {"section": good, "rule": "pair.unique_id"})
+    assert main(["validate", seq, good, "--baseline", known, "--format", "junit"]) == 1
+    root = ET.fromstring(capsys.readouterr().out)
+    case = lambda suite, rule: next(c for s in root if s.get("name") == suite  # noqa: E731
+                                    for c in s if c.get("name").startswith(rule + " "))
+    assert case(seq, "seq.contiguous").find("skipped").get("message") == "known failure, in baseline known.json"
+    failure = case(good, "pair.unique_id").find("failure")
+    assert failure.get("type") == "baseline" and "stale baseline entry" in failure.get("message")
+    assert root.get("failures") == "1"

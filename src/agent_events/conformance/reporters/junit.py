@@ -4,7 +4,9 @@ One ``testsuite`` per section (file or scenario), one ``testcase`` per rule:
 a failing rule is a ``failure`` with expected vs observed and the excerpt; a
 rule that was not applicable is ``skipped`` with the reason; a warning is a
 ``failure`` only when the policy fails on warnings, else it passes with the
-details in ``system-out``.
+details in ``system-out``. With a ``--baseline``, a known failure is ``skipped``
+(the details in ``system-out``) and a stale entry's rule is a ``failure``, as the
+gate counts them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class JUnitReporter(Reporter):
 
     def render(self, report) -> str:
         policy = report.policy
+        comparison = report.baseline_comparison()
+        known = set(comparison.known) if comparison is not None else set()
+        stale = comparison.stale if comparison is not None else []
         root = ET.Element("testsuites", name="agent-events")
         totals = {"tests": 0, "failures": 0, "skipped": 0}
         for section in report.sections:
@@ -43,7 +48,18 @@ class JUnitReporter(Reporter):
                                      name=_x(f"{rule_id} [{rule.level.value}] {rule.title}"))
                 counts["tests"] += 1
                 details = self._details(section, rule_id)
-                if status == FAIL or (status == WARN and policy.fails("warning")):
+                failing = status == FAIL or (status == WARN and policy.fails("warning"))
+                stale_entry = next((e for e in stale if e.matches(section.name, rule_id)), None)
+                if failing and (section.name, rule_id) in known:
+                    counts["skipped"] += 1
+                    ET.SubElement(case, "skipped", message=_x(f"known failure, in baseline {report.baseline.name}"))
+                    out = ET.SubElement(case, "system-out")
+                    out.text = _x(f"{status}: {outcome.violations} violation(s)\n{details}")
+                elif stale_entry is not None and status not in (NOT_APPLICABLE, OFF):
+                    counts["failures"] += 1
+                    ET.SubElement(case, "failure", type="baseline", message=_x(
+                        f"stale baseline entry: {stale_entry} is listed in {report.baseline.name} but no longer fails"))
+                elif failing:
                     counts["failures"] += 1
                     first = next((v for v in section.violations if v.rule_id == rule_id), None)
                     message = (f"{outcome.violations} violation(s); expected {first.expected}; observed {first.observed}"
