@@ -206,6 +206,10 @@ def test_report_of_a_failing_check_shows_the_rule_in_the_matrix_and_the_violatio
         expect(cell).to_be_visible()
         cell.click()
         expect(page.locator("tr[id='s0-r-seq.contiguous']")).to_be_visible()
+        # a passing rule's row is folded away, and opens when its cell is followed
+        expect(page.locator("tr[id='s0-r-frame.text']")).to_be_hidden()
+        page.locator("table.matrix a[href='#s0-r-frame.text']").click()
+        expect(page.locator("tr[id='s0-r-frame.text']")).to_be_visible()
         # rule row -> its first violation card -> the mark in the timeline -> back to the card
         page.locator("tr[id='s0-r-seq.contiguous'] a").click()
         card = page.locator(".v:target")

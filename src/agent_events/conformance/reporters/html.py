@@ -241,17 +241,34 @@ class _Section:
         return "".join(out)
 
     def _rules(self, statuses, bad) -> str:
-        n, policy, section = self.n, self.policy, self.section
-        counts: dict[str, int] = {}
-        for st in statuses.values():
-            counts[st] = counts.get(st, 0) + 1
-        tally = ", ".join(f"{c} {st}" for st, c in counts.items())
-        out = [f"<details{' open' if bad else ''}><summary><b>Rules</b> <span class=mut>"
-               f"({len(statuses)}: {escape(tally)})</span></summary>"
-               "<table><tr><th>status</th><th>level</th><th>rule</th><th>title</th><th class=num>checked</th>"
-               "<th class=num>violations</th><th>note</th></tr>"]
+        """The rules that need attention in the open; the others (all of them when none does) folded away."""
+        section = self.section
+
+        def tally(ids) -> str:
+            counts: dict[str, int] = {}
+            for rule_id in ids:
+                counts[statuses[rule_id]] = counts.get(statuses[rule_id], 0) + 1
+            return ", ".join(f"{c} {st}" for st, c in counts.items())
+
         rank = {FAIL: 0, WARN: 1, INFO: 2}
-        for rule_id, outcome in sorted(section.outcomes.items(), key=lambda item: rank.get(statuses[item[0]], 3)):
+        shown = sorted((r for r in section.outcomes if r in bad), key=lambda r: rank[statuses[r]])
+        folded = [r for r in section.outcomes if r not in bad]
+        out = []
+        if shown:
+            out.append(f"<h3>Rules <span class=mut>({len(statuses)}: {escape(tally(statuses))})</span></h3>")
+            out.append(self._rule_table(shown, statuses))
+        if folded:
+            summary = (f"the other {len(folded)} rules <span class=mut>({escape(tally(folded))})</span>" if shown
+                       else f"<b>Rules</b> <span class=mut>({len(folded)}: {escape(tally(folded))})</span>")
+            out.append(f"<details><summary>{summary}</summary>{self._rule_table(folded, statuses)}</details>")
+        return "".join(out)
+
+    def _rule_table(self, rule_ids, statuses) -> str:
+        n, section = self.n, self.section
+        out = ["<table><tr><th>status</th><th>level</th><th>rule</th><th>title</th><th class=num>checked</th>"
+               "<th class=num>violations</th><th>note</th></tr>"]
+        for rule_id in rule_ids:
+            outcome = section.outcomes[rule_id]
             rule = _rules.get(rule_id)
             status = statuses[rule_id]
             count = str(outcome.violations)
@@ -262,7 +279,7 @@ class _Section:
                 f"<td>{rule.level.value}</td><td><code>{escape(rule_id)}</code></td><td>{escape(rule.title)}</td>"
                 f"<td class=num>{outcome.checked}</td><td class=num>{count}</td>"
                 f"<td class=mut>{escape(outcome.reason or '')}</td></tr>")
-        out.append("</table></details>")
+        out.append("</table>")
         return "".join(out)
 
     def _cards(self) -> str:
@@ -369,7 +386,7 @@ class _Section:
         # Attempts: shade from each agent_started to the next one (or the end).
         starts = [(i, e.get("attempt") or "primary") for i, e in enumerate(events) if e["type"] == "agent_started"]
         for j, (i, attempt) in enumerate(starts):
-            x_from = xs[i] - gap / 2
+            x_from = max(_X0 - 6, xs[i] - gap / 2)
             x_to = xs[starts[j + 1][0]] - gap / 2 if j + 1 < len(starts) else min(_X1 + 6, xs[-1] + gap / 2)
             cls = "fb" if attempt == "fallback" else "prim"
             parts.append(f"<rect class={cls} x='{x_from:.1f}' y='4' width='{max(x_to - x_from, 2):.1f}' "
