@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from agent_events.conformance import rules as _rules
 
@@ -218,10 +218,6 @@ class Comparison:
         pair = lambda items: [{"section": s, "rule": r} for s, r in items]  # noqa: E731
         return {"file": self.baseline.name, "passed": self.passed, "known": pair(self.known), "new": pair(self.new),
                 "stale": [e.to_dict() for e in self.stale], "not_judged": [e.to_dict() for e in self.unjudged]}
-
-
-def entries_of(items: Iterable[tuple[str, str]]) -> list[Entry]:
-    return [Entry(section, rule) for section, rule in items]
 
 
 def settle(report, settings, *, stream=None) -> Any:
