@@ -132,8 +132,10 @@ class HtmlReporter(Reporter):
             parts.append(f"<p class=mut>{escape(note)}</p>")
         if report.sections:
             parts.append(_matrix(report.sections, policy))
+        # One timeline open as an example when no run broke anything; otherwise the runs that did.
+        example = next((i for i, section in enumerate(report.sections) if section.timelines), None)
         for number, section in enumerate(report.sections):
-            parts.append(_Section(section, number, policy, report.profile.delivery_ms).render())
+            parts.append(_Section(section, number, policy, report.profile.delivery_ms).render(number == example))
         parts.append("</body></html>\n")
         return "".join(parts)
 
@@ -210,7 +212,7 @@ class _Section:
                 return t
         return None
 
-    def render(self) -> str:
+    def render(self, open_example: bool = False) -> str:
         section, n, policy = self.section, self.n, self.policy
         s = section.stats
         statuses = section.statuses(policy)
@@ -237,7 +239,7 @@ class _Section:
             out.append(f"<h3>Run timelines <span class=mut>({len(section.timelines)} kept)</span></h3>")
             any_bad = any(tl["violations"] for tl in section.timelines) or bool(self.marks)
             for t, timeline in enumerate(section.timelines):
-                out.append(self._timeline(t, timeline, open_=(not any_bad and t == 0)))
+                out.append(self._timeline(t, timeline, open_=(open_example and not any_bad and t == 0)))
         return "".join(out)
 
     def _rules(self, statuses, bad) -> str:
