@@ -102,11 +102,46 @@ def test_a_silent_endpoint_fails_first_event_and_the_deadline_then_stops():
     assert any("skipped" in note for s in report.sections[1:] for note in s.notes)
 
 
-def test_closing_mid_run_fails_completed_last_only():
+def test_closing_mid_run_fails_completed_last_and_connection_kept():
     with m.running(m.ClosesMidRun()) as url:
         report = conformance.check(url, scenarios=["primary"], **FAST)
-    assert statuses(report, FAIL, WARN) == {"order.completed_last": FAIL}
+    assert statuses(report, FAIL, WARN) == {"order.completed_last": FAIL, "transport.connection_kept": FAIL}
     assert "without agent_completed" in violations(report, "order.completed_last")[0].observed
+    assert "with 1 run(s) in flight" in violations(report, "transport.connection_kept")[0].observed
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_an_endpoint_that_closes_after_the_handshake_never_passes_check_or_load(delay):
+    """Issue 13: the upgrade completes, then the endpoint closes (at once, or a moment later).
+    Whether or not start_run got out first, nothing was judged: never a pass, never a claim."""
+    import asyncio
+
+    from websockets.asyncio.server import serve
+
+    from agent_events.conformance.live.wire import Endpoint
+    from agent_events.conformance.loadgen.engine import LoadOptions, run_load
+    from agent_events.conformance.profiles import get as profile
+
+    async def handler(ws):
+        if delay:
+            await asyncio.sleep(delay)
+        await ws.close()
+
+    async def both():
+        async with serve(handler, "127.0.0.1", 0, subprotocols=["agent-events.v1"]) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            checks = [await conformance.check_async(url, scenarios=["primary", "multiplex"], **FAST)
+                      for _ in range(4)]
+            load = await run_load(LoadOptions(endpoint=Endpoint(url), profile=profile("actions-agent"),
+                                              connections=2, duration=1.0, warmup=False))
+            return checks, load
+
+    checks, load = asyncio.run(both())
+    for report in checks:
+        assert not report.conformant and report.exit_code() == 1
+        assert report.statuses()["transport.connection_kept"] == FAIL
+        assert not report.claim().eligible and report.claim().status != "conformant"
+    assert load.checker.violation_counts.get("transport.connection_kept", 0) >= 1
 
 
 def test_a_flooded_run_that_never_ends_fails_the_deadline():

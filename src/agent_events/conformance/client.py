@@ -27,12 +27,14 @@ Rules of this module:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import orjson
 
 from agent_events.conformance import json_text
+from agent_events.conformance import schema_validation as _sv
 from agent_events.conformance.checker import Checker, refused_run_id
 from agent_events.conformance.live.clock_sync import SyncSample
 from agent_events.conformance.schema_validation import RUN_EVENT_TYPES
@@ -68,6 +70,16 @@ class RunRecord:
     cancel_sent_at: float | None = None
     #: the error code the endpoint refused the run with (no event will come)
     refused: str | None = None
+    #: the code of the last error naming this run that did not refuse it (``unknown_run`` answering
+    #: a cancel, ``duplicate_run`` answering a second start of its id)
+    error_code: str | None = None
+    #: tool calls open now (tool_executing seen, its tool_completed not yet)
+    tools_open: int = 0
+    #: when a second start_run of this run_id was sent while the run was in flight
+    duplicate_sent_at: float | None = None
+    #: this record is the run a duplicate start_run started after the first run of its id had
+    #: completed (the server read it late, when the id was free again): not a duplicate after all
+    restarted: bool = False
 
     @property
     def completed(self) -> bool:
@@ -99,8 +111,9 @@ class ClientConnection:
     runs going; a check keeps every record to judge its scenarios).
     """
 
-    __slots__ = ("name", "checker", "recorder", "forget_ended", "runs", "errors", "error_count", "too_many_runs",
-                 "sync_replies", "received", "invalid_utf8", "_pending_sync", "_counter", "_run_prefix")
+    __slots__ = ("name", "checker", "recorder", "forget_ended", "runs", "unnamed", "errors", "error_count", "too_many_runs",
+                 "sync_replies", "received", "invalid_utf8", "provoked", "unsent_starts", "closed",
+                 "_pending_sync", "_counter", "_run_prefix")
 
     def __init__(self, name: str, checker: Checker, *, recorder: Recorder | None = None,
                  forget_ended: bool = False, run_prefix: str | None = None) -> None:
@@ -109,6 +122,9 @@ class ClientConnection:
         self.recorder = recorder
         self.forget_ended = forget_ended
         self.runs: dict[str, RunRecord] = {}
+        #: runs started without run_id, oldest first, not yet named by an event: the server chose
+        #: their ids, and each is filed in ``runs`` under the id of the first event that claims it
+        self.unnamed: deque[RunRecord] = deque()
         self.errors: list[tuple[float, dict]] = []
         self.error_count = 0
         #: the endpoint answered a start_run with too_many_runs: more starts would be refused too
@@ -117,6 +133,11 @@ class ClientConnection:
         self.received = 0
         #: the first text frame that was not UTF-8, as ``(reason, byte offset)``, for a note
         self.invalid_utf8: tuple[str, int] | None = None
+        #: this client sent something malformed (a robustness probe): the endpoint may close on it
+        self.provoked = False
+        #: runs the client meant to start but could not send: the connection was already closed
+        self.unsent_starts = 0
+        self.closed = False
         self._pending_sync: dict[float, float] = {}
         self._counter = 0
         self._run_prefix = run_prefix if run_prefix is not None else name
@@ -127,16 +148,34 @@ class ClientConnection:
         return f"{self._run_prefix}-r{self._counter}"
 
     def start_run(self, at: float, *, input: str, run_id: str | None = None, options: dict | None = None,
-                  measured: bool = True) -> tuple[str, bytes]:
+                  measured: bool = True, server_run_id: bool = False) -> tuple[str | None, bytes]:
         """A ``start_run`` with a client-chosen run_id (so isolation can be judged): ``(run_id, frame)``.
+
+        ``server_run_id``: send no run_id, so that the server generates one; returns ``(None,
+        frame)``, and the run's record waits in :attr:`unnamed` until the first event of a run
+        this connection does not know names it. A ``run_id`` of a run still in flight is sent as
+        it is (a duplicate start, which the server should refuse): the record of the run in flight
+        is kept, marked with ``duplicate_sent_at``.
 
         Accounted before it is written: the first event may be read while the frame is still
         being flushed."""
-        run_id = run_id if run_id is not None else self.next_run_id()
-        message: dict[str, Any] = {"type": "start_run", "run_id": run_id, "input": input}
+        if server_run_id:
+            if run_id is not None:
+                raise ValueError("server_run_id=True sends no run_id: do not give one")
+            message: dict[str, Any] = {"type": "start_run", "input": input}
+        else:
+            run_id = run_id if run_id is not None else self.next_run_id()
+            message = {"type": "start_run", "run_id": run_id, "input": input}
         if options:
             message["options"] = options
-        self.runs[run_id] = RunRecord(run_id, at, measured)
+        if run_id is None:
+            self.unnamed.append(RunRecord("", at, measured))
+        else:
+            current = self.runs.get(run_id)
+            if current is not None and not current.ended:
+                current.duplicate_sent_at = at
+            else:
+                self.runs[run_id] = RunRecord(run_id, at, measured)
         return run_id, self._sent(message, at)
 
     def cancel_run(self, run_id: str, at: float) -> bytes:
@@ -156,11 +195,18 @@ class ClientConnection:
         """Any client message, valid or not (the robustness probes): ``(frame kind, data)``.
         A dict is serialised; ``str`` goes as a text frame, ``bytes`` as a binary one."""
         if isinstance(message, bytes):
+            self.provoked = True
             self._account(message, message, at)
             return "binary", message
         if isinstance(message, str):
+            try:
+                valid = _sv.is_valid_client(_loads(message))
+            except _JSONDecodeError:
+                valid = False
+            self.provoked |= not valid
             self._account(message, message, at)
             return "text", message.encode()
+        self.provoked |= type(message) is not dict or not _sv.is_valid_client(message)
         return "text", self._sent(message, at)
 
     def _sent(self, message: dict, at: float) -> bytes:
@@ -223,9 +269,16 @@ class ClientConnection:
         type_ = message.get("type")
         if type_ in RUN_EVENT_TYPES:
             run_id = message.get("run_id")
-            run = self.runs.get(run_id) if type(run_id) is str else None
+            if type(run_id) is not str:
+                return None
+            run = self.runs.get(run_id)
             if run is None or run.completed_at is not None:
-                return None  # not ours, or after its agent_completed: the checker has said so
+                # A run this connection did not name: one it started without run_id (the server
+                # chose the id), or a duplicate start the server read once the first run had completed.
+                # The checker attributes such events the same way.
+                run = self._claim(run_id, run, type_ == "agent_started")
+                if run is None:
+                    return None  # not ours, or after its agent_completed: the checker has said so
             run.events += 1
             if run.first_at is None:
                 run.first_at = at
@@ -233,6 +286,10 @@ class ClientConnection:
                 payload = message.get("payload")
                 if type(payload) is dict:
                     run.attempts.append(str(payload.get("attempt")))
+            elif type_ == "tool_executing":
+                run.tools_open += 1
+            elif type_ == "tool_completed":
+                run.tools_open = max(0, run.tools_open - 1)
             elif type_ == "agent_completed":
                 run.completed_at = at
                 payload = message.get("payload")
@@ -252,10 +309,31 @@ class ClientConnection:
             if run is not None and run.events == 0 and run.refused is None:
                 run.refused = code if type(code) is str else "?"  # as the checker sees it: refused, not unfinished
                 return self._ended(run)
+            named = message.get("run_id")
+            run = self.runs.get(named) if type(named) is str else None
+            if run is not None:
+                run.error_code = code if type(code) is str else "?"
             return None
         if type_ == "time_sync":
             self._sync_reply(message, at)
         return None
+
+    def _claim(self, run_id: str, completed: RunRecord | None, started: bool) -> RunRecord | None:
+        """The record an event of ``run_id`` that no run in flight owns belongs to, if any: the
+        oldest run started without run_id, else (for an agent_started after the run of that id
+        completed) the run a duplicate start_run of that id started."""
+        if completed is not None and not started:
+            return None
+        if self.unnamed:
+            run = self.unnamed.popleft()
+            run.run_id = run_id
+        elif completed is not None and completed.duplicate_sent_at is not None:
+            run = RunRecord(run_id, completed.duplicate_sent_at, completed.measured, restarted=True)
+            completed.duplicate_sent_at = None
+        else:
+            return None
+        self.runs[run_id] = run
+        return run
 
     def _ended(self, run: RunRecord) -> RunRecord:
         if self.forget_ended:
@@ -284,6 +362,50 @@ class ClientConnection:
             expected=f"client_time_ms echoing a time_sync this connection sent ({pending}) and a numeric "
                      "server_time_ms",
             observed=f"client_time_ms {echoed!r}, server_time_ms {server_time!r}")
+
+    # -- the end of the connection ------------------------------------------------------------
+    def start_not_sent(self, at: float, detail: str) -> None:
+        """A run the client meant to start could not be sent: the endpoint had closed the
+        connection. Nothing of that run can be judged, so it counts against the endpoint
+        (``transport.connection_kept``) rather than vanishing from the report."""
+        self.unsent_starts += 1
+        if not self.provoked:
+            self.checker.external(
+                "transport.connection_kept", False, conn=self.name, at=at,
+                expected="the connection open, so the client can start its run",
+                observed=f"the endpoint had closed the connection before the run could start ({detail})")
+
+    def connection_closed(self, by: str, code: int | None, cause: str | None, detail: str, at: float, *,
+                          max_size: int | None = None) -> None:
+        """Judge how the connection ended (once): ``by`` "client", "server" or "network".
+
+        ``frame.size``: the client closed with 1009 because a message was over its limit.
+        ``transport.connection_kept``: a connection the client did not close, and did not
+        provoke with malformed input, was closed by the endpoint with a code other than 1001
+        (shutting down) or 1013 (over its connection limit), or dropped."""
+        if self.closed:
+            return
+        self.closed = True
+        checker = self.checker
+        if cause == "message_too_big":
+            limit = f"{max_size} bytes" if max_size is not None else "the client's frame limit"
+            checker.external("frame.size", False, conn=self.name, at=at,
+                             expected=f"every message at most {limit}",
+                             observed=f"a message over the limit ({detail}); the client closed the connection with 1009")
+        else:
+            checker.external("frame.size", True, conn=self.name, at=at)
+        if self.provoked or cause == "message_too_big" or cause == "protocol_error":
+            return  # provoked by the client, or judged by its own rule
+        if by == "client":
+            checker.external("transport.connection_kept", True, conn=self.name, at=at)
+        elif code not in (1001, 1013):
+            how = f"closed it with code {code}" if code is not None else "dropped it without a close frame"
+            in_flight = self.runs_in_flight
+            checker.external(
+                "transport.connection_kept", False, conn=self.name, at=at,
+                expected="the connection kept open until the client closes it (or a close with 1001 or 1013)",
+                observed=f"the endpoint {how}{f' ({detail})' if detail else ''}"
+                         f"{f' with {in_flight} run(s) in flight' if in_flight else ''}")
 
     # -- what the shells ask ---------------------------------------------------------------
     @property

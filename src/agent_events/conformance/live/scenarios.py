@@ -287,7 +287,7 @@ async def robustness(probe: ScenarioProbe) -> None:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("primary", "one run on the primary path; every rule that applies to a normal run",
-             ("transport.subprotocol", "frame.size", *_run_rules(), "fallback.flag"), primary),
+             ("transport.subprotocol", "transport.connection_kept", "frame.size", *_run_rules(), "fallback.flag"), primary),
     Scenario("fallback", "one run with options.simulate_failure \"primary\"; N/A when the endpoint has no fallback",
              (*_run_rules(), *FALLBACK_RULES), fallback),
     Scenario("multiplex", "several runs at once on one connection",

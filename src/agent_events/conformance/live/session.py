@@ -79,13 +79,9 @@ class LiveConnection:
     def on_close(self, wire: WireConnection, info: CloseInfo) -> None:
         self.close_info = info
         probe = self.probe
-        if info.cause == "message_too_big":
-            limit = probe.engine.options.endpoint.max_size
-            probe.checker.external(
-                "frame.size", False, conn=self.name, at=probe.engine.clock.now(),
-                expected=f"every message at most {limit} bytes (the client's frame limit)",
-                observed=f"a message over the limit ({info.detail}); the client closed the connection with 1009")
-        elif info.cause == "protocol_error":
+        self.core.connection_closed(info.by, info.code, info.cause, info.detail, probe.engine.clock.now(),
+                                    max_size=probe.engine.options.endpoint.max_size)
+        if info.cause == "protocol_error":
             probe.note(f"{self.name}: the endpoint broke the WebSocket framing ({info.detail}); "
                        "the client closed the connection with 1002")
         self._changed.set()
@@ -126,8 +122,11 @@ class LiveConnection:
             at, input=input_text if input_text is not None else self.probe.engine.options.input,
             run_id=run_id, options=options)
         if wire is None:
-            self.core.runs[run_id].started_at = None  # never sent: nothing to wait for
-            self.core.runs[run_id].refused = "not sent"
+            run = self.core.runs[run_id]
+            run.started_at = None  # never sent: nothing to wait for
+            run.refused = "not sent"
+            info = self.close_info
+            self.core.start_not_sent(at, f"closed by {info.by}, code {info.code}" if info else "not open")
             return run_id
         await wire.send("text", data)
         return run_id
@@ -325,8 +324,8 @@ class ScenarioProbe:
         await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)
         now = self.engine.clock.now()
         for conn in self.connections:
-            if conn.wire is not None and (conn.close_info is None or conn.close_info.cause != "message_too_big"):
-                self.checker.external("frame.size", True, conn=conn.name, at=now)
+            if conn.wire is not None and not conn.core.closed:  # closed here without a close callback
+                conn.core.connection_closed("client", 1000, None, "", now)
             if conn.wire is not None and conn.wire.callback_errors:
                 self.note(f"{conn.name}: internal error while handling frames: {conn.wire.callback_errors[0]}")
         self.checker.close(now)

@@ -266,6 +266,8 @@ class LoadEngine:
 
     def _on_close(self, conn: _Conn, info: CloseInfo) -> None:
         conn.open = False
+        conn.core.connection_closed(info.by, info.code, info.cause, info.detail, self.clock.now(),
+                                    max_size=self.options.endpoint.max_size)
         conn.slot.set()
         self._slot_freed.set()
         if self._closing:
@@ -285,6 +287,8 @@ class LoadEngine:
     async def _start_run(self, conn: _Conn, measured: bool = True) -> bool:
         wire = conn.wire
         if wire is None or not wire.is_open:
+            if not self._closing and not self.stopping:
+                conn.core.start_not_sent(self.clock.now(), "the connection was closed")
             return False
         _, data = conn.core.start_run(self.clock.now(), input=self.options.input, measured=measured)
         self.in_flight += 1
