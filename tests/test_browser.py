@@ -189,6 +189,21 @@ def test_viewer_page_needs_no_token_but_its_websocket_does(watched):
         assert all("WebSocket" in e for e in refused.errors) and refused.outside == []
 
 
+def test_viewer_cancels_a_run_and_the_run_still_completes(watched):
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=5000) as server:
+        w = watched()
+        w.page.goto(server.url.replace("ws://", "http://"))
+        expect(w.page.locator("#status")).to_have_attribute("data-state", "open")
+        _ask(w.page, "Reduce cloud costs", fail=False)
+        card = w.page.locator(".run")
+        expect(card.locator("li.tool[data-tool=llm_processor]")).to_have_attribute("data-status", "running")
+        card.locator("button.cancel").click()
+        expect(card).to_have_attribute("data-state", "cancelled")
+        expect(card.locator(".raw tbody tr").last).to_have_attribute("data-type", "agent_completed")
+        expect(card.locator("li.tool[data-tool=llm_processor]")).not_to_have_attribute("data-status", "running")
+        w.assert_clean()
+
+
 # -- the HTML report ------------------------------------------------------------------------
 
 
