@@ -564,3 +564,22 @@ def test_an_unwritable_fault_log_is_a_usage_error(tmp_path, capsys):
     assert main(["proxy", "ws://127.0.0.1:9/", "--fault", "drop:1", "--log", str(tmp_path / "no" / "such" / "dir.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the fault log" in err and "Traceback" not in err
+
+
+#: (misbehaving endpoint, scenario, extra check arguments): each breaks one thing a proxy must not hide or add
+SAME_VERDICT = [
+    (m.SendsBinary, "primary", {}), (m.SendsInvalidUtf8, "primary", {}), (m.WrapsProgressInAString, "primary", {}),
+    (m.ClosesMidRun, "primary", {}), (m.NoSubprotocol, "primary", {}), (m.NoTimeSync, "latency", {"runs": 2}),
+    (m.IgnoresCancel, "cancel", {}), (m.NoErrors, "robustness", {"deadline_s": 0.2}), (m.NoFallback, "fallback", {}),
+]
+
+
+@pytest.mark.parametrize("endpoint, scenario, extra", SAME_VERDICT, ids=[c[0].__name__ for c in SAME_VERDICT])
+def test_a_fault_free_proxy_gives_the_same_verdict_as_no_proxy(endpoint, scenario, extra):
+    options = {"deadline_s": 1, **RELAXED, **extra}
+    with m.running(endpoint()) as url:
+        direct = conformance.check(url, scenarios=[scenario], **options)
+        with proxy.run_in_thread(url) as p:
+            proxied = conformance.check(p.url, scenarios=[scenario], **options)
+    assert set(direct.statuses().values()) - {PASS}  # each endpoint shows something (else the comparison proves little)
+    assert proxied.statuses() == direct.statuses()
