@@ -145,13 +145,16 @@ assert all(rule is None or rule in _rules.BY_ID for _, rule in TRANSITIONS.value
 def refused_run_id(error: Mapping) -> str | None:
     """The run an ``error`` message refuses to start, if it names one.
 
-    An error carrying a run_id answers that run's start_run (or a cancel of
-    it), except ``duplicate_run``, which refuses only the *second* start of an
-    id already in flight. Callers treat the run as refused when it has no
-    events yet; the checker and the live probe share this judgement.
+    An error carrying a run_id answers that run's start_run, except
+    ``duplicate_run``, which refuses only the *second* start of an id already
+    in flight, and ``unknown_run``, which answers a ``cancel_run``: a run that
+    was started and gets no event is not refused by an ``unknown_run`` (a
+    cancel that arrives before the run's first event still owes the run its
+    events). Callers treat the run as refused when it has no events yet; the
+    checker and the live probe share this judgement.
     """
     run_id = error.get("run_id")
-    return run_id if type(run_id) is str and error.get("code") != _DUPLICATE_RUN else None
+    return run_id if type(run_id) is str and error.get("code") not in _NOT_REFUSALS else None
 
 
 def state_diagram() -> str:
@@ -191,7 +194,9 @@ _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
 _DUPLICATE_RUN = "duplicate_run"
-assert _DUPLICATE_RUN in schemas.ERROR_CODES
+#: error codes that name a run without refusing its start (see :func:`refused_run_id`)
+_NOT_REFUSALS = frozenset((_DUPLICATE_RUN, "unknown_run"))
+assert _NOT_REFUSALS <= set(schemas.ERROR_CODES)
 _RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
 _FALLBACK_ATTEMPT = _ATTEMPTS[1]
 _NUMBER = (int, float)
@@ -199,7 +204,7 @@ _NUMBER = (int, float)
 
 class _Conn:
     __slots__ = ("name", "received", "offset", "recent", "anonymous", "tentative", "tentative_anonymous",
-                 "run_ids", "completed_ids")
+                 "duplicates", "run_ids", "completed_ids")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -213,6 +218,9 @@ class _Conn:
         self.tentative: dict[str, float | None] = {}
         #: send times of invalid start_runs without run_id, claimed only after the valid ones
         self.tentative_anonymous: deque = deque(maxlen=TENTATIVE_MEMORY)
+        #: run_id -> send time of a start_run of a run_id in flight: the server refuses it with
+        #: duplicate_run, unless it completed the first run before it read this start (a new run)
+        self.duplicates: dict[str, float | None] = {}
         #: run_ids of this connection's runs in progress, and of its completed runs still remembered
         self.run_ids: set = set()
         self.completed_ids: set = set()
@@ -353,6 +361,9 @@ class Checker:
                 return []
             key = (conn, run_id)
             if key in self._runs:  # a duplicate start: the server refuses it, the first run goes on
+                if len(c.duplicates) >= TENTATIVE_MEMORY:
+                    del c.duplicates[next(iter(c.duplicates))]
+                c.duplicates[run_id] = at
                 return []
             self._completed.pop(key, None)
             self._new_run(key, conn, run_id, at)
@@ -495,6 +506,8 @@ class Checker:
         code = code if type(code) is str else "?"
         self.errors_received[code] = self.errors_received.get(code, 0) + 1
         run_id = refused_run_id(message)
+        if code == _DUPLICATE_RUN and type(message.get("run_id")) is str:
+            c.duplicates.pop(message["run_id"], None)  # refused as it should be: the first run goes on
         if run_id is not None:
             c.tentative.pop(run_id, None)  # an invalid start_run, refused as it should be
             run = self._runs.get((c.name, run_id))
@@ -590,6 +603,13 @@ class Checker:
 
     def _attach(self, key, type_: str, message: dict, entry, at, c: _Conn, index: int, ref, out: list) -> _Run | None:
         """The run a first-seen (connection, run_id) belongs to, or ``None`` when it belongs to none."""
+        if type_ == STARTED and key in self._completed and (c.anonymous or key[1] in c.duplicates):
+            # A new run of a completed run's id: one started without run_id (the server may use an
+            # id again once its run completed), or a start_run sent while the id was in flight that
+            # the server read after that run completed. (The client core attributes it alike.)
+            del self._completed[key]
+            start = c.anonymous.popleft() if c.anonymous else c.duplicates.pop(key[1])
+            return self._new_run(key, c.name, key[1], start)
         if key in self._completed:
             self._completed[key] = self._completed.pop(key)  # keep it fresh
             kind = type_ if type_ != STARTED else STARTED_PRIMARY
@@ -846,6 +866,7 @@ class Checker:
 
     def _end_anonymous(self, c: _Conn, at: float | None, out: list[Violation]) -> None:
         c.tentative.clear()  # invalid starts the server rightly ignored: nothing was owed
+        c.duplicates.clear()  # duplicate starts: refused, or never run; nothing was owed either
         c.tentative_anonymous.clear()
         while c.anonymous:
             start = c.anonymous.popleft()
