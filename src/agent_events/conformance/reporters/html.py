@@ -56,7 +56,7 @@ svg :target{outline:none} svg a:target .vm{stroke:var(--fg);stroke-width:2.5}
 details{margin:.4rem 0} summary{cursor:pointer}
 .claim{padding:.5rem .8rem;border-radius:6px;margin:-.4rem 0 1rem;border:1px solid var(--line)} .claim.ok{border-color:var(--pass)}
 .claim code{user-select:all;white-space:normal}
-.matrix{width:auto;border-collapse:separate;border-spacing:2px;margin:.6rem 0}
+.scroll{overflow-x:auto} .matrix{width:auto;border-collapse:separate;border-spacing:2px;margin:.6rem 0}
 .matrix td,.matrix th{border:0;padding:0}
 .matrix th.r{height:9.5rem;vertical-align:bottom;width:20px;max-width:20px;font:11px/1 ui-monospace,SFMono-Regular,Menlo,monospace;font-weight:400}
 .matrix th.r>div{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;margin:0 auto}
@@ -144,7 +144,7 @@ def _matrix(sections, policy) -> str:
     """Sections x rules, one linked cell each, rules grouped by the family their id starts with."""
     rule_ids = [rule.id for rule in _rules.RULES]
     first = {r for i, r in enumerate(rule_ids) if i and r.split(".", 1)[0] != rule_ids[i - 1].split(".", 1)[0]}
-    out = ["<h2 id=overview>Overview</h2><table class=matrix><tr><th></th>"]
+    out = ["<h2 id=overview>Overview</h2><div class=scroll><table class=matrix><tr><th></th>"]
     out.extend(f"<th class='r{' g' if r in first else ''}' title='{escape(_rules.get(r).title)}'><div>{escape(r)}</div></th>"
                for r in rule_ids)
     out.append("</tr>")
@@ -162,7 +162,7 @@ def _matrix(sections, policy) -> str:
             out.append(f"<td{' class=g' if rule_id in first else ''}><a class={_status_class(status)} href='#s{number}-r-{rule_id}' "
                        f"title='{escape(section.name)} / {rule_id}: {status} ({escape(detail)})'>{_CELL[status]}</a></td>")
         out.append("</tr>")
-    out.append("</table><div class=legend>")
+    out.append("</table></div><div class=legend>")
     out.extend(f"<span><i class={_status_class(s)}></i>{_CELL[s]} {s}</span>" for s in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF))
     out.append("<span>each cell links to the rule's row below</span></div>")
     return "".join(out)
