@@ -18,7 +18,8 @@ from agent_events.conformance.live.cli_args import TOKEN_ENV, token_of
 HELP = "run the reference agent (a protocol v1 WebSocket server)"
 DESCRIPTION = (
     "Serve the reference ActionsAgent over WebSocket on ws://HOST:PORT/ (wss:// with --certfile), with "
-    "GET /healthz for health checks. Prints the URL on one stdout line; --port 0 picks a free port. "
+    "GET /healthz for health checks and, for a browser, a live viewer at GET / (http://HOST:PORT/). "
+    "Prints the URL on one stdout line; --port 0 picks a free port. "
     "SIGINT/SIGTERM shut down gracefully: stop accepting, let in-flight runs finish within "
     "--shutdown-timeout, then close with 1001. A second signal stops at once."
 )
