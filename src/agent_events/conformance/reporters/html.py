@@ -188,14 +188,14 @@ class _Section:
         self.first_card = {}
         for k, v in enumerate(self.cards):
             self.first_card.setdefault(v.rule_id, k)
-        # Where each frame of a kept timeline is: (conn, index) -> (timeline number, frame number in the section).
+        # Each kept frame's id, by (timeline number, index); the timeline where a (conn, index) is.
         self.frame_ids: dict[tuple, str] = {}
         self.frame_timeline: dict[tuple, int] = {}
         frame = 0
         for t, timeline in enumerate(section.timelines):
             for e in timeline["events"]:
-                self.frame_ids[(timeline["conn"], e["index"])] = f"s{number}-f{frame}"
-                self.frame_timeline[(timeline["conn"], e["index"])] = t
+                self.frame_ids[(t, e["index"])] = f"s{number}-f{frame}"
+                self.frame_timeline.setdefault((timeline["conn"], e["index"]), t)
                 frame += 1
         #: card number -> (timeline number, id of its mark there)
         self.marks: dict[int, tuple[int, str]] = {}
@@ -321,7 +321,7 @@ class _Section:
                f"{'%s ms' % fmt_ms(span) if times else 'no timing'}</span> "
                f"<span class='st {'FAIL' if bad else 'PASS'}'>{escape(flags)}</span></summary>"]
         if events:
-            out.append(f"<div class=tl>{self._svg(timeline, marks)}</div>")
+            out.append(f"<div class=tl>{self._svg(t, timeline, marks)}</div>")
             out.append(_LEGEND)
         bad_frames: dict[int, list[int]] = {}
         for k, v in marks:
@@ -333,7 +333,7 @@ class _Section:
         for e in events:
             ks = bad_frames.get(e["index"], [])
             links = " ".join(f"<a href='#s{self.n}-v{k}'>{escape(self.cards[k].rule_id)}</a>" for k in ks)
-            out.append(f"<tr id={self.frame_ids[(conn, e['index'])]}{' class=bad' if ks else ''}>"
+            out.append(f"<tr id={self.frame_ids[(t, e['index'])]}{' class=bad' if ks else ''}>"
                        f"<td class=num>{e['index']}</td><td class=num>{'' if e['seq'] is None else e['seq']}</td>"
                        f"<td class=num>{fmt_ms(e['t_ms'])}</td><td class=num>{fmt_ms(e['delivery_ms'])}</td>"
                        f"<td><code>{escape(e['label'])}</code></td><td>{links}</td></tr>")
@@ -342,9 +342,8 @@ class _Section:
         out.append("</table></details></details>")
         return "".join(out)
 
-    def _svg(self, timeline: dict, marks: list) -> str:
+    def _svg(self, t: int, timeline: dict, marks: list) -> str:
         events = timeline["events"]
-        conn = timeline["conn"]
         count = len(events)
         timed = any(e["t_ms"] is not None for e in events)
         # Where each event belongs on the time axis: its receive time since the run's start.
@@ -422,7 +421,7 @@ class _Section:
                      f"width='{2 * r:g}' height='{2 * r:g}'>" if lane == "other" else
                      f"<circle class='{_DOT_CLASS[lane]} {cls}' cx='{xs[i]:.1f}' cy='{mid(lane):.1f}' r='{r:g}'>")
             closing = "</rect>" if lane == "other" else "</circle>"
-            parts.append(f"<a href='#{self.frame_ids[(conn, e['index'])]}'>{shape}<title>{escape(_tip(e))}</title>"
+            parts.append(f"<a href='#{self.frame_ids[(t, e['index'])]}'>{shape}<title>{escape(_tip(e))}</title>"
                          f"{closing}</a>")
         for call in calls:
             y_call = top["tools"] + _PAD + call["row"] * _ROW + 2
@@ -434,7 +433,7 @@ class _Section:
             tip = (f"{call['name']} ({call['id']}): "
                    + (f"{status or 'completed'}, {fmt_ms(call['ms'])} ms" if call["end"] is not None else "never completed")
                    + " \u00b7 " + " / ".join(_tip(events[i]) for i in call["positions"]))
-            target = self.frame_ids[(conn, events[call["positions"][0]]["index"])]
+            target = self.frame_ids[(t, events[call["positions"][0]]["index"])]
             parts.append(f"<a href='#{target}'><rect class='{cls}' x='{x_a - 3:.1f}' y='{y_call:.1f}' "
                          f"width='{max(x_b - x_a, 0) + 6:.1f}' height='{_ROW - 4:g}' rx='2'>"
                          f"<title>{escape(tip, quote=False)}</title></rect></a>"
