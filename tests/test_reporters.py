@@ -142,7 +142,9 @@ def test_policy_rejects_nonsense(kwargs):
 
 def test_html_links_matrix_rule_row_violation_card_and_timeline_mark_both_ways():
     page = render(report_for("valid/primary.json", "invalid/latency.delivery.json"), "html")
-    ids = set(re.findall(r"""\bid=['"]?([\w.\-]+)""", page))
+    id_list = re.findall(r"""\bid=['"]?([\w.\-]+)""", page)
+    ids = set(id_list)
+    assert len(ids) == len(id_list), "an id used twice"
     hrefs = set(re.findall(r"""href=['"]?#([\w.\-]+)""", page))
     assert hrefs <= ids, f"links to nothing: {sorted(hrefs - ids)}"
     # matrix cell -> rule row -> card -> mark in the timeline -> card again
