@@ -32,7 +32,7 @@ from agent_events.conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
     verdict_line, verdict_ok, where_parts,
 )
-from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN
 
 _CSS = """
 :root{--fg:#1d2330;--bg:#fff;--mut:#667;--line:#e3e6ee;--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--na:#8c959f;--info:#0969da;
@@ -46,7 +46,7 @@ h3{font-size:1rem;margin:1.2rem 0 .4rem} .mut{color:var(--mut)} code,pre{font:12
 table{border-collapse:collapse;width:100%;margin:.4rem 0} td,th{border-bottom:1px solid var(--line);padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{font-weight:600} td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .st{font-weight:700;font-size:12px;padding:1px 6px;border-radius:4px;color:#fff;display:inline-block;min-width:2.6em;text-align:center}
-.PASS{background:var(--pass)} .FAIL{background:var(--fail)} .WARN{background:var(--warn)} .NA{background:var(--na)} .INFO{background:var(--info)} .OFF{background:var(--na)}
+.PASS{background:var(--pass)} .FAIL{background:var(--fail)} .WARN{background:var(--warn)} .NA{background:var(--na)} .INFO{background:var(--info)} .OFF{background:var(--na)} .INCONCLUSIVE{background:var(--think)}
 .verdict{font-size:1.1rem;font-weight:700;padding:.6rem .8rem;border-radius:6px;margin:1rem 0;color:#fff}
 .verdict.ok{background:var(--pass)} .verdict.ko{background:var(--fail)}
 .v{border-left:4px solid var(--fail);padding:.3rem .7rem;margin:.6rem 0;background:rgba(127,127,127,.06)} .v.warning{border-color:var(--warn)}
@@ -80,7 +80,10 @@ tr.bad td{background:rgba(207,34,46,.07)}
 """
 
 #: What a cell of the overview matrix shows for a status (the colour says the rest).
-_CELL = {PASS: "\u2713", FAIL: "\u2717", WARN: "!", INFO: "i", NOT_APPLICABLE: "\u00b7", OFF: "\u2013"}
+_CELL = {PASS: "\u2713", FAIL: "\u2717", WARN: "!", INFO: "i", NOT_APPLICABLE: "\u00b7", OFF: "\u2013", "INCONCLUSIVE": "?"}
+#: Statuses that need a reader's attention, worst first (any status not listed here or below counts too).
+_ATTENTION = (FAIL, WARN, INFO)
+_QUIET = (PASS, NOT_APPLICABLE, OFF)
 
 #: Timeline lanes, top to bottom, and which event types go on each.
 _LANES = (("lifecycle", ("agent_started", "agent_completed")), ("thinking", ("agent_thinking",)),
@@ -95,6 +98,10 @@ _ROW, _PAD, _MAX_GAP = 13.0, 4.0, 36.0
 
 def _status_class(status: str) -> str:
     return "NA" if status == NOT_APPLICABLE else status
+
+
+def _rank(status: str) -> int:
+    return _ATTENTION.index(status) if status in _ATTENTION else len(_ATTENTION)
 
 
 class HtmlReporter(Reporter):
@@ -160,10 +167,10 @@ def _matrix(sections, policy) -> str:
             detail = f"{outcome.violations} violation(s)" if outcome.violations else (
                 outcome.reason or f"checked {outcome.checked}")
             out.append(f"<td{' class=g' if rule_id in first else ''}><a class={_status_class(status)} href='#s{number}-r-{rule_id}' "
-                       f"title='{escape(section.name)} / {rule_id}: {status} ({escape(detail)})'>{_CELL[status]}</a></td>")
+                       f"title='{escape(section.name)} / {rule_id}: {status} ({escape(detail)})'>{_CELL.get(status, '?')}</a></td>")
         out.append("</tr>")
     out.append("</table></div><div class=legend>")
-    out.extend(f"<span><i class={_status_class(s)}></i>{_CELL[s]} {s}</span>" for s in (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF))
+    out.extend(f"<span><i class={_status_class(s)}></i>{_CELL.get(s, '?')} {s}</span>" for s in STATUSES)
     out.append("<span>each cell links to the rule's row below</span></div>")
     return "".join(out)
 
@@ -216,8 +223,8 @@ class _Section:
         section, n, policy = self.section, self.n, self.policy
         s = section.stats
         statuses = section.statuses(policy)
-        bad = [r for r, st in statuses.items() if st in (FAIL, WARN, INFO)]
-        head = "FAIL" if any(statuses[r] == FAIL for r in bad) else "WARN" if bad else "PASS"
+        bad = [r for r, st in statuses.items() if st not in _QUIET]
+        head = min((statuses[r] for r in bad), key=_rank, default=PASS)
         out = [f"<h2 id=s{n}><span class='st {head}'>{head}</span> {escape(section.name)} "
                f"<span class=mut>({escape(section.kind)})</span></h2>",
                f"<div class=mut>{s.get('runs', 0)} runs &middot; {s.get('events', 0)} events &middot; "
@@ -252,8 +259,7 @@ class _Section:
                 counts[statuses[rule_id]] = counts.get(statuses[rule_id], 0) + 1
             return ", ".join(f"{c} {st}" for st, c in counts.items())
 
-        rank = {FAIL: 0, WARN: 1, INFO: 2}
-        shown = sorted((r for r in section.outcomes if r in bad), key=lambda r: rank[statuses[r]])
+        shown = sorted((r for r in section.outcomes if r in bad), key=lambda r: _rank(statuses[r]))
         folded = [r for r in section.outcomes if r not in bad]
         out = []
         if shown:
