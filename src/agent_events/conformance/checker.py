@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import islice
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from agent_events import schemas
 from agent_events.conformance import json_text
@@ -77,6 +77,9 @@ from agent_events.conformance import profiles as _profiles
 from agent_events.conformance import rules as _rules
 from agent_events.conformance import schema_validation as _sv
 from agent_events.conformance.latencies import Latencies
+
+if TYPE_CHECKING:
+    from agent_events.conformance.harness_lag import LagRecord
 from agent_events.conformance.violations import RuleOutcome, Violation, clip, excerpt_line, summarise
 
 # -- states and kinds ---------------------------------------------------------
@@ -188,6 +191,9 @@ CONN_MEMORY = 1024
 TENTATIVE_MEMORY = 256
 #: Runs whose timeline (every event with its times) is kept for the HTML report.
 TIMELINE_RUNS = 20
+#: Over-budget latency samples held for the harness-lag judgement at close; past this many the
+#: rest are judged at once (a stream that late is failing anyway).
+MAX_PENDING_LATENCY = 10_000
 TIMELINE_EVENTS = 500
 
 _loads = json_text.loads
@@ -269,8 +275,16 @@ class Checker:
 
     def __init__(self, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
                  max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE,
-                 timeline_runs: int = TIMELINE_RUNS) -> None:
+                 timeline_runs: int = TIMELINE_RUNS, lag: "LagRecord | None" = None) -> None:
         self.profile = _profiles.get(profile)
+        #: the harness's own stalls (a live check's): an over-budget latency is judged at close,
+        #: net of them (see :mod:`agent_events.conformance.harness_lag`); ``None`` offline
+        self.lag = lag
+        self._pending_latency: list[tuple] = []
+        #: over-budget latency samples that the harness's own lag explains: rule id -> count
+        self.inconclusive: dict[str, int] = {}
+        #: per rule, the figures of the worst such sample (for every report format)
+        self.inconclusive_worst: dict[str, dict] = {}
         self._first_budget = self.profile.first_event_ms
         self._delivery_budget = self.profile.delivery_ms
         self._gap_budget = self.profile.tool_gap_ms
@@ -559,10 +573,11 @@ class Checker:
                 self.delivery_checked += 1
                 self.latencies.delivery.add(latency)
                 if latency > self._delivery_budget:
-                    out.append(self._flag("latency.delivery", c.name, run_id, index, at, ref,
-                                          f"received within {self._delivery_budget:g} ms of emitted_at",
-                                          f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
-                                          run.recent, run))
+                    self._late(out, latency, self._delivery_budget, at - latency,
+                               "latency.delivery", c.name, run_id, index, at, ref,
+                               f"received within {self._delivery_budget:g} ms of emitted_at",
+                               f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
+                               run.recent, run)
 
         payload = message.get("payload")
         if type(payload) is not dict:
@@ -659,9 +674,10 @@ class Checker:
         self.latencies.first_event.add(latency)
         if latency > self._first_budget:
             run.first_event_reported = True
-            out.append(self._flag("latency.first_event", run.conn, run.run_id, index, at, ref,
-                                  f"agent_started within {self._first_budget:g} ms of start_run",
-                                  f"agent_started {latency:.1f} ms after start_run", run.recent, run))
+            self._late(out, latency, self._first_budget, run.start_at,
+                       "latency.first_event", run.conn, run.run_id, index, at, ref,
+                       f"agent_started within {self._first_budget:g} ms of start_run",
+                       f"agent_started {latency:.1f} ms after start_run", run.recent, run)
 
     def _on_thinking(self, run: _Run, payload, at, index, ref, out) -> None:
         run.thinking += 1
@@ -835,19 +851,54 @@ class Checker:
             if waited > self._first_budget:
                 run.first_event_reported = True
                 self.first_event_checked += 1
-                out.append(self._flag("latency.first_event", run.conn, run.run_id, None, at, None,
-                                      f"agent_started within {self._first_budget:g} ms of start_run",
-                                      f"no agent_started {waited:.1f} ms after start_run", run.recent, run))
+                self._late(out, waited, self._first_budget, run.start_at,
+                           "latency.first_event", run.conn, run.run_id, None, at, None,
+                           f"agent_started within {self._first_budget:g} ms of start_run",
+                           f"no agent_started {waited:.1f} ms after start_run", run.recent, run)
         self._check_deadline(run, at, None, None, out, still_open=True)
 
     def close(self, at: float | None = None) -> list[Violation]:
-        """The stream has ended: report every run (and start_run) left open."""
+        """The stream has ended: report every run (and start_run) left open, and judge the
+        over-budget latencies held back for the harness's lag."""
         out = self.tick(at) if at is not None else []
         self._end_runs(list(self._runs.values()), at, out)
         for c in self._conns.values():
             self._end_anonymous(c, at, out)
+        self._settle_latency(out)
         self.closed = True
         return out
+
+    # -- latency net of the harness's own lag ------------------------------------------------
+    def _late(self, out: list, latency: float, budget: float, since: float | None, rule_id: str, conn: str,
+              run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
+        """An over-budget latency sample: a violation now (offline), or held until close, when the
+        harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
+        if self.lag is None or at is None or since is None or len(self._pending_latency) >= MAX_PENDING_LATENCY:
+            out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
+            return
+        self._pending_latency.append((rule_id, latency, budget, since, at,
+                                      (conn, run_id, index, ref, expected, observed, tuple(recent), run)))
+
+    def _settle_latency(self, out: list) -> None:
+        """Each held sample: what remains once the harness's own stall in its window is taken
+        off either still breaks the budget (a violation, with both figures), or does not: then
+        the endpoint may have been in time, and the sample is inconclusive."""
+        lag = self.lag
+        for rule_id, latency, budget, since, at, (conn, run_id, index, ref, expected, observed, recent, run) \
+                in self._pending_latency:
+            harness = lag.delay_before(since, at)
+            if latency - harness > budget:
+                if harness > 0.0:
+                    observed = f"{observed}; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
+                out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
+                continue
+            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
+            worst = self.inconclusive_worst.get(rule_id)
+            if worst is None or latency > worst["latency_ms"]:
+                self.inconclusive_worst[rule_id] = {
+                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
+                    "run_id": run_id, "conn": conn, "at": at}
+        self._pending_latency.clear()
 
     def _end_runs(self, runs: list[_Run], at: float | None, out: list[Violation],
                   ended: str = "the stream ended") -> None:
@@ -940,7 +991,9 @@ class Checker:
                 checked, reason = 0, self._not_applicable[rule.id]
             elif count or checked:
                 reason = None
-            result[rule.id] = RuleOutcome(rule.id, max(checked, count), count, reason)
+            inconclusive = self.inconclusive.get(rule.id, 0)
+            result[rule.id] = RuleOutcome(rule.id, max(checked, count), count, reason, inconclusive=inconclusive,
+                                          inconclusive_worst=self.inconclusive_worst.get(rule.id))
         return result
 
     def _evidence_table(self) -> dict[str, tuple[int, str]]:

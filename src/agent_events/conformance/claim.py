@@ -15,6 +15,8 @@ issued under these conditions only, whatever gate a team chose for its CI
   runs: every recording (a file of one ``time_sync`` reply shows nothing about
   runs) and every scenario that sent a ``start_run``. Rules that had nothing to
   judge pass vacuously; a claim needs evidence;
+* ``inconclusive``: no rule is INCONCLUSIVE (a latency sample over budget that the
+  harness's own stall explains was not judged, so it cannot support a claim);
 * ``looser_budgets``: no latency budget is looser than the profile's default
   (a registered profile's, else the protocol's): a budget relaxed until the
   check passes proves nothing. Tighter budgets keep the claim, and the
@@ -42,7 +44,8 @@ _BUDGET_WORDS = {"first_event_ms": ("first event", "ms"), "delivery_ms": ("deliv
 assert set(_BUDGET_WORDS) == set(_profiles.BUDGETS)
 
 #: The values of ``withheld_because``, in the order the conditions are tried.
-WITHHELD_REASONS = ("lowered_must", "nothing_checked", "must_failed", "gate_failed", "no_runs", "looser_budgets")
+WITHHELD_REASONS = ("lowered_must", "nothing_checked", "must_failed", "gate_failed", "no_runs", "inconclusive",
+                    "looser_budgets")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ def claim_for(report) -> Claim:
                  else f" in {', '.join(_short(s.name) for s in runless)}")
         return withheld("no_runs", f"not a conformance claim: no run completed{where}, so nothing shows "
                                    f"that the agent's runs conform (rules with nothing to judge pass vacuously)")
+    inconclusive = report.inconclusive_rules
+    if inconclusive:
+        return withheld("inconclusive", f"not a conformance claim: {', '.join(inconclusive)} inconclusive (every "
+                                        f"sample over its budget is explained by the harness's own stall on a busy "
+                                        f"machine); run the check again on a quieter one")
     defaults = _default_budgets(report.profile)
     budgets = report.profile.budgets()
     looser = [name for name in _profiles.BUDGETS if not budgets[name] <= defaults[name]]

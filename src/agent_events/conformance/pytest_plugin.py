@@ -234,7 +234,7 @@ class RuleItem(pytest.Item):
         self.user_properties.append(("level", rule.level.value))
 
     def runtest(self) -> None:
-        from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, WARN
+        from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, WARN
 
         report = _session_report(self.config)
         section = next((s for s in report.sections if s.name == self.scenario), None)
@@ -242,6 +242,8 @@ class RuleItem(pytest.Item):
             pytest.skip(f"scenario {self.scenario} was not run")
         outcome = section.outcomes[self.rule_id]
         status = report.policy.status(outcome)
+        if status == INCONCLUSIVE:
+            pytest.skip(f"{self.rule_id}: {outcome.inconclusive_text()}")
         if status in (NOT_APPLICABLE, OFF):
             pytest.skip(f"{self.rule_id}: {outcome.reason or 'off'}")
         comparison = report.baseline_comparison()  # --agent-events-baseline: known failures xfail, stale entries fail

@@ -26,7 +26,7 @@ from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.gating import FAIL_ON, SEVERITIES, check_rule_id  # noqa: F401 - FAIL_ON, SEVERITIES re-exported
 from agent_events.conformance.profiles import Profile
 from agent_events.conformance.violations import (
-    FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN, RuleOutcome, Violation,
+    FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN, RuleOutcome, Violation,
 )
 
 #: Version of the JSON report's structure (``report_schema.json``). A minor
@@ -34,11 +34,11 @@ from agent_events.conformance.violations import (
 #: sections' too) and ``claim.withheld_because``; ``conformant`` is every MUST rule held, whatever the gate.
 #: 1.3 added the timeline events' ``attempt``, ``tool_call_id``, ``tool_name`` and ``status``.
 #: 1.4 added ``baseline`` (``--baseline``: known, new and stale failures).
-REPORT_VERSION = "1.4"
+REPORT_VERSION = "1.5"
 REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 
 #: Worst first: how statuses merge across sections.
-_STATUS_RANK = {FAIL: 0, WARN: 1, INFO: 2, PASS: 3, NOT_APPLICABLE: 4, OFF: 5}
+_STATUS_RANK = {FAIL: 0, WARN: 1, INFO: 2, INCONCLUSIVE: 3, PASS: 4, NOT_APPLICABLE: 5, OFF: 6}
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class Policy:
             return OFF
         if outcome.violations:
             return {"error": FAIL, "warning": WARN, "info": INFO}[severity]
+        if outcome.inconclusive:
+            return INCONCLUSIVE
         return PASS if outcome.applicable else NOT_APPLICABLE
 
     def fails(self, severity: str) -> bool:
@@ -207,8 +209,19 @@ class Report:
             violations = sum(p.violations for p in parts)
             applicable = any(p.applicable for p in parts)
             reason = None if applicable else next((p.reason for p in parts if p.reason), "nothing was checked")
-            merged[rule.id] = RuleOutcome(rule.id, checked if applicable else 0, violations, reason)
+            inconclusive = sum(p.inconclusive for p in parts)
+            worst = max((p.inconclusive_worst for p in parts if p.inconclusive_worst),
+                        key=lambda w: w["latency_ms"], default=None)
+            merged[rule.id] = RuleOutcome(rule.id, checked if applicable else 0, violations, reason,
+                                          inconclusive=inconclusive, inconclusive_worst=worst)
         return merged
+
+    @property
+    def inconclusive_rules(self) -> list[str]:
+        """Rules no section failed whose over-budget samples the harness's own lag explains: not
+        judged. The gate does not fail on them (a busy CI runner must not fail green code), but
+        the report makes no conformance claim while any remain (see the spec's latency section)."""
+        return [rule_id for rule_id, status in self.statuses().items() if status == INCONCLUSIVE]
 
     def statuses(self) -> dict[str, str]:
         """Per rule, the worst status over sections."""
@@ -345,6 +358,8 @@ class Report:
             "id": rule.id, "level": rule.level.value, "severity": self.policy.severity(rule_id),
             "category": rule.category, "title": rule.title, "section": rule.section, "profile": rule.profile,
             "status": status, "checked": outcome.checked, "violations": outcome.violations, "reason": outcome.reason,
+            "inconclusive": outcome.inconclusive,
+            "inconclusive_worst": outcome.inconclusive_worst,
         }
 
     def _section_dict(self, section: Section) -> dict[str, Any]:

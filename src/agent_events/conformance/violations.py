@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Statuses of a rule in a report. FAIL and WARN depend on the severity the
-#: report's policy gives the rule, not only on its level.
+#: report's policy gives the rule, not only on its level. INCONCLUSIVE: every sample over
+#: a budget is explained by the harness's own lag (a live check on a busy machine), so the
+#: rule was not judged: never a pass, never a fail.
 PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF = "PASS", "FAIL", "WARN", "INFO", "N/A", "OFF"
-STATUSES = (PASS, FAIL, WARN, INFO, NOT_APPLICABLE, OFF)
+INCONCLUSIVE = "INCONCLUSIVE"
+STATUSES = (PASS, FAIL, WARN, INFO, INCONCLUSIVE, NOT_APPLICABLE, OFF)
 
 #: How much of a message an excerpt line may show: enough to recognise it,
 #: short enough that a report of a thousand violations stays readable.
@@ -75,10 +78,21 @@ class RuleOutcome:
     violations: int
     #: Why the rule was not applicable, when it was not checked at all.
     reason: str | None = None
+    #: Samples over a budget that the harness's own lag explains (latency rules of a live check).
+    inconclusive: int = 0
+    #: The figures of the worst of them: latency_ms, budget_ms, harness_stall_ms, run_id, conn, at.
+    inconclusive_worst: dict | None = None
 
     @property
     def applicable(self) -> bool:
         return self.violations > 0 or (self.checked > 0 and self.reason is None)
+
+    def inconclusive_text(self) -> str:
+        """One sentence with the figures, for every report format."""
+        w = self.inconclusive_worst or {}
+        return (f"inconclusive: {self.inconclusive} sample(s) over the {w.get('budget_ms', 0):g} ms budget, each "
+                f"within what the harness's own stall explains (worst {w.get('latency_ms', 0):g} ms, of which the "
+                f"harness was stalled {w.get('harness_stall_ms', 0):g} ms)")
 
 
 def clip(text: str, limit: int) -> str:

@@ -15,6 +15,7 @@ from typing import Callable
 
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.live import scenarios as _scenarios
+from agent_events.conformance.harness_lag import LagMonitor, LagRecord
 from agent_events.conformance.live.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
 from agent_events.conformance.live.session import ScenarioProbe
 from agent_events.conformance.live.wire import Clock, Endpoint
@@ -23,7 +24,7 @@ from agent_events.conformance.report import Section
 from agent_events.conformance.transcript import TranscriptWriter
 
 #: Runs per scenario when ``--runs`` is not given: enough for what each proves.
-DEFAULT_RUNS = {"multiplex": 5, "concurrency": 3, "latency": 20}
+DEFAULT_RUNS = {"multiplex": 5, "concurrency": 3, "latency": 20, "cancel": 8}
 DEFAULT_CONCURRENCY = 10
 DEFAULT_INPUT = "Create optimization action plan"
 SYNC_SAMPLES = 8
@@ -76,6 +77,8 @@ class LiveCheck:
         self.options = options
         self.clock = Clock()
         self.connected_once = False
+        #: when the harness itself was stalled (CPU starvation, a busy loop): see harness_lag
+        self.lag = LagRecord()
         #: record --run-id: whether the first run already took the chosen id
         self.first_run_id_used = False
         self.clock_estimate: ClockEstimate = ASSUMED_SAME_CLOCK
@@ -125,12 +128,15 @@ class LiveCheck:
 
     # -- the check ---------------------------------------------------------------------
     def _checker(self) -> Checker:
-        return Checker(self.options.profile)
+        # every scenario's checker judges its latencies net of the harness's own stalls
+        return Checker(self.options.profile, lag=self.lag)
 
     async def run(self) -> list[Section]:
         """Run every selected scenario; raise ConnectError when the endpoint is unreachable."""
         options = self.options
         ticker = asyncio.get_running_loop().create_task(self._tick()) if options.progress else None
+        monitor = LagMonitor(self.lag, self.clock.now)
+        monitor.start()
         try:
             owners = {rule_id: name for name, s in _scenarios.SCENARIOS.items() for rule_id in s.focus}
             probes = {name: ScenarioProbe(self, name, self._checker(), owners) for name in options.scenarios}
@@ -152,6 +158,7 @@ class LiveCheck:
                 sections.append(Section.from_checker(name, probe.checker, kind="scenario", notes=probe.notes))
             return sections
         finally:
+            await monitor.stop()
             if ticker is not None:
                 ticker.cancel()
             self._close_transcript()

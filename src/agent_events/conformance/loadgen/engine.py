@@ -32,6 +32,7 @@ from typing import Any, Callable
 from agent_events import schemas
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.client import ClientConnection, RunRecord
+from agent_events.conformance.harness_lag import LagMonitor, LagRecord
 from agent_events.conformance.latencies import Latencies, Samples
 from agent_events.conformance.live.clock_sync import ClockEstimate, estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
@@ -207,7 +208,9 @@ class LoadEngine:
     def __init__(self, options: LoadOptions) -> None:
         self.options = options
         self.clock = Clock()
-        self.checker = Checker(options.profile)
+        #: the generator's own stalls: over-budget latencies they explain are inconclusive
+        self.lag_record = LagRecord()
+        self.checker = Checker(options.profile, lag=self.lag_record)
         #: how late the generator's own loop woke up (its saturation), ms
         self.lag = Samples()
         self.conns: list[_Conn] = []
@@ -496,6 +499,8 @@ class LoadEngine:
         options = self.options
         await self._connect()
         sampler = None
+        monitor = LagMonitor(self.lag_record, self.clock.now)
+        monitor.start()
         try:
             clock = await self._synchronise()
             if not clock.measured:
@@ -527,6 +532,7 @@ class LoadEngine:
             if options.server is not None:
                 options.server.sample(self.in_flight)
         finally:
+            await monitor.stop()
             if sampler is not None:
                 sampler.cancel()
             self._closing = True

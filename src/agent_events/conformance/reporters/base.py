@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_events.conformance.violations import FAIL, STATUSES, WARN
+from agent_events.conformance.violations import FAIL, INCONCLUSIVE, STATUSES, WARN
 
 #: How many violations of one rule a human-oriented format shows per section.
 SHOWN_PER_RULE = 5
@@ -51,8 +51,14 @@ def verdict_line(report) -> str:
     statuses = report.statuses()
     failed = [r for r, s in statuses.items() if s == FAIL]
     warned = [r for r, s in statuses.items() if s == WARN]
+    inconclusive = [r for r, s in statuses.items() if s == INCONCLUSIVE]
     head = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    if report.conformant and inconclusive:
+        head = "INCONCLUSIVE"  # every MUST rule judged held, but some were not judged: never a plain pass
     parts = []
+    if inconclusive:
+        parts.append(f"{len(inconclusive)} rule(s) inconclusive, the harness's own lag explaining every sample "
+                     f"over budget: {', '.join(inconclusive)} (no conformance claim; the gate does not fail on it)")
     if failed:
         parts.append(f"{len(failed)} rule(s) failed: {', '.join(failed)}")
     if warned:
@@ -66,8 +72,8 @@ def verdict_line(report) -> str:
 
 
 def verdict_ok(report) -> bool:
-    """Whether the verdict is shown in the colour of success: conformant and through the gate."""
-    return report.conformant and report.passed_gate
+    """Whether the verdict is shown in the colour of success: conformant, through the gate, all judged."""
+    return report.conformant and report.passed_gate and not report.inconclusive_rules
 
 
 def latency_rows(latencies: dict) -> list[tuple[str, dict]]:

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 from agent_events.conformance import rules as _rules
 from agent_events.conformance.reporters.base import SHOWN_PER_RULE, Reporter, where_parts
-from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, WARN
+from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, WARN
 
 # XML 1.0 cannot carry these characters at all, even escaped.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -69,6 +69,9 @@ class JUnitReporter(Reporter):
                 elif status in (NOT_APPLICABLE, OFF):
                     counts["skipped"] += 1
                     ET.SubElement(case, "skipped", message=_x(outcome.reason or "rule turned off"))
+                elif status == INCONCLUSIVE:  # not judged: neither a pass nor a failure
+                    counts["skipped"] += 1
+                    ET.SubElement(case, "skipped", type="inconclusive", message=_x(outcome.inconclusive_text()))
                 elif status in (WARN, INFO):
                     out = ET.SubElement(case, "system-out")
                     out.text = _x(f"{status}: {outcome.violations} violation(s)\n{details}")

@@ -121,6 +121,13 @@ class SarifReporter(Reporter):
                                             f"the JSON report has the counts)."},
                         "associatedRule": {"id": rule_id, "index": index[rule_id]},
                     })
+            for rule_id, outcome in section.outcomes.items():
+                if outcome.inconclusive and not outcome.violations and policy.severity(rule_id) != "off":
+                    notifications.append({  # not a result: nothing was found, and nothing was cleared either
+                        "level": "note",
+                        "message": {"text": f"{section.name}: {rule_id} {outcome.inconclusive_text()}"},
+                        "associatedRule": {"id": rule_id, "index": index[rule_id]},
+                    })
         overrides = [{"descriptor": {"id": rule_id, "index": index[rule_id]},
                       "configuration": {"level": LEVELS[severity], "enabled": severity != "off"}}
                      for rule_id, severity in policy.severities.items()]

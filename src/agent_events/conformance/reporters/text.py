@@ -22,9 +22,9 @@ from agent_events.conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
     verdict_line, verdict_ok,
 )
-from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
-_COLORS = {PASS: "32", FAIL: "1;31", WARN: "33", INFO: "36", NOT_APPLICABLE: "2", OFF: "2"}
+_COLORS = {PASS: "32", FAIL: "1;31", WARN: "33", INFO: "36", INCONCLUSIVE: "35", NOT_APPLICABLE: "2", OFF: "2"}
 
 
 QUIET, DEFAULT, VERBOSE = -1, 0, 1
@@ -45,6 +45,8 @@ class TextReporter(Reporter):
         rule = _rules.get(rule_id)
         if status == NOT_APPLICABLE:
             detail = f"- {outcome.reason}"
+        elif status == INCONCLUSIVE:
+            detail = f"- {outcome.inconclusive_text()}"
         elif outcome.violations:
             detail = f"({outcome.violations} violation{'s' if outcome.violations != 1 else ''} / {outcome.checked} checked)"
         elif status == OFF:
@@ -92,10 +94,13 @@ class TextReporter(Reporter):
     def section_line(self, report, section, width: int) -> str:
         """``PASS  primary (scenario)  1 run, 11 events, 11 frames  25 passed, 4 n/a``."""
         statuses = section.statuses(report.policy)
-        counts = {s: sum(1 for v in statuses.values() if v == s) for s in (FAIL, WARN, INFO, PASS, NOT_APPLICABLE, OFF)}
-        words = {FAIL: "failed", WARN: "warned", INFO: "info", PASS: "passed", NOT_APPLICABLE: "n/a", OFF: "off"}
+        counts = {s: sum(1 for v in statuses.values() if v == s)
+                  for s in (FAIL, WARN, INFO, INCONCLUSIVE, PASS, NOT_APPLICABLE, OFF)}
+        words = {FAIL: "failed", WARN: "warned", INFO: "info", INCONCLUSIVE: "inconclusive", PASS: "passed",
+                 NOT_APPLICABLE: "n/a", OFF: "off"}
         tally = ", ".join(f"{n} {words[s]}" for s, n in counts.items() if n)
-        worst = FAIL if counts[FAIL] else WARN if counts[WARN] else INFO if counts[INFO] else PASS
+        worst = (FAIL if counts[FAIL] else WARN if counts[WARN] else INFO if counts[INFO]
+                 else INCONCLUSIVE if counts[INCONCLUSIVE] else PASS)
         if not counts[PASS] and worst == PASS:
             worst = NOT_APPLICABLE
         stats = section.stats
