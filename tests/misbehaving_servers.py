@@ -136,11 +136,16 @@ class ScriptedAgent:
                     await self.error(ws, "invalid_json", "not an object")
                     continue
                 kind = msg.get("type")
-                if kind == "start_run":
+                if kind is None:
+                    await self.error(ws, "invalid_message", "type is required", msg.get("run_id"))
+                elif kind == "start_run":
                     if not isinstance(msg.get("input"), str):
                         await self.error(ws, "invalid_message", "input is required")
                         continue
                     run_id = msg.get("run_id") or f"srv-{next(counter)}"
+                    if run_id in runs:
+                        await self.on_duplicate(ws, run_id, runs)
+                        continue
                     cancelled = asyncio.Event()
                     task = asyncio.create_task(self.run(ws, run_id, msg.get("options") or {}, cancelled))
                     runs[run_id] = (task, cancelled)
@@ -160,6 +165,9 @@ class ScriptedAgent:
         finally:
             for task, _ in list(runs.values()):
                 task.cancel()
+
+    async def on_duplicate(self, ws, run_id: str, runs: dict) -> None:
+        await self.error(ws, "duplicate_run", f"run {run_id!r} is in flight", run_id)
 
     async def on_time_sync(self, ws, msg: dict) -> None:
         await ws.send(orjson.dumps({"type": "time_sync", "client_time_ms": msg.get("client_time_ms"),

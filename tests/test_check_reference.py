@@ -89,7 +89,9 @@ def test_the_cancel_scenario_sees_a_cancelled_completion(full):
     report, _, _ = full
     section = next(s for s in report.sections if s.name == "cancel")
     assert section.statuses(report.policy)["cancel.terminal"] == PASS
-    assert section.stats["cancels_sent"] == 1
+    assert section.statuses(report.policy)["cancel.before_first_event"] == PASS
+    # mid-run, right after start_run, during a tool, and at least the first of the random cancels
+    assert section.stats["cancels_sent"] >= 4
 
 
 def test_the_transcript_replays_to_the_same_verdict(full):
@@ -147,10 +149,11 @@ def test_cli_quiet_prints_only_the_verdict(agent_url, capsys):
 
 
 def test_cli_json_names_the_scenarios_and_exit_code(agent_url, capsys):
-    assert main(["check", agent_url, "--scenario", "multiplex", "--runs", "3", "--format", "json",
+    # latency: a scenario whose runs are exactly --runs (multiplex adds its start_run probes)
+    assert main(["check", agent_url, "--scenario", "latency", "--runs", "3", "--format", "json",
                  *RELAXED_FLAGS]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["exit_code"] == 0 and data["target"]["scenarios"] == ["multiplex"]
+    assert data["exit_code"] == 0 and data["target"]["scenarios"] == ["latency"]
     assert data["sections"][0]["stats"]["runs_completed"] == 3
 
 
@@ -164,11 +167,11 @@ def test_budgets_from_the_command_line_are_applied(agent_url, capsys):
 
 
 def test_scenarios_and_runs_come_from_the_config_file(agent_url, tmp_path, monkeypatch, capsys):
-    (tmp_path / "agent-events.toml").write_text('[check]\nscenarios = ["multiplex"]\nruns = 2\n')
+    (tmp_path / "agent-events.toml").write_text('[check]\nscenarios = ["latency"]\nruns = 2\n')
     monkeypatch.chdir(tmp_path)
     assert main(["check", agent_url, "--format", "json", *RELAXED_FLAGS]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [s["name"] for s in data["sections"]] == ["multiplex"]
+    assert [s["name"] for s in data["sections"]] == ["latency"]
     assert data["sections"][0]["stats"]["runs_completed"] == 2
 
 

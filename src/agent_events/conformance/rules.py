@@ -160,8 +160,9 @@ RULES += (
     Rule("cancel.terminal", M, "cancel", "After cancel_run, the run ends with agent_completed whose result says cancelled: true and success: false",
          "A user who cancels must see the run end, and must not mistake a cancelled run for a successful one.",
          "cancel-run", scope="live"),
-    Rule("cancel.before_first_event", M, "cancel", "A run cancelled before its first event still sends agent_started, then agent_completed with cancelled: true",
-         "A cancel can reach a server before the run's task has started; the user must still see that run start and end, never silence.",
+    Rule("cancel.before_first_event", M, "cancel", "A run cancelled before its first event still sends agent_started and ends with agent_completed, never silence",
+         "A cancel can reach a server before the run's task has started; the user must still see that run start and end "
+         "(cancelled, as cancel.terminal judges), never a run that vanished.",
          "cancel-run", scope="live"),
     Rule("start.generated_run_id", M, "start", "A start_run without run_id gets a server-generated run_id unique on the connection",
          "The client learns its run's id from the first event; two runs under one id cannot be told apart.",

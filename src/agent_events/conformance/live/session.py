@@ -111,9 +111,14 @@ class LiveConnection:
 
     async def start_run(self, input_text: str | None = None, options: dict | None = None,
                         run_id: str | None = None) -> str:
-        """Start a run with a fresh client-chosen run_id (so isolation can be judged) and return it."""
+        """Start a run with a fresh client-chosen run_id (so isolation can be judged) and return it.
+
+        A ``run_id`` of a run in flight sends a duplicate start (the server should refuse it with
+        duplicate_run): the run's record stays, with ``duplicate_sent_at`` set."""
         wire = self._usable()
         engine = self.probe.engine
+        if wire is None and run_id is not None and run_id in self.core.runs and not self.core.runs[run_id].ended:
+            return run_id  # a duplicate start on a closed connection: nothing sent, the run in flight untouched
         if run_id is None and engine.options.first_run_id is not None and not engine.first_run_id_used:
             engine.first_run_id_used = True  # record --run-id: the recording's run carries the user's id
             run_id = engine.options.first_run_id
@@ -130,6 +135,20 @@ class LiveConnection:
             return run_id
         await wire.send("text", data)
         return run_id
+
+    async def start_unnamed_run(self, input_text: str | None = None, options: dict | None = None) -> RunRecord | None:
+        """Start a run without run_id, so that the server generates one; return its record, whose
+        ``run_id`` is filled in when the run's first event arrives (``""`` until then). ``None``:
+        the connection is closed, nothing was sent."""
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        _, data = self.core.start_run(at, input=input_text if input_text is not None else self.probe.engine.options.input,
+                                      options=options, server_run_id=True)
+        run = self.core.unnamed[-1]
+        await wire.send("text", data)
+        return run
 
     async def cancel_run(self, run_id: str) -> float | None:
         wire = self._usable()
