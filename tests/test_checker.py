@@ -19,6 +19,9 @@ from agent_events.conformance.transcript import feed, frames_from_vector
 from agent_events.conformance.violations import Violation
 
 
+T0 = 1_764_064_800_000.0
+
+
 def run(frames, profile="actions-agent", at=None) -> Checker:
     checker = Checker(profile)
     feed(checker, frames_from_vector(frames))
@@ -305,8 +308,41 @@ def test_tool_gap_uses_the_profile_fast_tools_and_budget():
 def test_latency_rules_not_applicable_without_times():
     checker = run(run_frames(RunSpec(timing=False)))
     outcomes = checker.outcomes()
-    for rule_id in ("latency.first_event", "latency.delivery", "latency.tool_gap", "latency.run_deadline"):
+    for rule_id in ("latency.first_event", "latency.delivery", "latency.run_deadline"):
         assert outcomes[rule_id].checked == 0 and "receive times" in outcomes[rule_id].reason
+    # the tool gap is the server's own: judged from its emitted_at stamps, receive times or not
+    assert outcomes["latency.tool_gap"].checked == 2 and outcomes["latency.tool_gap"].violations == 0
+
+
+def _tool_pair(run_id: str, executing_at: float, completed_at: float, received: tuple[float, float]):
+    payload = {"tool_call_id": "call_1", "tool_name": "prompt_builder", "message": "m"}
+    return [
+        ({"type": "tool_executing", "run_id": run_id, "seq": 1, "emitted_at": executing_at,
+          "agent_name": "A", "payload": payload}, received[0]),
+        ({"type": "tool_completed", "run_id": run_id, "seq": 2, "emitted_at": completed_at, "agent_name": "A",
+          "payload": {**payload, "status": "success", "duration_ms": completed_at - executing_at}}, received[1]),
+    ]
+
+
+@pytest.mark.parametrize("server_gap, receive_gap, fails", [
+    (0.003, 5.0, False),   # a fast tool read 5 ms apart (the network, the harness): not the tool's time
+    (14.8, 0.0, True),     # a slow tool whose two events were read in one go: still slow
+])
+def test_tool_gap_is_judged_on_the_servers_stamps_and_says_what_was_measured(server_gap, receive_gap, fails):
+    """Issue 13: judged on receive times, a 0.003 ms tool read 5 ms apart "took 5.0 ms", and a
+    14.8 ms one read in one go took 0.00."""
+    checker = Checker("actions-agent")
+    t = T0 + 1.0
+    checker.send({"type": "start_run", "run_id": "r", "input": "x"}, T0, "c0")
+    checker.receive({"type": "agent_started", "run_id": "r", "seq": 0, "emitted_at": t, "agent_name": "A",
+                     "payload": {"message": "m", "attempt": "primary"}}, t + 1, "c0")
+    for message, at in _tool_pair("r", t + 1, t + 1 + server_gap, (t + 2, t + 2 + receive_gap)):
+        checker.receive(message, at, "c0")
+    gaps = [v for v in checker.violations if v.rule_id == "latency.tool_gap"]
+    assert bool(gaps) is fails
+    if fails:
+        assert f"prompt_builder: {server_gap:.3f} ms from the emitted_at of tool_executing" in gaps[0].observed
+        assert "(the server's clock)" in gaps[0].observed and "duration_ms says 14.8 ms" in gaps[0].observed
 
 
 # -- the API the live probe uses ------------------------------------------------------------

@@ -59,14 +59,16 @@ or its result says ``cancelled: true``; the profile's rules and
 Latency (client clock, milliseconds; absent times make the rule N/A):
 ``latency.first_event`` from the start_run send time to agent_started;
 ``latency.delivery`` from emitted_at, corrected by the connection's clock
-offset, to receipt; ``latency.tool_gap`` between the receipts of a fast
-tool's executing and completed; ``latency.run_deadline`` from the start_run
+offset, to receipt; ``latency.tool_gap`` between the ``emitted_at`` stamps
+(the server's clock) of a fast tool's executing and completed;
+``latency.run_deadline`` from the start_run
 send time (or the first event's receipt) to agent_completed, or to
 :meth:`Checker.tick` / :meth:`Checker.close` for a run still open.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -241,10 +243,12 @@ class _Run:
     __slots__ = (
         "conn", "run_id", "state", "next_seq", "attempt", "thinking", "primary_thinking",
         "open_tools", "tool_ids", "primary_tools", "cancelled", "fallback_ran", "start_at",
-        "first_at", "recent", "timeline", "failed", "deadline_reported", "first_event_reported",
+        "first_at", "recent", "timeline", "failed", "deadline_reported", "first_event_reported", "emitted",
     )
 
     def __init__(self, conn: str, run_id: str | None, start_at: float | None) -> None:
+        #: the server's emitted_at of the event being handled (a number, else None)
+        self.emitted: float | None = None
         self.conn = conn
         self.run_id = run_id
         self.state = AWAITING_START
@@ -601,6 +605,8 @@ class Checker:
                 self._end_attempt(run, nxt, index, at, ref, out)
         if kind is type_:
             effect = self._effects.get(kind)
+            emitted = message.get("emitted_at")
+            run.emitted = emitted if type(emitted) is float or type(emitted) is int else None
             if effect is not None:
                 effect(run, payload, at, index, ref, out)
             elif kind == COMPLETED_EVENT:
@@ -698,7 +704,9 @@ class Checker:
                                   f"tool_call_id {call_id!r} again (tool {_short(name)})", run.recent, run))
         else:
             run.tool_ids.add(call_id)
-        run.open_tools[call_id] = (name, at)
+        # The server's stamp, not the receive time: a tool's duration is the server's to show, and the
+        # network (or the harness's own lag) must not make a fast tool look slow, or hide a slow one.
+        run.open_tools[call_id] = (name, run.emitted)
 
     def _on_tool_completed(self, run: _Run, payload, at, index, ref, out) -> None:
         self.tool_completions += 1
@@ -719,14 +727,19 @@ class Checker:
             return
         del run.open_tools[call_id]
         started = opened[1]
-        if at is not None and started is not None and name in self._fast_tools:
-            gap = at - started
+        ended = run.emitted
+        if started is not None and ended is not None and name in self._fast_tools:
+            gap = ended - started
             self.gaps_checked += 1
             self.latencies.tool_gap.add(gap)
             if gap > self._gap_budget:
+                duration = payload.get("duration_ms")
+                said = (f"; its duration_ms says {duration:g} ms" if type(duration) in _NUMBER and
+                        math.isfinite(duration) else "")
                 out.append(self._flag("latency.tool_gap", run.conn, run.run_id, index, at, ref,
                                       f"fast tool {name} completed within {self._gap_budget:g} ms",
-                                      f"{name} took {gap:.1f} ms from tool_executing to tool_completed",
+                                      f"{name}: {gap:.3f} ms from the emitted_at of tool_executing to that of "
+                                      f"tool_completed (the server's clock){said}",
                                       run.recent, run))
 
     def _end_attempt(self, run: _Run, nxt: str, index, at, ref, out: list, *, closing: bool = False) -> None:

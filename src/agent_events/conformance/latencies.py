@@ -22,7 +22,7 @@ KINDS = ("first_event", "delivery", "tool_gap", "run")
 DESCRIPTIONS = {
     "first_event": "start_run sent -> agent_started received",
     "delivery": "emitted_at (clock-corrected) -> received",
-    "tool_gap": "fast tool: tool_executing received -> tool_completed received",
+    "tool_gap": "fast tool: emitted_at of tool_executing -> of tool_completed (the server's clock)",
     "run": "start_run sent (or first event received) -> agent_completed received",
 }
 
