@@ -212,9 +212,6 @@ def test_validate_with_stdin_closed_is_a_usage_error():
 # -- close records: the live check and its replay agree ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the live client core does not record closes yet: ClientConnection."
-                   "connection_closed should call recorder('close', {'code', 'cause', 'detail'}, at, name) and "
-                   "checker.end_connection(name, at); remove this mark then")
 @pytest.mark.parametrize("agent", ["SendsHugeFrame", "ClosesMidRun"])
 def test_a_recorded_check_validates_to_the_same_verdict(agent, tmp_path):
     import misbehaving_servers as m
@@ -232,8 +229,14 @@ def test_a_recorded_check_validates_to_the_same_verdict(agent, tmp_path):
     assert any(orjson.loads(line).get("dir") == "close" for line in lines)
     replay = validate_lines(lines, str(record), relaxed)
 
+    from agent_events.conformance import rules
+
+    # what a transcript holds: every rule but those only a live probe can judge (frame.size it can)
+    replayable = {r.id for r in rules.RULES if r.scope != "live"} | {"frame.size"}
+
     def failed(section) -> dict[str, int]:
-        return {rule: outcome.violations for rule, outcome in section.outcomes.items() if outcome.violations}
+        return {rule: outcome.violations for rule, outcome in section.outcomes.items()
+                if outcome.violations and rule in replayable}
 
     live_failed = {rule: n for s in live.sections for rule, n in failed(s).items()}
     assert live_failed and failed(replay) == live_failed

@@ -387,6 +387,8 @@ class ClientConnection:
             return
         self.closed = True
         checker = self.checker
+        if self.recorder is not None:  # a transcript keeps the close, so validate replays it
+            self.recorder("close", {"code": code, "cause": cause, "detail": detail}, at, self.name)
         if cause == "message_too_big":
             limit = f"{max_size} bytes" if max_size is not None else "the client's frame limit"
             checker.external("frame.size", False, conn=self.name, at=at,
@@ -395,6 +397,7 @@ class ClientConnection:
         else:
             checker.external("frame.size", True, conn=self.name, at=at)
         if self.provoked or cause == "message_too_big" or cause == "protocol_error":
+            checker.end_connection(self.name, at)
             return  # provoked by the client, or judged by its own rule
         if by == "client":
             checker.external("transport.connection_kept", True, conn=self.name, at=at)
@@ -406,6 +409,7 @@ class ClientConnection:
                 expected="the connection kept open until the client closes it (or a close with 1001 or 1013)",
                 observed=f"the endpoint {how}{f' ({detail})' if detail else ''}"
                          f"{f' with {in_flight} run(s) in flight' if in_flight else ''}")
+        checker.end_connection(self.name, at)  # its runs end here, as in a replay of the transcript
 
     # -- what the shells ask ---------------------------------------------------------------
     @property
