@@ -40,6 +40,7 @@ import functools
 import hmac
 import itertools
 import logging
+import os
 import ssl
 import threading
 import uuid
@@ -343,6 +344,8 @@ class AgentServer:
         """Counters for /healthz, tests and benchmarks."""
         return {
             "status": "shutting_down" if self.shutting_down else "ok",
+            #: the answering process (several share a port under ``agent-events serve --workers N``)
+            "pid": os.getpid(),
             "version": VERSION,
             "protocol": schemas.PROTOCOL_VERSION,
             "subprotocol": schemas.SUBPROTOCOL,

@@ -1,0 +1,495 @@
+"""Locust users that drive an agent-events endpoint and check every run.
+
+A locustfile is one line::
+
+    from agent_events.locust import AgentEventsUser
+
+and ``locust -f locustfile.py --host ws://agent.example:8765/`` runs it (``wss://`` too; the bearer
+token comes from ``$AGENT_EVENTS_TOKEN``). Each simulated user opens one WebSocket connection,
+keeps ``runs_in_flight`` runs going on it, waits ``think_time`` seconds between refills, and feeds
+every frame to the same sans-I/O :class:`~agent_events.conformance.checker.Checker` as
+``agent-events check`` and ``agent-events load``. What it finds goes to Locust's own statistics,
+so Locust's CSV, web UI and master/worker aggregation show conformance under load:
+
+=====================  ======================  ==============================================
+request type           name                    one entry per
+=====================  ======================  ==============================================
+``RUN``                the scenario            run: start_run to agent_completed; a failure
+                                               when the run broke a rule, was refused, lost
+                                               its connection or missed the run deadline
+``FIRST_EVENT``        the scenario            run: start_run to its first event
+``RULE``               the rule id             violation (always a failure: expected/observed)
+``CONNECT``            ``connect``             connection (handshake time, or why it failed)
+=====================  ======================  ==============================================
+
+Settings are class attributes (subclass ``agent_events.locust.AgentEventsUser`` through the
+module, so that Locust does not also pick up the imported base class) and command-line options
+(``--agent-events-runs-in-flight``, ``--agent-events-think-time``, ``--agent-events-input``,
+``--agent-events-simulate-failure``, ``--agent-events-profile``), which a master hands on to its
+workers. A command-line option wins over the class attribute.
+
+Locust runs users as gevent greenlets: the client is ``websockets.sync.client`` over the
+gevent-patched socket module (blocking calls yield to other users). One checker serves all users
+of a Locust process (connections are told apart by name), so its memory stays bounded by the
+checker's own limits rather than growing per user. Locust's master/worker mode spreads users
+over processes and machines; nothing here coordinates workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import logging
+import os
+import re
+import ssl
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from orjson import dumps as _dumps
+from locust import User, events, task
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from agent_events import schemas
+from agent_events.conformance import json_text, profiles as _profiles, schema_validation
+from agent_events.conformance.checker import Checker, refused_run_id
+from agent_events.conformance.live.cli_args import TOKEN_ENV
+from agent_events.conformance.live.clock_sync import SyncSample, estimate
+from agent_events.conformance.live.engine import DEFAULT_INPUT
+from agent_events.conformance.live.wire import Clock
+
+__all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT"]
+
+logger = logging.getLogger("agent_events.locust")
+
+#: Locust request types (the "Type" column of Locust's statistics).
+RUN, FIRST_EVENT, RULE, CONNECT = "RUN", "FIRST_EVENT", "RULE", "CONNECT"
+#: time_sync exchanges per connection to estimate the clock offset (as the live check does).
+SYNC_SAMPLES = 4
+SYNC_REPLY_TIMEOUT = 2.0
+#: Seconds past the profile's run deadline before a run is given up on (a RUN failure).
+DRAIN_GRACE = 1.0
+#: Pause after a failed connection attempt, so an unreachable host is not hammered in a loop.
+RECONNECT_PAUSE = 1.0
+#: Violations logged in full (run id, expected, observed) per rule and process; the rest are counted.
+LOGGED_PER_RULE = 5
+#: Per-rule failure texts stay few: numbers are masked so that Locust's failure table groups them.
+_NUMBER_TEXT = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+_loads = json_text.loads
+_JSONDecodeError = json_text.JSONDecodeError
+_RUN_EVENT_TYPES = schema_validation.RUN_EVENT_TYPES
+_NUMBER = (int, float)
+
+
+class RuleViolation(Exception):
+    """A Locust failure for one broken rule: what was expected and what was observed."""
+
+
+class RunFailed(Exception):
+    """A Locust failure for one run: the rules it broke, or why it did not complete."""
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a finite number >= 0, not {text}")
+    return value
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser) -> None:
+    # On the parser itself: Locust's include_in_web_ui is not known to argument groups.
+    group = parser
+    group.add_argument("--agent-events-runs-in-flight", type=_at_least_one, default=None, metavar="N",
+                       help="runs kept in flight on each user's connection (default 1)", include_in_web_ui=True)
+    group.add_argument("--agent-events-think-time", type=_seconds, default=None, metavar="S",
+                       help="seconds a user waits after a run ends before it starts the next (default 0)",
+                       include_in_web_ui=True)
+    group.add_argument("--agent-events-input", default=None, metavar="TEXT",
+                       help=f"the input of every start_run (default {DEFAULT_INPUT!r})", include_in_web_ui=True)
+    group.add_argument("--agent-events-simulate-failure", default=None, choices=["primary", "none"],
+                       help="'primary' sends options.simulate_failure so that every run takes the fallback path",
+                       include_in_web_ui=True)
+    group.add_argument("--agent-events-profile", default=None, choices=sorted(_profiles.PROFILES),
+                       help=f"the rule profile runs are checked against (default {_profiles.DEFAULT_PROFILE})",
+                       include_in_web_ui=True)
+    default = _profiles.get(_profiles.DEFAULT_PROFILE)
+    for budget in _profiles.BUDGETS:
+        unit = "s" if budget.endswith("_s") else "ms"
+        group.add_argument(f"--agent-events-{budget.replace('_', '-')}", type=_seconds, default=None,
+                           metavar=unit.upper(), include_in_web_ui=True,
+                           help=f"the profile's {budget} budget, in {unit} (default {getattr(default, budget):g})")
+
+
+# -- one checker per Locust process ----------------------------------------------------------------
+
+@dataclass
+class _Run:
+    user: "AgentEventsUser"
+    run_id: str
+    start_at: float
+    events: int = 0
+    size: int = 0
+    failed: set = field(default_factory=set)
+
+
+class _Monitor:
+    """The checker of one Locust process and the runs its users have in flight.
+
+    All greenlets of a process share one thread, and no checker call yields, so no lock is needed.
+    """
+
+    def __init__(self, environment, profile: "_profiles.Profile") -> None:
+        self.environment = environment
+        self.clock = Clock()
+        self.profile = profile
+        self.checker = Checker(self.profile, max_violations_per_rule=LOGGED_PER_RULE, timeline_runs=0)
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self.logged: dict[str, int] = {}
+        self._names = itertools.count(1)
+        self._last_tick = 0.0
+
+    def new_connection_name(self) -> str:
+        return f"u{os.getpid()}-{next(self._names)}"
+
+    def fire(self, request_type: str, name: str, response_time: float, length: int = 0,
+             exception: BaseException | None = None) -> None:
+        self.environment.events.request.fire(request_type=request_type, name=name, response_time=response_time,
+                                             response_length=length, exception=exception, context={})
+
+    def report(self, violations, at: float) -> None:
+        for v in violations:
+            run = self.runs.get((v.conn, v.run_id)) if v.run_id is not None else None
+            if run is not None:
+                run.failed.add(v.rule_id)
+                elapsed = max(0.0, at - run.start_at)
+            else:
+                elapsed = 0.0
+            text = f"expected {v.expected}; observed {v.observed}"
+            self.fire(RULE, v.rule_id, elapsed, 0, RuleViolation(_NUMBER_TEXT.sub("#", text)))
+            count = self.logged.get(v.rule_id, 0)
+            if count < LOGGED_PER_RULE:
+                self.logged[v.rule_id] = count + 1
+                logger.warning("%s violated on connection %s, run %s: %s", v.rule_id, v.conn, v.run_id, text)
+
+    def tick(self) -> None:
+        """Report runs past their deadline or first-event budget (at most ten times a second)."""
+        now = self.clock.now()
+        if now - self._last_tick >= 100.0:
+            self._last_tick = now
+            self.report(self.checker.tick(now), now)
+
+
+_MONITORS: "weakref.WeakKeyDictionary[Any, dict[str, _Monitor]]" = weakref.WeakKeyDictionary()
+
+
+def _monitor(environment, profile: "_profiles.Profile") -> _Monitor:
+    """The monitor of this Locust process for this profile (user classes may differ in profile)."""
+    by_profile = _MONITORS.setdefault(environment, {})
+    key = repr(profile)
+    monitor = by_profile.get(key)
+    if monitor is None:
+        monitor = by_profile[key] = _Monitor(environment, profile)
+    return monitor
+
+
+# -- the user ------------------------------------------------------------------------------------------
+
+class AgentEventsUser(User):
+    """One connection to ``--host``, ``runs_in_flight`` runs on it at a time, every run checked."""
+
+    #: the ``input`` of each start_run
+    input: str = DEFAULT_INPUT
+    #: the ``options`` of each start_run, e.g. ``{"simulate_failure": "primary"}`` (the fallback path)
+    options: dict | None = None
+    #: the name of the RUN and FIRST_EVENT entries; default "fallback" with simulate_failure, else "primary"
+    scenario: str | None = None
+    #: runs kept in flight on the connection
+    runs_in_flight: int = 1
+    #: seconds between a run's end and the next start (Locust's wait_time)
+    think_time: float = 0.0
+    #: the rule profile runs are checked against
+    profile: str = _profiles.DEFAULT_PROFILE
+    #: budgets replacing the profile's, e.g. ``{"first_event_ms": 500, "deadline_s": 60}``
+    budgets: dict | None = None
+    #: bearer token; default the environment variable named by ``token_env``
+    token: str | None = None
+    token_env: str = TOKEN_ENV
+    #: wss:// only: a CA bundle to trust (default: the system's)
+    cafile: str | None = None
+    open_timeout: float = 10.0
+    #: largest frame accepted from the endpoint, in bytes
+    max_size: int = 4 * 2**20
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        opts = environment.parsed_options
+
+        def setting(name: str, attribute: str):
+            value = getattr(opts, f"agent_events_{name}", None) if opts is not None else None
+            return getattr(self, attribute) if value is None else value
+
+        self._window = int(setting("runs_in_flight", "runs_in_flight"))
+        self._think = float(setting("think_time", "think_time"))
+        self._input = str(setting("input", "input"))
+        self._options = dict(self.options) if self.options else None
+        failure = getattr(opts, "agent_events_simulate_failure", None) if opts is not None else None
+        if failure == "primary":
+            self._options = {**(self._options or {}), "simulate_failure": "primary"}
+        elif failure == "none" and self._options:
+            self._options.pop("simulate_failure", None)
+        if self._window < 1 or not 0 <= self._think < float("inf"):
+            raise ValueError(f"runs_in_flight must be >= 1 and think_time a finite number >= 0, "
+                             f"not {self._window} and {self._think}")
+        self._scenario = self.scenario or (
+            "fallback" if (self._options or {}).get("simulate_failure") == "primary" else "primary")
+        budgets = dict(self.budgets or {})
+        for budget in _profiles.BUDGETS:
+            value = getattr(opts, f"agent_events_{budget}", None) if opts is not None else None
+            if value is not None:
+                budgets[budget] = value
+        profile = _profiles.get(setting("profile", "profile")).with_budgets(**budgets)
+        self._monitor = _monitor(environment, profile)
+        self._deadline_ms = (self._monitor.profile.deadline_s + DRAIN_GRACE) * 1000.0
+        self._ws = None
+        self._stack: contextlib.ExitStack | None = None
+        self._reader = None
+        self._conn = ""
+        self._runs: dict[str, _Run] = {}
+        self._counter = 0
+        self._slot = Event()
+        self._closing = False
+        self._sync: list | None = None
+        self._sync_event = Event()
+
+    def wait_time(self) -> float:
+        return self._think
+
+    # -- connection --------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        token = self.token if self.token is not None else os.environ.get(self.token_env) or None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _connect(self) -> bool:
+        url = self.host
+        if not url or not url.lower().startswith(("ws://", "wss://")):
+            raise ValueError(f"AgentEventsUser needs --host ws://HOST:PORT/PATH or wss://..., not {url!r}")
+        monitor = self._monitor
+        options: dict[str, Any] = dict(subprotocols=[schemas.SUBPROTOCOL], additional_headers=self._headers(),
+                                       open_timeout=self.open_timeout, ping_interval=None, close_timeout=2,
+                                       max_size=self.max_size)
+        if self.cafile and url.lower().startswith("wss://"):
+            options["ssl"] = ssl.create_default_context(cafile=self.cafile)
+        t0 = time.perf_counter()
+        stack = contextlib.ExitStack()
+        try:
+            self._ws = stack.enter_context(connect(url, **options))
+        except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP 401/503...: a CONNECT failure, then retry
+            stack.close()
+            monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0, 0, exc)
+            gevent.sleep(RECONNECT_PAUSE)
+            return False
+        monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0)
+        self._stack = stack
+        self._closing = False
+        self._conn = monitor.new_connection_name()
+        self._slot = Event()
+        self._reader = gevent.spawn(self._read, self._ws)
+        self._synchronise()
+        return True
+
+    def _synchronise(self) -> None:
+        """time_sync exchanges, as the live check does: the endpoint's clock offset for latency.delivery."""
+        monitor = self._monitor
+        samples: list[SyncSample] = []
+        for _ in range(SYNC_SAMPLES):
+            self._sync = []
+            reply = Event()
+            self._sync_event = reply
+            sent = monitor.clock.now()
+            try:
+                self._ws.send(orjson_dumps({"type": "time_sync", "client_time_ms": sent}))
+            except ConnectionClosed:
+                break
+            if not reply.wait(SYNC_REPLY_TIMEOUT):
+                break
+            received, server_time = self._sync[0]
+            if type(server_time) in _NUMBER:
+                samples.append(SyncSample(sent, server_time, received))
+        self._sync = None
+        clock = estimate(samples)
+        monitor.checker.set_clock_offset(self._conn, clock.offset_ms)
+
+    def _close(self) -> None:
+        """Close the connection. Runs still in flight were not judged: they are dropped, not reported."""
+        self._closing = True
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                stack.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(timeout=2.0)
+            reader.kill(block=False)
+        self._forget_runs()
+        ender = getattr(self._monitor.checker, "end_connection", None)
+        if ender is not None and self._conn:
+            ender(self._conn, self._monitor.clock.now())  # releases the checker's state; nothing to report
+        self._ws = None
+
+    def _forget_runs(self) -> None:
+        for run_id in list(self._runs):
+            self._monitor.runs.pop((self._conn, run_id), None)
+        self._runs.clear()
+
+    def on_stop(self) -> None:
+        self._close()
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    @task
+    def run_agent(self) -> None:
+        """Fill the connection's window of runs, then wait until one of them ends."""
+        if self._ws is None:
+            if self._stack is not None:
+                self._close()  # what a lost connection left: the socket, the reader
+            if not self._connect():
+                return
+        while len(self._runs) < self._window and self._ws is not None:
+            self._start_run()
+        self._slot.clear()
+        while len(self._runs) >= self._window and self._ws is not None:
+            oldest = min(run.start_at for run in self._runs.values())
+            wait_s = max(0.01, (oldest + self._deadline_ms - self._monitor.clock.now()) / 1000.0)
+            if self._slot.wait(min(wait_s, 1.0)):
+                break
+            self._monitor.tick()
+            self._give_up_overdue()
+
+    def _start_run(self) -> None:
+        self._counter += 1
+        run_id = f"locust-{self._conn}-{self._counter}"
+        message: dict[str, Any] = {"type": "start_run", "run_id": run_id, "input": self._input}
+        if self._options:
+            message["options"] = self._options
+        monitor = self._monitor
+        at = monitor.clock.now()
+        monitor.checker.send(message, at, self._conn)
+        run = _Run(self, run_id, at)
+        self._runs[run_id] = monitor.runs[(self._conn, run_id)] = run
+        try:
+            self._ws.send(orjson_dumps(message))
+        except ConnectionClosed:
+            pass  # the reader reports the runs the closed connection took with it
+
+    def _end_run(self, run: _Run, at: float, problem: str | None = None) -> None:
+        self._runs.pop(run.run_id, None)
+        self._monitor.runs.pop((self._conn, run.run_id), None)
+        if problem is None and run.failed:
+            problem = "broke " + ", ".join(sorted(run.failed))
+        self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.size,
+                           RunFailed(problem) if problem else None)
+        self._slot.set()
+
+    def _give_up_overdue(self) -> None:
+        now = self._monitor.clock.now()
+        for run in list(self._runs.values()):
+            if now - run.start_at > self._deadline_ms:
+                self._end_run(run, now, f"no agent_completed within {self._monitor.profile.deadline_s:g} s")
+
+    # -- frames in (the reader greenlet) -----------------------------------------------------------------
+
+    def _read(self, ws) -> None:
+        monitor = self._monitor
+        clock = monitor.clock
+        try:
+            while True:
+                data = ws.recv()
+                self._on_frame(data, clock.now())
+        except ConnectionClosed as exc:
+            if not self._closing:
+                self._lost(exc)
+        except Exception as exc:  # noqa: BLE001 - a reader must never die silently
+            if not self._closing:
+                logger.exception("reading from %s failed", self.host)
+                self._lost(exc)
+        finally:
+            self._slot.set()
+            if self._sync is not None:
+                self._sync_event.set()
+
+    def _lost(self, exc: BaseException) -> None:
+        """The endpoint (or the network) closed the connection: runs in flight did not complete."""
+        monitor = self._monitor
+        at = monitor.clock.now()
+        rcvd = getattr(exc, "rcvd", None)
+        why = f"code {rcvd.code}{' ' + rcvd.reason if rcvd.reason else ''}" if rcvd is not None else str(exc)
+        ender = getattr(monitor.checker, "end_connection", None)
+        if ender is not None:
+            monitor.report(ender(self._conn, at), at)
+        for run in list(self._runs.values()):
+            self._end_run(run, at, f"the connection closed ({why}) before agent_completed")
+        self._conn = ""  # ended: _close has nothing more to release
+        self._ws = None
+
+    def _on_frame(self, data: Any, at: float) -> None:
+        monitor = self._monitor
+        checker = monitor.checker
+        conn = self._conn
+        if type(data) is not str:  # a binary frame: the checker says frame.text and judges the content
+            monitor.report(checker.receive(data, at, conn), at)
+            return
+        try:
+            message = _loads(data)
+        except _JSONDecodeError:
+            monitor.report(checker.receive(data, at, conn), at)
+            return
+        if type(message) is not dict:
+            monitor.report(checker.receive(data, at, conn), at)
+            return
+        monitor.report(checker.receive(message, at, conn), at)
+        type_ = message.get("type")
+        run_id = message.get("run_id")
+        run = self._runs.get(run_id) if type(run_id) is str else None
+        if type_ in _RUN_EVENT_TYPES:
+            if run is None:
+                return  # not ours, or after its agent_completed: the checker has said so
+            run.events += 1
+            run.size += len(data)
+            if run.events == 1:
+                monitor.fire(FIRST_EVENT, self._scenario, max(0.0, at - run.start_at), len(data))
+            if type_ == "agent_completed":
+                self._end_run(run, at)
+        elif type_ == "time_sync":
+            if self._sync is not None and not self._sync:
+                self._sync.append((at, message.get("server_time_ms")))
+                self._sync_event.set()
+        elif type_ == "error" and run is not None and run.events == 0 and refused_run_id(message) == run_id:
+            self._end_run(run, at, f"refused: error {message.get('code')!r}")
+
+
+def orjson_dumps(message: dict) -> str:
+    """A client frame as text (websockets sends ``str`` as a text frame)."""
+    return _dumps(message).decode()

@@ -1,0 +1,110 @@
+"""``agent_events.locust``: Locust, one master and two workers (separate processes), against real servers.
+
+The locustfile is the documented one line. Locust runs in subprocesses only: importing
+locust monkey-patches the standard library with gevent, which this test process must not
+get. Budgets are relaxed (as in the other live tests) so that a busy machine cannot turn a
+slow moment into a violation; no figure is compared with a speed.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import broken_agents as b
+from agent_events import reference_agent
+from misbehaving_servers import RELAXED
+
+pytest.importorskip("locust")
+
+pytestmark = pytest.mark.slow
+
+LOCUSTFILE = "from agent_events.locust import AgentEventsUser\n"
+RELAXED_LOCUST_FLAGS = [f"--agent-events-{name.replace('_', '-')}={value}" for name, value in RELAXED.items()]
+#: Seconds the master, once both workers joined, runs the users.
+RUN_SECONDS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def run_locust(tmp_path: Path, url: str, *flags: str) -> tuple[int, dict, list[dict], str]:
+    """``locust --master`` plus two ``locust --worker``; returns the master's exit code, its
+    stats CSV as {(type, name): row}, its failures CSV rows, and the master's log."""
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE)
+    port = _free_port()
+    prefix = tmp_path / "stats"
+    base = [sys.executable, "-m", "locust", "-f", str(locustfile)]
+    master_log = tmp_path / "master.log"
+    with master_log.open("w") as log:
+        master = subprocess.Popen(
+            [*base, "--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+             "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "4", "-r", "4",
+             "-t", f"{RUN_SECONDS}s", "--csv", str(prefix), "--host", url, *RELAXED_LOCUST_FLAGS, *flags],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        workers = [subprocess.Popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                    cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+                   for _ in range(2)]
+        try:
+            code = master.wait(RUN_SECONDS + 60)
+            for worker in workers:
+                worker.wait(20)  # a worker quits when its master does
+        finally:
+            for process in (master, *workers):
+                _stop(process)
+    with open(f"{prefix}_stats.csv", newline="") as stream:
+        stats = {(row["Type"], row["Name"]): row for row in csv.DictReader(stream)}
+    with open(f"{prefix}_failures.csv", newline="") as stream:
+        failures = list(csv.DictReader(stream))
+    return code, stats, failures, master_log.read_text()
+
+
+def test_master_and_two_workers_drive_the_reference_agent_with_every_run_checked(tmp_path):
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=5) as server:
+        code, stats, failures, log = run_locust(tmp_path, server.url)
+        served = server.stats()
+    assert code == 0, log
+    run = stats["RUN", "primary"]
+    assert int(run["Request Count"]) > 0 and int(run["Failure Count"]) == 0, log
+    first = stats["FIRST_EVENT", "primary"]
+    assert int(first["Request Count"]) > 0 and int(first["Failure Count"]) == 0
+    assert not [key for key in stats if key[0] == "RULE"], stats.keys()
+    assert failures == [] and int(stats["", "Aggregated"]["Failure Count"]) == 0
+    # both workers connected their users: 4 connections (plus none refused)
+    assert int(stats["CONNECT", "connect"]["Request Count"]) == 4
+    assert served["connections_total"] == 4 and served["runs_started"] >= int(run["Request Count"])
+
+
+def test_a_broken_rule_shows_as_failures_named_by_its_id(tmp_path):
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=5,
+                                       bridge_factory=b.bridge(b.DropsProgress)) as server:
+        code, stats, failures, log = run_locust(tmp_path, server.url, "--agent-events-runs-in-flight", "2")
+    assert code != 0, log  # Locust exits 1 when any request failed
+    rules = {name: row for (type_, name), row in stats.items() if type_ == "RULE"}
+    assert set(rules) == {"seq.contiguous"}, log
+    assert int(rules["seq.contiguous"]["Failure Count"]) > 0
+    run = stats["RUN", "primary"]
+    assert int(run["Failure Count"]) == int(run["Request Count"]) > 0  # every run broke it
+    by_name = {(row["Method"], row["Name"]): row for row in failures}
+    assert "seq" in by_name["RULE", "seq.contiguous"]["Error"]
+    assert "broke seq.contiguous" in by_name["RUN", "primary"]["Error"]
