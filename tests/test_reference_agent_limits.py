@@ -167,7 +167,9 @@ def test_a_slow_reader_waits_alone_and_loses_nothing():
                 slow.transport.pause_reading()
                 for run_id in slow_ids:
                     await slow.send(start_run(run_id))
-                await wait_for(lambda: server.stats()["paused_connections"] == 1)
+                # the server has taken every start_run (it reads them one per loop turn) and is paused
+                await wait_for(lambda: server.stats()["paused_connections"] == 1
+                               and server.stats()["runs_started"] == len(slow_ids))
                 waiting = server.stats()["runs_in_flight"]
                 async with connect(server.url) as fast:
                     for n in range(5):

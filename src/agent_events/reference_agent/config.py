@@ -37,7 +37,14 @@ class ServerConfig:
     #: connection closes with 1009 (message too big).
     max_message_size: int = 64 * 1024
     max_runs_per_connection: int = 16
+    #: Open WebSocket connections. More get HTTP 503. Lowered at start-up (with a
+    #: warning) when the process's file descriptor limit cannot hold it.
     max_connections: int = 1024
+    #: TCP connections still in their opening handshake (they hold a file
+    #: descriptor too). A connection arriving past this is closed at once.
+    max_pending_handshakes: int = 128
+    #: Seconds a connection may take to complete its opening handshake.
+    handshake_timeout: float = 10.0
     #: Outbound buffer per connection, in bytes. When a reader is slower than
     #: its runs, they wait once this is full (back-pressure, never drops).
     send_queue: int = 32 * 1024
@@ -77,10 +84,11 @@ class ServerConfig:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be 0..65535, not {self.port}")
-        for name in ("max_message_size", "max_runs_per_connection", "max_connections", "send_queue"):
+        for name in ("max_message_size", "max_runs_per_connection", "max_connections", "max_pending_handshakes",
+                     "send_queue"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("shutdown_timeout", "close_timeout", "llm_delay_ms", "llm_timeout_ms"):
+        for name in ("shutdown_timeout", "close_timeout", "llm_delay_ms", "llm_timeout_ms", "handshake_timeout"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name} must be a finite number >= 0, not {value}")
@@ -91,6 +99,8 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 problems.append(f"{name} must be a finite number >= 0 (or None), not {value}")
+        if self.handshake_timeout == 0:
+            problems.append("handshake_timeout must be above 0")
         if self.keyfile and not self.certfile:
             problems.append("keyfile needs certfile")
         if self.token == "":

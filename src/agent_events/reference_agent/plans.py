@@ -46,13 +46,31 @@ class ActionPlan:
 
 
 # -- reading the request ---------------------------------------------------
+#
+# The request is client input (up to the server's message size limit), so
+# every step here is linear in its length. Backtracking regexes are quadratic
+# on long whitespace runs (a ``\s+`` tried at each position of the run), so
+# the text is squeezed first, by two substitutions whose matches always start
+# at the beginning of a run: after them every whitespace run is one character
+# and the clause patterns never meet a long one.
 
+_BLANKS = re.compile(r"[^\S\n]+")          # whitespace runs without a line break -> " "
+_LINE_BREAKS = re.compile(r"\s*\n\s*")     # whitespace runs holding one -> "\n" (a clause break)
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,\s*(?:and\s+)?|\s+and\s+(?=(?:also\s+)?[a-z]+\s)", re.IGNORECASE)
+#: The lead-ins at the start of a clause ("please create a plan to", "also", ...), as many
+#: as there are, in one match (stripping one at a time would copy the clause each time).
 _LEAD_INS = re.compile(
-    r"^(?:please\s+|kindly\s+)?(?:(?:create|build|make|give me|write|draft)\s+(?:an?\s+)?(?:action\s+)?plan\s+(?:to|for)\s+"
-    r"|(?:i|we)\s+(?:want|need|would like)\s+to\s+|help\s+(?:me|us)\s+(?:to\s+)?|(?:also|then)\s+)",
+    r"(?:(?:please\s+|kindly\s+)?(?:(?:create|build|make|give me|write|draft)\s+(?:an?\s+)?(?:action\s+)?plan\s+(?:to|for)\s+"
+    r"|(?:i|we)\s+(?:want|need|would like)\s+to\s+|help\s+(?:me|us)\s+(?:to\s+)?|(?:also|then)\s+))+",
     re.IGNORECASE,
 )
+#: Requests up to this long are cached (the agent and the offline model read the same one);
+#: longer ones are rare and would pin large strings in the cache.
+_CACHED_REQUEST = 4096
+#: Goals are read from the first ``GOAL_WINDOW`` characters of a request, and from
+#: ``MAX_CLAUSES`` clauses at most: a request at the size limit costs what a short one does.
+GOAL_WINDOW = 8192
+MAX_CLAUSES = 256
 
 
 def _clip(text: str, limit: int) -> str:
@@ -62,22 +80,24 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip(",;: ") + "..."
 
 
-@functools.lru_cache(maxsize=256)
-def extract_goals(request: str) -> tuple[str, ...]:
-    """The distinct goals a request states, in order, at most ``MAX_GOALS``.
+def squeeze_whitespace(text: str) -> str:
+    """``text`` with each whitespace run replaced by one character: a line break if it held one, else a space."""
+    return _LINE_BREAKS.sub("\n", _BLANKS.sub(" ", text))
 
-    Cached: the agent and the offline model both read the same request.
-    """
+
+def _without_lead_ins(clause: str) -> str:
+    match = _LEAD_INS.match(clause)
+    return clause if match is None else clause[match.end():]
+
+
+def _extract_goals(request: str) -> tuple[str, ...]:
     goals: list[str] = []
     seen: set[str] = set()
-    for clause in _CLAUSE_SPLIT.split(request):
-        clause = " ".join(clause.split())
-        while True:
-            stripped = _LEAD_INS.sub("", clause)
-            if stripped == clause:
-                break
-            clause = stripped
-        if len(clause.split()) < 2:
+    for number, clause in enumerate(_clauses(squeeze_whitespace(request[:GOAL_WINDOW]))):
+        if number == MAX_CLAUSES:
+            break
+        clause = _without_lead_ins(clause.strip(" "))
+        if " " not in clause:
             continue
         key = clause.lower()
         if key in seen:
@@ -87,6 +107,33 @@ def extract_goals(request: str) -> tuple[str, ...]:
         if len(goals) == MAX_GOALS:
             break
     return tuple(goals)
+
+
+def _clauses(text: str):
+    """The clauses of a squeezed request, lazily (``re.split`` would build all of them)."""
+    start = 0
+    for match in _CLAUSE_SPLIT.finditer(text):
+        yield text[start:match.start()]
+        start = match.end()
+    yield text[start:]
+
+
+_extract_goals_cached = functools.lru_cache(maxsize=256)(_extract_goals)
+
+
+def extract_goals(request: str) -> tuple[str, ...]:
+    """The distinct goals a request states, in order, at most ``MAX_GOALS``.
+
+    Read from the request's first ``GOAL_WINDOW`` characters, in time linear
+    in their number whatever they hold. Cached for requests up
+    to a few KiB: the agent and the offline model both read the same request.
+    """
+    if len(request) <= _CACHED_REQUEST:
+        return _extract_goals_cached(request)
+    return _extract_goals(request)
+
+
+extract_goals.cache_clear = _extract_goals_cached.cache_clear  # type: ignore[attr-defined]
 
 
 _THEMES: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -144,7 +191,9 @@ def default_action_plan(request: str) -> ActionPlan:
 # -- reading the model's answer ----------------------------------------------
 
 _LIST_ITEM = re.compile(r"^[ \t]*(?:\d+[.)]|[-*\u2022])[ \t]+(?P<body>\S.*)$", re.MULTILINE)
-_ITEM_SPLIT = re.compile(r"\s+(?:-|\u2013|\u2014)\s+|:\s+")
+#: A model may echo the request, so its answer is client input too: ``(?<!\s)`` starts the
+#: match only at the first character of a whitespace run, which keeps the search linear.
+_ITEM_SPLIT = re.compile(r"(?<!\s)\s+(?:-|\u2013|\u2014)\s+|:\s+")
 
 
 def _steps_from_json(value: object) -> tuple[PlanStep, ...] | None:

@@ -116,8 +116,59 @@ def fast_valid_start_run(message: dict) -> bool:
     return True
 
 
+class _ElidedArray(list):
+    """An array the schema does not look into, emptied: same JSON type, bounded repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "[...]"
+
+
+class _ElidedObject(dict):
+    """An object the schema does not look into, emptied: same JSON type, bounded repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "{...}"
+
+
+def _validation_view(value: Any, schema: Any) -> Any:
+    """``value`` as the schema sees it: the objects it names properties of are kept (their
+    values viewed the same way); every other array or object is replaced by an empty one.
+
+    jsonschema checks such a container's type only, but puts ``repr(value)`` in its
+    messages: for 1,000 nested arrays that repr raised RecursionError (issue #14), and
+    for a wide one it costs time. The view keeps every verdict the schema can reach,
+    and its cost is one step per key of the objects the schema names, never a recursion
+    into client data. A differential property test holds it to that.
+    """
+    if type(value) is dict:
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        if not properties:
+            return _ElidedObject() if value else value
+        return {key: _validation_view(item, properties.get(key)) for key, item in value.items()}
+    if type(value) is list:
+        return _ElidedArray() if value else value
+    return value
+
+
+def _preview(value: Any, limit: int = 100) -> str:
+    """A bounded description of any JSON value, without recursing into it."""
+    if type(value) is dict:
+        return "{...}" if value else "{}"
+    if type(value) is list:
+        return "[...]" if value else "[]"
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    return repr(value)[:limit]
+
+
 def _schema_problem(message: dict, type_: str) -> ProtocolError | None:
     """The most relevant schema violation of ``message``, as invalid_message."""
+    schema = schemas.load(schemas.CLIENT_TYPES[type_])
+    message = _validation_view(message, schema)
     error = best_match(schemas.validator(schemas.CLIENT_TYPES[type_]).iter_errors(message))
     if error is None:
         return None
@@ -127,8 +178,8 @@ def _schema_problem(message: dict, type_: str) -> ProtocolError | None:
         path.append(missing[0] if missing else "")
     elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = error.schema.get("properties", {})
-        extra = sorted(name for name in error.instance if name not in allowed)
-        path.append(extra[0] if extra else "")
+        extra = min((name for name in error.instance if name not in allowed), default="")
+        path.append(extra)
     return ProtocolError(
         "invalid_message", f"{type_}: {error.message}",
         run_id=message.get("run_id") if type_ != "time_sync" else None,
@@ -153,9 +204,9 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | ProtocolError:
         return ProtocolError("invalid_message", "the message has no \"type\"", run_id=message.get("run_id"),
                              details={"path": "/type"})
     if not isinstance(type_, str) or type_ not in schemas.CLIENT_TYPES:
-        return ProtocolError("unknown_type", f"unknown message type {type_!r:.100}",
+        return ProtocolError("unknown_type", f"unknown message type {_preview(type_)}",
                              run_id=message.get("run_id"),
-                             details={"type": type_ if isinstance(type_, str) else repr(type_)[:100],
+                             details={"type": type_[:100] if isinstance(type_, str) else _preview(type_),
                                       "known": sorted(schemas.CLIENT_TYPES)})
     if type_ == "start_run" and fast_valid_start_run(message):
         return StartRun(input=message["input"], run_id=message.get("run_id"), options=message.get("options") or {})

@@ -59,6 +59,8 @@ from agent_events.reference_agent import viewer
 from agent_events.reference_agent.actions import ActionsAgent
 from agent_events.reference_agent.bridge import WebSocketBridgeAdapter
 from agent_events.reference_agent.config import ServerConfig
+from agent_events.reference_agent.fds import DEFAULT_BACKLOG, fit as fit_fd_limit
+from agent_events.reference_agent.logs import RateLimitedLog
 from agent_events.reference_agent.llm import OfflinePlanner
 from agent_events.reference_agent.session import Session
 
@@ -96,10 +98,14 @@ def _text_header(size: int) -> bytes:
 class AgentConnection(ServerConnection):
     """A ``websockets`` server connection that notices a stuck reader and corks event writes."""
 
-    def __init__(self, *args: Any, slow_reader_timeout: float | None = None, on_stall=None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, slow_reader_timeout: float | None = None, on_stall=None,
+                 on_accept=None, on_lost=None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slow_reader_timeout = slow_reader_timeout
         self.on_stall = on_stall
+        #: ``(connection) -> bool``: False closes the TCP connection at once (too many pending handshakes).
+        self.on_accept = on_accept
+        self.on_lost = on_lost
         self.write_paused = False
         self._stall_timer: asyncio.TimerHandle | None = None
         self._cork: list[bytes] = []
@@ -186,8 +192,15 @@ class AgentConnection(ServerConnection):
         self.write_paused = False
         self._disarm()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.on_accept is not None and not self.on_accept(self):
+            transport.abort()  # a clean refusal: the handshake task sees the connection lost and ends quietly
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self.on_lost is not None:
+            self.on_lost(self)
         super().connection_lost(exc)
 
     def _disarm(self) -> None:
@@ -212,6 +225,16 @@ class AgentServer:
         self._idle: asyncio.Event | None = None
         self._shutdown_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        #: Connections accepted and not (yet) serving: in the opening handshake, or refused with a 503.
+        self._pending: set[AgentConnection] = set()
+        #: Of those, the ones that passed ``process_request``: they hold a connection slot already.
+        self._admitted: set[AgentConnection] = set()
+        self.connections_refused = 0
+        self.accept_errors = 0
+        self.fd_limit: int | None = None
+        self._backlog = DEFAULT_BACKLOG
+        self.quiet_log = RateLimitedLog(logger)
+        self._exception_handler = None
         self._run_id_prefix = f"run_{uuid.uuid4().hex[:8]}_"
         self._run_numbers = itertools.count(1)
         self._make_agent = self.config.agent_factory or functools.partial(self._default_agent, self.config)
@@ -237,9 +260,13 @@ class AgentServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> "AgentServer":
+        self._fit_limits()
         config = self.config
         self._idle = asyncio.Event()
+        self._quiet_accept_errors(asyncio.get_running_loop())
         options: dict[str, Any] = dict(
+            open_timeout=config.handshake_timeout,
+            backlog=self._backlog,
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             compression="deflate" if config.compression else None,
@@ -249,7 +276,8 @@ class AgentServer:
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_interval,
             create_connection=functools.partial(AgentConnection, slow_reader_timeout=config.slow_reader_timeout,
-                                                on_stall=self._on_stall),
+                                                on_stall=self._on_stall, on_accept=self._on_accept,
+                                                on_lost=self._on_lost),
         )
         if config.allow_origins:
             options["origins"] = [*config.allow_origins, None]
@@ -316,6 +344,9 @@ class AgentServer:
             await self._ws.wait_closed()
         for task in list(self._background):
             task.cancel()
+        loop = asyncio.get_running_loop()
+        if self._exception_handler is not None and loop.get_exception_handler() is self._exception_handler:
+            loop.set_exception_handler(None)
         logger.info("reference agent stopped")
 
     async def _wait_idle(self, timeout: float) -> bool:
@@ -353,6 +384,12 @@ class AgentServer:
             "runs_in_flight": self.runs_in_flight,
             "runs_started": self.runs_started,
             "connections_total": self.connections_total,
+            #: accepted TCP connections not serving (yet): in the handshake, or being refused
+            "connections_pending": len(self._pending),
+            #: connections closed at once because too many handshakes were pending
+            "connections_refused": self.connections_refused,
+            "limits": {"max_connections": self.config.max_connections,
+                       "max_pending_handshakes": self.config.max_pending_handshakes, "fd_limit": self.fd_limit},
             "paused_connections": sum(1 for s in self.sessions if getattr(s.websocket, "write_paused", False)),
             "slow_readers_closed": self.slow_readers_closed,
         }
@@ -364,6 +401,8 @@ class AgentServer:
         if len(self.sessions) >= limit:  # several handshakes raced past process_request
             await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (limit {limit})")
             return
+        self._pending.discard(websocket)
+        self._admitted.discard(websocket)
         session = Session(self, websocket)
         self.sessions.add(session)
         self.connections_total += 1
@@ -373,6 +412,13 @@ class AgentServer:
             self.sessions.discard(session)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            return self._route(connection, request)
+        except Exception as exc:  # noqa: BLE001 - a request we failed to read is the client's 400, not our 500
+            self.quiet_log.warning("request", "could not handle an HTTP request", exc=exc)
+            return connection.respond(400, "Bad request.\n")
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         if path == "/healthz":
             return _json_response(connection, 503 if self.shutting_down else 200, self.stats())
@@ -387,14 +433,60 @@ class AgentServer:
             response = connection.respond(401, "Unauthorized: send 'Authorization: Bearer <token>' or ?token=<token>.\n")
             response.headers["WWW-Authenticate"] = 'Bearer realm="agent-events"'
             return response
-        if len(self.sessions) >= self.config.max_connections:
+        if len(self.sessions) + len(self._admitted) >= self.config.max_connections:
             return connection.respond(503, f"Too many connections (limit {self.config.max_connections}); retry later.\n")
+        self._admitted.add(connection)  # holds its slot until it serves or goes: racing handshakes cannot overshoot
         return None
+
+    def _on_accept(self, connection: AgentConnection) -> bool:
+        """A TCP connection was accepted: count it as pending, or refuse it when too many are."""
+        limit = self.config.max_pending_handshakes
+        if len(self._pending) >= limit:
+            self.connections_refused += 1
+            self.quiet_log.warning("pending", "refusing connections: %d handshakes pending (limit %d)",
+                                   len(self._pending), limit)
+            return False
+        self._pending.add(connection)
+        return True
+
+    def _on_lost(self, connection: AgentConnection) -> None:
+        self._pending.discard(connection)
+        self._admitted.discard(connection)
+
+    def _fit_limits(self) -> None:
+        """Fit max_connections and max_pending_handshakes to the fd limit (see :mod:`.fds`)."""
+        config = self.config
+        budget = fit_fd_limit(config.max_connections, config.max_pending_handshakes, DEFAULT_BACKLOG)
+        self._backlog = budget.backlog
+        self.fd_limit = budget.fd_limit
+        if budget.message is not None:
+            logger.log(logging.WARNING if budget.lowered else logging.INFO, "%s", budget.message)
+        if budget.lowered:
+            self.config = config.replace(max_connections=budget.max_connections,
+                                         max_pending_handshakes=budget.max_pending_handshakes)
+
+    def _quiet_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Out of descriptors anyway (another part of the process took them): asyncio logs a
+        traceback per failed accept() and retries; turn that into one line a minute. Only when
+        the application set no exception handler of its own."""
+        if loop.get_exception_handler() is not None:
+            return
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if context.get("message") == "socket.accept() out of system resource":
+                self.accept_errors += 1
+                self.quiet_log.warning("accept", "cannot accept connections (%s); retrying",
+                                       context.get("exception"))
+                return
+            loop.default_exception_handler(context)
+
+        self._exception_handler = handler
+        loop.set_exception_handler(handler)
 
     def _on_stall(self, connection: AgentConnection) -> None:
         self.slow_readers_closed += 1
         timeout = self.config.slow_reader_timeout
-        logger.warning("closing a connection whose reader accepted nothing for %g s", timeout)
+        self.quiet_log.warning("stall", "closing a connection whose reader accepted nothing for %g s", timeout)
         task = asyncio.get_running_loop().create_task(
             self._evict(connection, f"slow reader: outbound buffer full for more than {timeout:g} s"))
         self._background.add(task)
@@ -414,18 +506,24 @@ def _select_subprotocol(connection: ServerConnection, offered) -> str | None:
 
 
 def _authorized(request: Request, query: str, token: str) -> bool:
+    """One bearer token, in one ``Authorization`` header or one ``token`` parameter; anything
+    repeated, empty or odd is unauthorized (401), never an error."""
     supplied = None
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, value = header.partition(" ")
+    headers = request.headers.get_all("Authorization")
+    if len(headers) > 1:
+        return False
+    if headers:
+        scheme, _, value = headers[0].strip().partition(" ")
         if scheme.lower() == "bearer":
             supplied = value.strip()
     if supplied is None and query:
-        values = parse_qs(query).get("token")
+        values = parse_qs(query, keep_blank_values=True).get("token")
+        if values is not None and len(values) != 1:
+            return False
         supplied = values[0] if values else None
-    if supplied is None:
+    if not supplied:
         return False
-    return hmac.compare_digest(supplied.encode(), token.encode())
+    return hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape"))
 
 
 def _json_response(connection: ServerConnection, status: int, body: dict) -> Response:

@@ -68,9 +68,12 @@ class Session:
                     await self.on_frame(frame)
                 except ConnectionClosed:
                     raise
-                except Exception:  # noqa: BLE001 - one bad message must not end the connection
-                    logger.exception("internal error while handling a client message")
+                except Exception as exc:  # noqa: BLE001 - one bad message must not end the connection
+                    self.server.quiet_log.error("message", "internal error while handling a client message", exc=exc)
                     await self.send(ProtocolError("internal_error", "the server failed to handle this message").encode())
+                # Frames already received are handed over without suspending: without this yield
+                # a client with many queued messages would hold the event loop for all of them.
+                await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:
@@ -107,7 +110,13 @@ class Session:
         if self.server.shutting_down:
             return ProtocolError("shutting_down", "the server is shutting down and starts no new runs",
                                  run_id=message.run_id)
-        run_id = message.run_id or self.server.new_run_id()
+        run_id = message.run_id
+        if run_id is None:
+            # Unique on the connection, also against ids the client chose (it may guess ours):
+            # skipping the ones in flight is at most max_runs_per_connection steps.
+            run_id = self.server.new_run_id()
+            while run_id in self.runs:
+                run_id = self.server.new_run_id()
         if run_id in self.runs:
             return ProtocolError("duplicate_run", f"run {run_id!r} is already in flight on this connection",
                                  run_id=run_id)
@@ -118,8 +127,8 @@ class Session:
         try:
             agent = self.server.make_agent()
             agent.set_websocket_bridge(self.server.make_bridge(self.websocket, self), run_id)
-        except Exception:  # noqa: BLE001 - a broken factory is reported, not fatal
-            logger.exception("could not create the agent of run %r", run_id)
+        except Exception as exc:  # noqa: BLE001 - a broken factory is reported, not fatal
+            self.server.quiet_log.error("agent_factory", "could not create the agent of run %r", run_id[:128], exc=exc)
             return ProtocolError("internal_error", "the server could not create an agent for this run", run_id=run_id)
         handle = RunHandle(run_id, agent, RunRequest(run_id, message.input, message.options))
         self.runs[run_id] = handle
@@ -146,7 +155,8 @@ class Session:
             del self.runs[handle.run_id]
         task = handle.task
         if task is not None and not task.cancelled() and task.exception() is not None:
-            logger.error("run %r ended with an internal error", handle.run_id, exc_info=task.exception())
+            self.server.quiet_log.error("run", "run %r ended with an internal error", handle.run_id,
+                                        exc=task.exception())
         handle.task = None
         self.server.run_finished()
 
