@@ -28,10 +28,13 @@ module, so that Locust does not also pick up the imported base class) and comman
 ``--agent-events-simulate-failure``, ``--agent-events-profile``), which a master hands on to its
 workers. A command-line option wins over the class attribute.
 
-Locust runs users as gevent greenlets: the client is ``websockets.sync.client`` over the
-gevent-patched socket module (blocking calls yield to other users). One checker serves all users
-of a Locust process (connections are told apart by name), so its memory stays bounded by the
-checker's own limits rather than growing per user. Locust's master/worker mode spreads users
+Locust runs users as gevent greenlets: each connection is the same sans-I/O client core as the
+live check and ``agent-events load`` (:class:`~agent_events.conformance.client.ClientConnection`)
+in a thin shell of ``websockets.sync.client`` over the gevent-patched socket module (a blocking
+call yields to the other users). One checker serves all users of a Locust process (connections
+are told apart by name), so its memory stays bounded by the checker's own limits rather than
+growing per user. Runs still in flight when Locust stops a user were not judged: they are
+dropped, neither passed nor failed. Locust's master/worker mode spreads users
 over processes and machines; nothing here coordinates workers.
 """
 
@@ -51,16 +54,16 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from orjson import dumps as _dumps
 from locust import User, events, task
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from agent_events import schemas
-from agent_events.conformance import json_text, profiles as _profiles, schema_validation
-from agent_events.conformance.checker import Checker, refused_run_id
+from agent_events.conformance import profiles as _profiles, schema_validation
+from agent_events.conformance.checker import Checker
+from agent_events.conformance.client import ClientConnection
 from agent_events.conformance.live.cli_args import TOKEN_ENV
-from agent_events.conformance.live.clock_sync import SyncSample, estimate
+from agent_events.conformance.live.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT
 from agent_events.conformance.live.wire import Clock
 
@@ -81,10 +84,7 @@ RECONNECT_PAUSE = 1.0
 LOGGED_PER_RULE = 5
 #: Per-rule failure texts stay few: numbers are masked so that Locust's failure table groups them.
 _NUMBER_TEXT = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-_loads = json_text.loads
-_JSONDecodeError = json_text.JSONDecodeError
 _RUN_EVENT_TYPES = schema_validation.RUN_EVENT_TYPES
-_NUMBER = (int, float)
 
 
 class RuleViolation(Exception):
@@ -146,12 +146,54 @@ def _add_arguments(parser) -> None:
 
 @dataclass
 class _Run:
-    user: "AgentEventsUser"
+    """A run as Locust reports it (the client core keeps what the protocol needs)."""
+
     run_id: str
     start_at: float
-    events: int = 0
     size: int = 0
+    first_reported: bool = False
     failed: set = field(default_factory=set)
+
+
+class _CollectingChecker(Checker):
+    """The checker, keeping what each call found so the user can report it to Locust.
+
+    The client core (:class:`~agent_events.conformance.client.ClientConnection`) feeds the checker
+    and keeps only what a client needs; Locust needs every violation as it is found, and the
+    message just received (to time a run's first event without parsing the frame again).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.found: list = []
+        self.last: Any = None
+
+    def receive(self, frame, at=None, conn="c0", ref=None):
+        self.last = frame
+        out = super().receive(frame, at, conn, ref)
+        if out:
+            self.found.extend(out)
+        return out
+
+    def external(self, rule_id, passed, **kwargs):
+        violation = super().external(rule_id, passed, **kwargs)
+        if violation is not None:
+            self.found.append(violation)
+        return violation
+
+    def tick(self, at):
+        out = super().tick(at)
+        self.found.extend(out)
+        return out
+
+    def end_connection(self, conn, at=None):
+        out = super().end_connection(conn, at)
+        self.found.extend(out)
+        return out
+
+    def take(self) -> list:
+        found, self.found = self.found, []
+        return found
 
 
 class _Monitor:
@@ -164,7 +206,7 @@ class _Monitor:
         self.environment = environment
         self.clock = Clock()
         self.profile = profile
-        self.checker = Checker(self.profile, max_violations_per_rule=LOGGED_PER_RULE, timeline_runs=0)
+        self.checker = _CollectingChecker(self.profile, max_violations_per_rule=LOGGED_PER_RULE, timeline_runs=0)
         self.runs: dict[tuple[str, str], _Run] = {}
         self.logged: dict[str, int] = {}
         self._names = itertools.count(1)
@@ -178,8 +220,10 @@ class _Monitor:
         self.environment.events.request.fire(request_type=request_type, name=name, response_time=response_time,
                                              response_length=length, exception=exception, context={})
 
-    def report(self, violations, at: float) -> None:
-        for v in violations:
+    def report(self, at: float) -> None:
+        """Every violation the checker found since the last report: a RULE failure each, and the
+        run it belongs to marked (its RUN entry will be a failure)."""
+        for v in self.checker.take():
             run = self.runs.get((v.conn, v.run_id)) if v.run_id is not None else None
             if run is not None:
                 run.failed.add(v.rule_id)
@@ -198,7 +242,8 @@ class _Monitor:
         now = self.clock.now()
         if now - self._last_tick >= 100.0:
             self._last_tick = now
-            self.report(self.checker.tick(now), now)
+            self.checker.tick(now)
+            self.report(now)
 
 
 _MONITORS: "weakref.WeakKeyDictionary[Any, dict[str, _Monitor]]" = weakref.WeakKeyDictionary()
@@ -275,12 +320,10 @@ class AgentEventsUser(User):
         self._ws = None
         self._stack: contextlib.ExitStack | None = None
         self._reader = None
-        self._conn = ""
+        self._client: ClientConnection | None = None
         self._runs: dict[str, _Run] = {}
-        self._counter = 0
         self._slot = Event()
         self._closing = False
-        self._sync: list | None = None
         self._sync_event = Event()
 
     def wait_time(self) -> float:
@@ -314,33 +357,26 @@ class AgentEventsUser(User):
         monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0)
         self._stack = stack
         self._closing = False
-        self._conn = monitor.new_connection_name()
+        name = monitor.new_connection_name()
+        self._client = ClientConnection(name, monitor.checker, forget_ended=True, run_prefix=f"locust-{name}")
         self._slot = Event()
-        self._reader = gevent.spawn(self._read, self._ws)
+        self._reader = gevent.spawn(self._read, self._ws, self._client)
         self._synchronise()
         return True
 
     def _synchronise(self) -> None:
-        """time_sync exchanges, as the live check does: the endpoint's clock offset for latency.delivery."""
-        monitor = self._monitor
-        samples: list[SyncSample] = []
+        """time_sync exchanges, as the live check does: the endpoint's clock offset for latency.delivery
+        (the client core judges each echo, ``time_sync.reply``)."""
+        client, clock = self._client, self._monitor.clock
         for _ in range(SYNC_SAMPLES):
-            self._sync = []
-            reply = Event()
-            self._sync_event = reply
-            sent = monitor.clock.now()
+            self._sync_event.clear()
             try:
-                self._ws.send(orjson_dumps({"type": "time_sync", "client_time_ms": sent}))
+                self._ws.send(client.time_sync(clock.now()), text=True)
             except ConnectionClosed:
                 break
-            if not reply.wait(SYNC_REPLY_TIMEOUT):
+            if not self._sync_event.wait(SYNC_REPLY_TIMEOUT):
                 break
-            received, server_time = self._sync[0]
-            if type(server_time) in _NUMBER:
-                samples.append(SyncSample(sent, server_time, received))
-        self._sync = None
-        clock = estimate(samples)
-        monitor.checker.set_clock_offset(self._conn, clock.offset_ms)
+        client.set_clock_offset(estimate([r.sample for r in client.sync_replies if r.sample is not None]).offset_ms)
 
     def _close(self) -> None:
         """Close the connection. Runs still in flight were not judged: they are dropped, not reported."""
@@ -353,16 +389,14 @@ class AgentEventsUser(User):
         if reader is not None:
             reader.join(timeout=2.0)
             reader.kill(block=False)
-        self._forget_runs()
-        ender = getattr(self._monitor.checker, "end_connection", None)
-        if ender is not None and self._conn:
-            ender(self._conn, self._monitor.clock.now())  # releases the checker's state; nothing to report
+        client, self._client = self._client, None
+        if client is not None:
+            for run_id in list(self._runs):
+                self._monitor.runs.pop((client.name, run_id), None)
+            self._runs.clear()
+            client.connection_closed("client", 1000, None, "", self._monitor.clock.now())
+            self._monitor.checker.take()  # runs cut short by the user's own stop: not judged, not reported
         self._ws = None
-
-    def _forget_runs(self) -> None:
-        for run_id in list(self._runs):
-            self._monitor.runs.pop((self._conn, run_id), None)
-        self._runs.clear()
 
     def on_stop(self) -> None:
         self._close()
@@ -389,24 +423,20 @@ class AgentEventsUser(User):
             self._give_up_overdue()
 
     def _start_run(self) -> None:
-        self._counter += 1
-        run_id = f"locust-{self._conn}-{self._counter}"
-        message: dict[str, Any] = {"type": "start_run", "run_id": run_id, "input": self._input}
-        if self._options:
-            message["options"] = self._options
-        monitor = self._monitor
+        monitor, client = self._monitor, self._client
         at = monitor.clock.now()
-        monitor.checker.send(message, at, self._conn)
-        run = _Run(self, run_id, at)
-        self._runs[run_id] = monitor.runs[(self._conn, run_id)] = run
+        run_id, data = client.start_run(at, input=self._input, options=self._options)
+        run = _Run(run_id, at)
+        self._runs[run_id] = monitor.runs[(client.name, run_id)] = run
         try:
-            self._ws.send(orjson_dumps(message))
+            self._ws.send(data, text=True)
         except ConnectionClosed:
             pass  # the reader reports the runs the closed connection took with it
 
     def _end_run(self, run: _Run, at: float, problem: str | None = None) -> None:
         self._runs.pop(run.run_id, None)
-        self._monitor.runs.pop((self._conn, run.run_id), None)
+        if self._client is not None:
+            self._monitor.runs.pop((self._client.name, run.run_id), None)
         if problem is None and run.failed:
             problem = "broke " + ", ".join(sorted(run.failed))
         self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.size,
@@ -421,75 +451,64 @@ class AgentEventsUser(User):
 
     # -- frames in (the reader greenlet) -----------------------------------------------------------------
 
-    def _read(self, ws) -> None:
-        monitor = self._monitor
-        clock = monitor.clock
+    def _read(self, ws, client: ClientConnection) -> None:
+        clock = self._monitor.clock
         try:
             while True:
                 data = ws.recv()
-                self._on_frame(data, clock.now())
+                self._on_frame(client, data, clock.now())
         except ConnectionClosed as exc:
             if not self._closing:
-                self._lost(exc)
+                self._lost(client, exc)
         except Exception as exc:  # noqa: BLE001 - a reader must never die silently
             if not self._closing:
                 logger.exception("reading from %s failed", self.host)
-                self._lost(exc)
+                self._lost(client, exc)
         finally:
             self._slot.set()
-            if self._sync is not None:
-                self._sync_event.set()
+            self._sync_event.set()
 
-    def _lost(self, exc: BaseException) -> None:
-        """The endpoint (or the network) closed the connection: runs in flight did not complete."""
+    def _lost(self, client: ClientConnection, exc: BaseException) -> None:
+        """The endpoint (or the network) closed the connection: the client core judges how
+        (``transport.connection_kept``), the checker ends the runs it took with it."""
         monitor = self._monitor
         at = monitor.clock.now()
         rcvd = getattr(exc, "rcvd", None)
-        why = f"code {rcvd.code}{' ' + rcvd.reason if rcvd.reason else ''}" if rcvd is not None else str(exc)
-        ender = getattr(monitor.checker, "end_connection", None)
-        if ender is not None:
-            monitor.report(ender(self._conn, at), at)
+        code = rcvd.code if rcvd is not None else None
+        detail = rcvd.reason if rcvd is not None else str(exc)
+        client.connection_closed("server" if rcvd is not None else "network", code, None, detail, at)
+        monitor.report(at)
+        why = f"code {code}{' ' + detail if detail else ''}" if code is not None else detail or "dropped"
         for run in list(self._runs.values()):
             self._end_run(run, at, f"the connection closed ({why}) before agent_completed")
-        self._conn = ""  # ended: _close has nothing more to release
+        self._client = None
         self._ws = None
 
-    def _on_frame(self, data: Any, at: float) -> None:
+    def _on_frame(self, client: ClientConnection, data: Any, at: float) -> None:
         monitor = self._monitor
-        checker = monitor.checker
-        conn = self._conn
-        if type(data) is not str:  # a binary frame: the checker says frame.text and judges the content
-            monitor.report(checker.receive(data, at, conn), at)
-            return
-        try:
-            message = _loads(data)
-        except _JSONDecodeError:
-            monitor.report(checker.receive(data, at, conn), at)
-            return
+        if type(data) is str:
+            ended = client.receive("text", data.encode(), at)
+        else:
+            ended = client.receive("binary", data, at)
+        monitor.report(at)
+        message = monitor.checker.last
         if type(message) is not dict:
-            monitor.report(checker.receive(data, at, conn), at)
             return
-        monitor.report(checker.receive(message, at, conn), at)
         type_ = message.get("type")
-        run_id = message.get("run_id")
-        run = self._runs.get(run_id) if type(run_id) is str else None
         if type_ in _RUN_EVENT_TYPES:
-            if run is None:
-                return  # not ours, or after its agent_completed: the checker has said so
-            run.events += 1
-            run.size += len(data)
-            if run.events == 1:
-                monitor.fire(FIRST_EVENT, self._scenario, max(0.0, at - run.start_at), len(data))
-            if type_ == "agent_completed":
-                self._end_run(run, at)
+            run_id = message.get("run_id")
+            run = self._runs.get(run_id) if type(run_id) is str else None
+            if run is not None:
+                run.size += len(data)
+                if not run.first_reported:
+                    run.first_reported = True
+                    monitor.fire(FIRST_EVENT, self._scenario, max(0.0, at - run.start_at), len(data))
         elif type_ == "time_sync":
-            if self._sync is not None and not self._sync:
-                self._sync.append((at, message.get("server_time_ms")))
-                self._sync_event.set()
-        elif type_ == "error" and run is not None and run.events == 0 and refused_run_id(message) == run_id:
-            self._end_run(run, at, f"refused: error {message.get('code')!r}")
+            self._sync_event.set()
+        if ended is not None:
+            run = self._runs.get(ended.run_id)
+            if run is not None:
+                refused = f"refused: error {ended.refused!r}" if ended.refused is not None else None
+                self._end_run(run, ended.completed_at if ended.completed_at is not None else at, refused)
 
 
-def orjson_dumps(message: dict) -> str:
-    """A client frame as text (websockets sends ``str`` as a text frame)."""
-    return _dumps(message).decode()
