@@ -14,11 +14,13 @@ import contextlib
 import logging
 import re
 import socket
+from pathlib import Path
 
 import pytest
 
 from agent_events import schemas
-from agent_events.reference_agent import plans
+from agent_events.reference_agent import fds, plans
+from agent_events.reference_agent.config import ServerConfig
 from agent_events.reference_agent.protocol import ProtocolError, StartRun, parse_client_message
 from test_reference_agent_support import (
     FAST, agent, arun, check_well_formed, connect, recv, recv_until_completed, start_run,
@@ -394,3 +396,76 @@ def test_goal_extraction_keeps_its_meaning():
     assert plans.extract_goals(" " * 50_000) == ()
     goals = plans.extract_goals("cut costs. " * 10_000 + "fix bugs now")
     assert goals == ("Cut costs",) or goals[0] == "Cut costs"
+
+
+# -- 5. file descriptors: the budget -------------------------------------------------
+
+class FakeRlimit:
+    def __init__(self, soft: int, hard: int, settable: bool = True) -> None:
+        self.soft, self.hard, self.settable = soft, hard, settable
+
+    def get(self, _which):
+        return self.soft, self.hard
+
+    def set(self, _which, limits):
+        if not self.settable or limits[0] > self.hard:
+            raise ValueError("not allowed")
+        self.soft = limits[0]
+
+
+def test_the_fd_budget_raises_the_soft_limit_when_the_hard_one_allows():
+    limit = FakeRlimit(1024, 65536)
+    budget = fds.fit(1024, 128, 100, in_use=10, rlimit=(limit.get, limit.set))
+    assert (budget.max_connections, budget.max_pending_handshakes) == (1024, 128)
+    assert limit.soft == budget.fd_limit == 1024 + 128 + 100 + 10 + fds.SERVER_FDS
+    assert not budget.lowered and "raised" in budget.message
+
+
+def test_the_fd_budget_lowers_the_limits_when_it_cannot_raise():
+    for limit in (FakeRlimit(256, 256), FakeRlimit(256, 65536, settable=False), FakeRlimit(256, 512)):
+        budget = fds.fit(1024, 128, 100, in_use=10, rlimit=(limit.get, limit.set))
+        assert budget.lowered and "serving at most" in budget.message
+        assert (budget.max_connections + budget.max_pending_handshakes + budget.backlog + 10 + fds.SERVER_FDS
+                <= budget.fd_limit == limit.soft)
+        assert budget.max_connections >= 1 and budget.max_pending_handshakes >= 1
+
+
+def test_the_fd_budget_leaves_enough_alone():
+    limit = FakeRlimit(100_000, 100_000)
+    budget = fds.fit(1024, 128, 100, in_use=10, rlimit=(limit.get, limit.set))
+    assert budget.message is None and budget.max_connections == 1024 and limit.soft == 100_000
+
+
+# -- the documented limits are the real ones -------------------------------------------
+
+def limit_rows(path: Path) -> dict[str, tuple[str, str]]:
+    """``flag -> (default, what the client gets)`` from the limits table of a Markdown file."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[2].startswith("`--"):
+            rows[cells[2].strip("`")] = (cells[1], cells[3])
+    return rows
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/reference-agent.md"])
+def test_the_limits_tables_state_the_real_defaults_and_flags(document):
+    import argparse
+
+    from agent_events.conformance.commands import serve as serve_command
+
+    parser = argparse.ArgumentParser()
+    serve_command.add_arguments(parser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    rows = limit_rows(Path(__file__).resolve().parent.parent / document)
+    assert len(rows) >= 9, rows
+    defaults = ServerConfig()
+    for flag, (default, outcome) in rows.items():
+        assert flag in flags, flag
+        value = getattr(defaults, flag[2:].replace("-", "_"))
+        number = re.match(r"[\d.]+", default)
+        if value is None:
+            assert default == "none", (flag, default)
+        else:
+            assert number and float(number.group()) == value, (flag, default, value)
+        assert outcome, flag
