@@ -40,6 +40,8 @@ class ScriptedAgent:
     """A minimal conforming endpoint: canned primary/fallback runs, cancel, time_sync, errors."""
 
     subprotocols: list[str] | None = [SUBPROTOCOL]
+    #: Largest message read (bytes); websockets closes with 1009 past it. ``None``: no bound.
+    max_size: int | None = 2**20
     #: Seconds between events, so that a cancel can land mid-run.
     step_delay = 0.0
     agent_name = "ScriptedAgent"
@@ -142,9 +144,8 @@ class ScriptedAgent:
                     if not isinstance(msg.get("input"), str):
                         await self.error(ws, "invalid_message", "input is required")
                         continue
-                    run_id = msg.get("run_id") or f"srv-{next(counter)}"
-                    if run_id in runs:
-                        await self.on_duplicate(ws, run_id, runs)
+                    run_id = msg.get("run_id") or self.generated_run_id(next(counter))
+                    if run_id in runs and not await self.on_duplicate(ws, run_id):
                         continue
                     cancelled = asyncio.Event()
                     task = asyncio.create_task(self.run(ws, run_id, msg.get("options") or {}, cancelled))
@@ -166,8 +167,14 @@ class ScriptedAgent:
             for task, _ in list(runs.values()):
                 task.cancel()
 
-    async def on_duplicate(self, ws, run_id: str, runs: dict) -> None:
+    async def on_duplicate(self, ws, run_id: str) -> bool:
+        """A start_run of a run_id in flight; return whether to start it anyway."""
         await self.error(ws, "duplicate_run", f"run {run_id!r} is in flight", run_id)
+        return False
+
+    def generated_run_id(self, n: int) -> str:
+        """The run_id of the ``n``-th start_run without one on a connection."""
+        return f"srv-{n}"
 
     async def on_time_sync(self, ws, msg: dict) -> None:
         await ws.send(orjson.dumps({"type": "time_sync", "client_time_ms": msg.get("client_time_ms"),
@@ -363,7 +370,7 @@ def running(agent: ScriptedAgent, *, path: str = "/") -> Iterator[str]:
         nonlocal stop
         stop = loop.create_future()
         async with serve(agent.handle, "127.0.0.1", 0, subprotocols=agent.subprotocols,
-                         process_request=agent.process_request, max_size=2**20,
+                         process_request=agent.process_request, max_size=agent.max_size,
                          ping_interval=None, close_timeout=1) as server:
             box["port"] = server.sockets[0].getsockname()[1]
             started.set()

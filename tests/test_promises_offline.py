@@ -145,3 +145,31 @@ def test_the_core_records_the_error_that_answered_a_runs_cancel_and_its_open_too
     core.cancel_run("r1", 1100.0)
     core.receive("text", orjson.dumps({"type": "error", "code": "unknown_run", "message": "m", "run_id": "r1"}), 1101.0)
     assert run.error_code == "unknown_run" and run.refused is None
+
+
+def test_a_start_without_run_id_refused_over_the_bound_owes_nothing_in_the_checker_and_the_core():
+    anonymous = {"type": "start_run", "input": "x"}
+    for named in (None, "srv-2"):  # an error naming no run, or the id the server would have given it
+        core, checker = core_and_checker()
+        core.start_run(1000.0, input="x", server_run_id=True)
+        core.start_run(1000.1, input="x", server_run_id=True)
+        first, second = core.unnamed
+        refusal = {"type": "error", "code": "too_many_runs", "message": "m"}
+        if named:
+            refusal["run_id"] = named
+        core.receive("text", orjson.dumps(refusal), 1000.5)
+        assert second.refused == "too_many_runs" and second.ended and list(core.unnamed) == [first]
+        feed_core(core, events("srv-1", 1000.0))
+        checker.close()
+        assert first.run_id == "srv-1" and first.completed
+        assert checker.violation_counts == {} and checker.runs_refused == 1
+    # offline, the same stream judges the same
+    replay = judged([send(anonymous), send(anonymous, 1000.1), error("too_many_runs", None, 1000.5),
+                     *events("srv-1", 1000.0)])
+    assert replay.violation_counts == {} and replay.runs_refused == 1
+
+
+def test_an_unrelated_error_does_not_excuse_a_start_without_run_id():
+    anonymous = {"type": "start_run", "input": "x"}
+    checker = judged([send(anonymous), error("unknown_type", None)])
+    assert checker.violation_counts.get("order.completed_last") == 1

@@ -202,6 +202,8 @@ _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
 _DUPLICATE_RUN = "duplicate_run"
+#: error codes that, without a run_id, refuse a valid start_run sent without run_id
+ANONYMOUS_REFUSALS = frozenset(("too_many_runs", "shutting_down"))
 #: error codes that name a run without refusing its start (see :func:`refused_run_id`)
 _NOT_REFUSALS = frozenset((_DUPLICATE_RUN, "unknown_run"))
 assert _NOT_REFUSALS <= set(schemas.ERROR_CODES)
@@ -526,14 +528,20 @@ class Checker:
         run_id = refused_run_id(message)
         if code == _DUPLICATE_RUN and type(message.get("run_id")) is str:
             c.duplicates.pop(message["run_id"], None)  # refused as it should be: the first run goes on
+        run = self._runs.get((c.name, run_id)) if run_id is not None else None
         if run_id is not None:
             c.tentative.pop(run_id, None)  # an invalid start_run, refused as it should be
-            run = self._runs.get((c.name, run_id))
             if run is not None and run.state == AWAITING_START:
                 # the server refused to start it: there will be no events, and that is fine
                 del self._runs[(c.name, run_id)]
                 c.run_ids.discard(run_id)
                 self.runs_refused += 1
+        if run is None and code in ANONYMOUS_REFUSALS and c.anonymous and type(message.get("run_id")) in (str, type(None)):
+            # A start_run without run_id refused: its error names no run of this connection (none, or
+            # the id the server would have given it). The latest such start is taken as the refused
+            # one (a bound refuses the newest); the client core does the same.
+            c.anonymous.pop()
+            self.runs_refused += 1
 
     # -- run events ------------------------------------------------------------
 

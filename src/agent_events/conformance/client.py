@@ -35,7 +35,7 @@ import orjson
 
 from agent_events.conformance import json_text
 from agent_events.conformance import schema_validation as _sv
-from agent_events.conformance.checker import Checker, refused_run_id
+from agent_events.conformance.checker import ANONYMOUS_REFUSALS, Checker, refused_run_id
 from agent_events.conformance.live.clock_sync import SyncSample
 from agent_events.conformance.schema_validation import RUN_EVENT_TYPES
 
@@ -313,6 +313,10 @@ class ClientConnection:
             run = self.runs.get(named) if type(named) is str else None
             if run is not None:
                 run.error_code = code if type(code) is str else "?"
+            elif type(named) in (str, type(None)) and code in ANONYMOUS_REFUSALS and self.unnamed:
+                run = self.unnamed.pop()  # the latest start without run_id, as the checker takes it
+                run.refused = code
+                return run
             return None
         if type_ == "time_sync":
             self._sync_reply(message, at)
