@@ -122,6 +122,12 @@ async def multiplex(probe: ScenarioProbe) -> None:
         return
     run_ids = await start_runs(probe, conn, probe.engine.options.runs_for("multiplex"))
     await conn.wait_runs(run_ids)
+    if run_ids and not any(conn.runs[r].completed for r in run_ids):
+        reason = "no run of this scenario completed, so the start_run probes were not made"
+        probe.note(reason)
+        for rule_id in START_RULES:
+            probe.not_applicable(rule_id, reason)
+        return
     bound = await _too_many_runs(probe)  # first: the probes below stay within the bound it finds
     conn = None  # a fresh connection: nothing left of the runs above (refusals, errors) to read past
     for step in (_duplicate_run, _server_run_ids):
@@ -557,6 +563,10 @@ async def cancel(probe: ScenarioProbe) -> None:
         if conn is None:
             break
         await step(probe, conn, tally)
+        if not any(r.events for c in probe.connections for r in c.runs.values()):
+            # Not one event within a run deadline: every further cancel would wait out another.
+            probe.note("no run sent any event, so the later cancel probes were not made")
+            break
     tally.finish()
 
 
