@@ -187,7 +187,7 @@ def test_a_tool_left_open_by_a_cancel_fails_pairing():
 
 def test_a_second_run_under_a_run_id_in_flight_warns_duplicate_run():
     with m.running(IgnoresDuplicates()) as url:
-        report = conformance.check(url, scenarios=["multiplex"], runs=1, deadline_s=2.0, **m.RELAXED)
+        report = conformance.check(url, scenarios=["multiplex"], runs=1, **FAST)
     assert report.statuses()["start.duplicate_run"] == WARN
     assert "a second run started under the same run_id" in observed(report, "start.duplicate_run")[0]
     assert report.statuses()["seq.contiguous"] == FAIL  # the two runs' events mixed under one id
@@ -206,7 +206,7 @@ def test_a_generated_run_id_given_to_two_runs_in_flight_fails():
 ], ids=["wrong code", "never usable again"])
 def test_a_bound_on_runs_answered_wrongly_warns_too_many_runs(code, forever, expect):
     with m.running(BoundsRuns(code, forever)) as url:
-        report = conformance.check(url, scenarios=["multiplex"], runs=1, deadline_s=2.0, **m.RELAXED)
+        report = conformance.check(url, scenarios=["multiplex"], runs=1, **FAST)
     assert report.statuses()["start.too_many_runs"] == WARN
     assert expect in observed(report, "start.too_many_runs")[0]
 

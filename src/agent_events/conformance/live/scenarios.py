@@ -157,7 +157,9 @@ async def _duplicate_run(probe: ScenarioProbe, conn: LiveConnection, bound: int 
     await conn.start_run(run_id=run_id)
     if run.duplicate_sent_at is None:
         return  # the connection had closed: transport.connection_kept says so
-    await conn.wait(lambda: run.error_code is not None or conn.error_count > errors_before, reply_timeout(probe))
+    # An answer, or a second run seen under the id (a second agent_started primary): no need to wait longer.
+    await conn.wait(lambda: run.error_code is not None or conn.error_count > errors_before
+                    or run.attempts.count("primary") > 1, reply_timeout(probe))
     error = ({"code": run.error_code} if run.error_code is not None else
              conn.errors[errors_before][1] if errors_before < min(conn.error_count, len(conn.errors)) else None)
     await conn.wait_runs([run_id])
@@ -196,8 +198,8 @@ async def _server_run_ids(probe: ScenarioProbe, conn: LiveConnection, bound: int
     budget_ms = engine.options.profile.deadline_s * 1000.0 + engine.options.grace_ms
     deadline = max(0.0, (runs[0].started_at + budget_ms - engine.clock.now()) / 1000.0)
     def settled() -> bool:  # every run ended, or errors answered the starts that no event named
-        if all(r.ended for r in runs):
-            return True
+        if all(r.ended for r in runs) or any(r.attempts.count("primary") > 1 for r in runs):
+            return True  # (or one id already carries two runs: the verdict is known)
         waiting = sum(1 for r in runs if not r.run_id and not r.ended)
         unexplained = conn.error_count - errors_before - sum(1 for r in runs if r.refused)
         return 0 < waiting <= unexplained
