@@ -119,7 +119,7 @@ def fuzz_server(tmp_path_factory):
     with server_process(tmp, "--llm-delay-ms", "0", "--max-message-size", str(MAX_SIZE),
                         "--max-runs-per-connection", "4") as (url, log_path, pid):
         with sync_connect(url, subprotocols=SUBPROTOCOLS, open_timeout=10, close_timeout=2, max_size=None,
-                          ping_interval=None) as ws:
+                          ping_interval=None, max_queue=None) as ws:  # always reading: pongs are never held up
             client = Client(ws)
             client.settle()
             yield url, log_path, pid, client
