@@ -377,7 +377,7 @@ def test_with_few_file_descriptors_the_server_lowers_its_limits_refuses_cleanly_
         past, events = arun(after(), timeout=90)
         log = log_text(log_path)
 
-    assert all(result in ("open", "503", "refused") for result in flooded), flooded
+    assert flooded == ["open"] * 3, flooded  # idle connections hold every handshake slot, yet a client gets in
     assert past == "503"
     check_well_formed(events)
     assert "Traceback" not in log, log[-3000:]

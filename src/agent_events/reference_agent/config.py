@@ -41,7 +41,8 @@ class ServerConfig:
     #: warning) when the process's file descriptor limit cannot hold it.
     max_connections: int = 1024
     #: TCP connections still in their opening handshake (they hold a file
-    #: descriptor too). A connection arriving past this is closed at once.
+    #: descriptor too). Past this, a new connection closes the oldest one that
+    #: has not sent its request yet (or is closed itself when none is idle).
     max_pending_handshakes: int = 128
     #: Seconds a connection may take to complete its opening handshake.
     handshake_timeout: float = 10.0

@@ -226,7 +226,8 @@ class AgentServer:
         self._shutdown_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         #: Connections accepted and not (yet) serving: in the opening handshake, or refused with a 503.
-        self._pending: set[AgentConnection] = set()
+        #: (a dict for its order: the oldest first)
+        self._pending: dict[AgentConnection, None] = {}
         #: Of those, the ones that passed ``process_request``: they hold a connection slot already.
         self._admitted: set[AgentConnection] = set()
         self.connections_refused = 0
@@ -386,7 +387,7 @@ class AgentServer:
             "connections_total": self.connections_total,
             #: accepted TCP connections not serving (yet): in the handshake, or being refused
             "connections_pending": len(self._pending),
-            #: connections closed at once because too many handshakes were pending
+            #: connections closed in their opening handshake because too many were pending
             "connections_refused": self.connections_refused,
             "limits": {"max_connections": self.config.max_connections,
                        "max_pending_handshakes": self.config.max_pending_handshakes, "fd_limit": self.fd_limit},
@@ -401,7 +402,7 @@ class AgentServer:
         if len(self.sessions) >= limit:  # several handshakes raced past process_request
             await websocket.close(CLOSE_TRY_AGAIN, f"too many connections (limit {limit})")
             return
-        self._pending.discard(websocket)
+        self._pending.pop(websocket, None)
         self._admitted.discard(websocket)
         session = Session(self, websocket)
         self.sessions.add(session)
@@ -443,14 +444,17 @@ class AgentServer:
         limit = self.config.max_pending_handshakes
         if len(self._pending) >= limit:
             self.connections_refused += 1
-            self.quiet_log.warning("pending", "refusing connections: %d handshakes pending (limit %d)",
-                                   len(self._pending), limit)
-            return False
-        self._pending.add(connection)
+            self.quiet_log.warning("pending", "%d connections in their opening handshake (limit %d): closing "
+                                   "the oldest idle ones", len(self._pending), limit)
+            if victim is None:
+                return False
+            del self._pending[victim]
+            victim.transport.abort()
+        self._pending[connection] = None
         return True
 
     def _on_lost(self, connection: AgentConnection) -> None:
-        self._pending.discard(connection)
+        self._pending.pop(connection, None)
         self._admitted.discard(connection)
 
     def _fit_limits(self) -> None:
@@ -481,6 +485,10 @@ class AgentServer:
             loop.default_exception_handler(context)
 
         self._exception_handler = handler
+            # Make room by closing the oldest connection that has not even sent its request:
+            # a flood of idle connections then cycles through the slots and cannot keep a
+            # client that completes its handshake promptly out for the whole handshake timeout.
+            victim = next((pending for pending in self._pending if pending.request is None), None)
         loop.set_exception_handler(handler)
 
     def _on_stall(self, connection: AgentConnection) -> None:

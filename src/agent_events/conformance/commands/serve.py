@@ -39,7 +39,7 @@ NUMERIC = (
     ("limits", "max_connections", int, "N", "open connections (default {default}); more get HTTP 503; lowered at "
      "start-up (with a warning) when the file descriptor limit cannot hold it"),
     ("limits", "max_pending_handshakes", int, "N",
-     "connections still in their opening handshake (default {default}); more are closed at once"),
+     "connections still in their opening handshake (default {default}); past it the oldest idle one is closed"),
     ("limits", "handshake_timeout", float, "S", "time a connection gets to complete its opening handshake (default {default})"),
     ("limits", "send_queue", int, "BYTES", "outbound buffer per connection before its runs wait (default {default})"),
     ("limits", "slow_reader_timeout", float, "S", "close (1008) a reader whose buffer stays full this long; 0 never (default {default})"),

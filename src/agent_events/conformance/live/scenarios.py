@@ -49,7 +49,8 @@ def _rules_where(**match) -> tuple[str, ...]:
 
 def _run_rules() -> tuple[str, ...]:
     """Rules any well-formed run exercises: frames, schemas, sequence, order, pairing, latency, profile."""
-    return tuple(r.id for r in _rules.RULES if r.scope in ("frame", "run", "timing") and r.category != "fallback")
+    return tuple(r.id for r in _rules.RULES if r.scope in ("frame", "run", "timing")
+                 and r.category not in ("fallback", "capabilities", "resume"))
 
 
 def reply_timeout(probe: ScenarioProbe) -> float:
@@ -89,13 +90,41 @@ async def primary(probe: ScenarioProbe) -> None:
 FALLBACK_RULES = _rules_where(category="fallback")
 
 
+def not_claimed(probe: ScenarioProbe, feature: str, rule_ids) -> bool:
+    """1.1: when the endpoint's capabilities leave ``feature`` out, report its rules "not claimed"
+    (never passed) and return True: nothing of it is probed. A 1.0 endpoint declares nothing, and
+    its optional features are probed as 1.0 does (resume excepted: it is 1.1's)."""
+    if probe.engine.claimed(feature) is not False:
+        return False
+    reason = f"not claimed: the endpoint's capabilities do not declare {feature}"
+    for rule_id in rule_ids:
+        probe.not_applicable(rule_id, reason)
+    probe.note(f"{reason} ({', '.join(rule_ids)} not exercised)")
+    return True
+
+
+def judge_claim(probe: ScenarioProbe, feature: str, works: bool, observed: str, conn: str = "-") -> None:
+    """1.1: a declared feature is held to its promise (``capabilities.honest``, MUST)."""
+    if probe.engine.claimed(feature):
+        probe.external("capabilities.honest", works, conn=conn,
+                       expected=f"{feature}, declared in the endpoint's capabilities, works as the spec says",
+                       observed=observed)
+
+
 async def fallback(probe: ScenarioProbe) -> None:
-    """A run asked to fail its primary path; N/A (not failed) when the endpoint cannot."""
+    """A run asked to fail its primary path; N/A (not failed) when a 1.0 endpoint cannot, a failure of
+    ``capabilities.honest`` when a 1.1 endpoint declares it can, not claimed when it declares it cannot."""
+    if not_claimed(probe, "simulate_failure", FALLBACK_RULES):
+        return
     outcome = await _single_run(probe, {"simulate_failure": "primary"})
     if outcome is None:
         return
     conn, run_id = outcome
     run = conn.runs[run_id]
+    if run.completed:
+        judge_claim(probe, "simulate_failure", run.fallback_taken,
+                    "the fallback attempt ran" if run.fallback_taken else
+                    "the run completed without a fallback attempt", conn.name)
     if run.completed and not run.fallback_taken:
         reason = ("the endpoint did not take the fallback path for options.simulate_failure=\"primary\" "
                   "(an implementation that does not support it ignores it)")
@@ -248,7 +277,9 @@ async def _too_many_runs(probe: ScenarioProbe) -> int | None:
             break
         runs.append(conn.runs[await conn.start_run()])
         await asyncio.sleep(0)  # let the read loop deliver a refusal before the next start
-    # Every start answered: by an event, or by a refusal.
+    # Every start answered: by an event (within the first-event budget), or by a refusal.
+    profile = probe.engine.options.profile
+    timeout = min(timeout + profile.first_event_ms / 1000.0, profile.deadline_s)
     await conn.wait(lambda: all(r.events or r.ended for r in runs), timeout)
     refused = [r for r in runs if r.refused]
     silent = [r for r in runs if not r.events and not r.ended]
@@ -278,8 +309,14 @@ async def _too_many_runs(probe: ScenarioProbe) -> int | None:
     else:
         accepted = len(runs) - len(refused)
         bound = accepted
-        again = conn.runs[await conn.start_run()]
-        await conn.wait_runs([again.run_id])
+        # A server may free a run's place a moment after its agent_completed: a refusal right
+        # after the runs ended is tried again, twice, a little later.
+        for pause in (0.0, 0.05, 0.2):
+            await asyncio.sleep(pause)
+            again = conn.runs[await conn.start_run()]
+            await conn.wait_runs([again.run_id])
+            if again.refused != "too_many_runs" or not conn.open:
+                break
         probe.note(f"the endpoint answered too_many_runs with {accepted} run(s) in flight on a connection")
         if again.refused == "too_many_runs":
             probe.external(rule, False, **details, run_id=again.run_id, observed=(
@@ -558,6 +595,8 @@ async def cancel(probe: ScenarioProbe) -> None:
     """cancel_run at every stage of a run: mid-run, right after start_run (before the run's first
     event), while a tool call is open, and at random delays across concurrent runs. Each cancelled
     run must still end well-formed with a cancelled agent_completed."""
+    if not_claimed(probe, "cancel", ("cancel.terminal", "cancel.before_first_event")):
+        return
     tally = _Cancelled.new(probe)
     conn = None
     for step in (_cancel_mid_run, _cancel_before_first_event, _cancel_during_tool, _cancel_at_random):
@@ -689,6 +728,97 @@ async def robustness(probe: ScenarioProbe) -> None:
     await _oversize(probe, conn, answers_unknown_type)
 
 
+# -- reconnect (1.1) -------------------------------------------------------------------
+
+RESUME_RULES = _rules_where(category="resume")
+
+
+def _cut_points(length: int) -> tuple[tuple[str, object], ...]:
+    """Where the reconnect probe drops its connection, given the events of an uncut run: before the
+    first tool (right after agent_started), inside a tool call, and just before agent_completed."""
+    return (
+        ("before the first tool", lambda run: run.events >= 1),
+        ("inside a tool call", lambda run: run.tools_open > 0),
+        ("just before agent_completed", lambda run: run.events >= max(1, length - 1)),
+    )
+
+
+async def _cut_and_resume(probe: ScenarioProbe, label: str, when, wrong_secret: bool = False) -> None:
+    """One run, its connection dropped (no close frame) at ``when``; resumed from a new connection,
+    which must receive every event after the last one received, once, in order, to the end."""
+    first = await probe.connect()
+    if first is None:
+        return
+    run_id = await first.start_run()
+    run = first.runs[run_id]
+    first.cut_when(lambda: when(run) and run.completed_at is None)
+    await first.wait(lambda: first.close_info is not None or run.ended, first.run_deadline(run_id))
+    if first.close_info is None:
+        if run.completed:
+            probe.note(f"reconnect {label}: the run completed before the cut point; not exercised")
+        await first.close()
+        return
+    token, last_seq = run.resume_token, run.last_seq
+    if token is None or last_seq is None:
+        judge_claim(probe, "resume", False, "the run's agent_started carried no resume_token", first.name)
+        return
+    if wrong_secret:
+        thief = await probe.connect()
+        if thief is None:
+            return
+        errors = thief.error_count
+        forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+        await thief.resume_run(run_id, forged, last_seq)
+        error = await thief.wait_error(errors, reply_timeout(probe))
+        await asyncio.sleep(min(0.2, reply_timeout(probe)))  # anything of the run sent here would show now
+        leaked = thief.runs[run_id].events
+        code = error.get("code") if error is not None else None
+        probe.external("resume.secret", code == "resume_denied" and not leaked, conn=thief.name,
+                       expected="error resume_denied, and no event of the run",
+                       observed=(f"error {code!r}" if error is not None else "no error") +
+                                (f" and {leaked} event(s) of the run" if leaked else ""))
+        await thief.close()
+    second = await probe.connect()
+    if second is None:
+        return
+    errors = second.error_count
+    await second.resume_run(run_id, token, last_seq)
+    resumed = second.runs[run_id]
+    done = await second.wait(lambda: resumed.completed or second.error_count > errors, second.run_deadline(run_id))
+    error = second.errors[errors][1] if second.error_count > errors and errors < len(second.errors) else None
+    works = resumed.completed and error is None
+    judge_claim(probe, "resume", works,
+                f"resumed after seq {last_seq} ({label}): " + (
+                    f"{resumed.events} event(s) replayed and live, the run completed" if works else
+                    f"refused with {error.get('code')!r}" if error is not None else
+                    "the run did not complete within its deadline" if not done else "the run did not complete"),
+                second.name)
+    await second.close()
+
+
+async def reconnect(probe: ScenarioProbe) -> None:
+    """1.1: drop the connection mid-run (no close frame) at three points, reconnect, resume: nothing
+    lost, nothing repeated, the run completes. And a resume without the secret must be refused."""
+    if probe.engine.claimed("resume") is not True:
+        reason = ("not claimed: a 1.0 endpoint (no capabilities message)" if probe.engine.features is None
+                  else "not claimed: the endpoint's capabilities do not declare resume")
+        for rule_id in RESUME_RULES:
+            probe.not_applicable(rule_id, reason)
+        probe.note(f"{reason} ({', '.join(RESUME_RULES)} not exercised)")
+        return
+    conn = await probe.connect()  # one uncut run first: how many events a run of this endpoint has
+    if conn is None:
+        return
+    run_id = await conn.start_run()
+    await conn.wait_runs([run_id])
+    length = conn.runs[run_id].events
+    await conn.close()
+    for label, when in _cut_points(length):
+        await _cut_and_resume(probe, label, when)
+    await _cut_and_resume(probe, "after agent_started, with a forged secret first",
+                          lambda run: run.events >= 1, wrong_secret=True)
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("primary", "one run on the primary path; every rule that applies to a normal run",
              ("transport.subprotocol", "transport.connection_kept", "frame.size", *_run_rules(), "fallback.flag"), primary),
@@ -706,4 +836,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              ("cancel.terminal", "cancel.before_first_event", "pair.tool_matched", "order.completed_last"), cancel),
     Scenario("robustness", "malformed and oversize client input is answered with error messages (SHOULD level)",
              _rules_where(category="robustness"), robustness),
+    Scenario("reconnect", "1.1: the connection dropped mid-run at three points, then resumed from a new one: "
+             "nothing lost, nothing repeated; a resume without the secret is refused",
+             ("capabilities.first", "capabilities.honest", *RESUME_RULES, "seq.contiguous", "order.completed_last",
+              "isolation.run_scope"), reconnect),
 )}
