@@ -277,3 +277,12 @@ def test_the_reference_agent_passes_every_new_probe():
     notes = [n for s in report.sections for n in s.notes]
     assert any("too_many_runs with 16 run(s) in flight" in n for n in notes)  # its documented bound
     assert any("random cancels" in n for n in notes)
+
+
+def test_the_pytest_plugin_has_an_item_for_each_new_rule_under_its_scenario():
+    from agent_events.conformance.pytest_plugin import _rules_of
+
+    assert "cancel.before_first_event" in _rules_of("cancel", None)
+    assert {"start.generated_run_id", "start.duplicate_run", "start.too_many_runs"} <= set(_rules_of("multiplex", None))
+    assert "robustness.message_too_big" in _rules_of("robustness", None)
+    assert "start.duplicate_run" not in _rules_of("cancel", None)  # another scenario's live probe
