@@ -443,6 +443,10 @@ class AgentServer:
         """A TCP connection was accepted: count it as pending, or refuse it when too many are."""
         limit = self.config.max_pending_handshakes
         if len(self._pending) >= limit:
+            # Make room by closing the oldest connection that has not even sent its request:
+            # a flood of idle connections then cycles through the slots and cannot keep a
+            # client that completes its handshake promptly out for the whole handshake timeout.
+            victim = next((pending for pending in self._pending if pending.request is None), None)
             self.connections_refused += 1
             self.quiet_log.warning("pending", "%d connections in their opening handshake (limit %d): closing "
                                    "the oldest idle ones", len(self._pending), limit)
@@ -485,10 +489,6 @@ class AgentServer:
             loop.default_exception_handler(context)
 
         self._exception_handler = handler
-            # Make room by closing the oldest connection that has not even sent its request:
-            # a flood of idle connections then cycles through the slots and cannot keep a
-            # client that completes its handshake promptly out for the whole handshake timeout.
-            victim = next((pending for pending in self._pending if pending.request is None), None)
         loop.set_exception_handler(handler)
 
     def _on_stall(self, connection: AgentConnection) -> None:
