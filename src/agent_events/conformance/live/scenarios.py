@@ -272,10 +272,12 @@ async def _too_many_runs(probe: ScenarioProbe) -> int | None:
         return None
     timeout = reply_timeout(probe)
     runs: list[RunRecord] = []
+    peak = 0  # runs in flight at once, at most, as the client saw them
     for _ in range(RUNS_BOUND_PROBE):
         if not conn.open or conn.too_many_runs or any(r.refused for r in runs):
             break
         runs.append(conn.runs[await conn.start_run()])
+        peak = max(peak, sum(1 for r in runs if not r.ended))
         await asyncio.sleep(0)  # let the read loop deliver a refusal before the next start
     # Every start answered: by an event (within the first-event budget), or by a refusal.
     profile = probe.engine.options.profile
@@ -301,8 +303,8 @@ async def _too_many_runs(probe: ScenarioProbe) -> int | None:
         probe.external(rule, False, **details, observed=f"the connection closed after {len(runs)} start_run(s)"
                        f"{f' ({len(refused)} refused)' if refused else ''}")
     elif not refused:
-        probe.not_applicable(rule, f"the endpoint accepted {len(runs)} runs in flight on one connection (the probe's "
-                             "most): its bound, if any, is higher")
+        probe.not_applicable(rule, f"the endpoint accepted every one of the {len(runs)} start_runs sent at once on "
+                             f"one connection (up to {peak} runs in flight): its bound, if any, is higher")
     elif codes != ["too_many_runs"]:
         probe.external(rule, False, **details, observed=f"start_run refused with {', '.join(codes)} after "
                        f"{len(runs) - len(refused)} run(s) in flight")
