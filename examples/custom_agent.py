@@ -39,7 +39,9 @@ async def demo(text: str) -> list[dict]:
             await ws.send(json.dumps({"type": "start_run", "run_id": "demo", "input": text}))
             events: list[dict] = []
             while not events or events[-1]["type"] != "agent_completed":
-                events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+                if message.get("run_id") == "demo":  # the run's events (not the 1.1 capabilities message)
+                    events.append(message)
     return events
 
 

@@ -32,8 +32,14 @@ ws.addEventListener("open", () => {
 });
 
 ws.addEventListener("message", (event) => {
-  console.log(event.data);
   const message = JSON.parse(event.data);
+  if (message.type === "capabilities") {
+    // protocol 1.1: what the server implements (a 1.0 client would simply ignore this type)
+    const features = Object.entries(message.features).filter(([, on]) => on).map(([name]) => name);
+    console.error(`server speaks protocol ${message.protocol_version}: ${features.join(", ")}`);
+    return;
+  }
+  console.log(event.data);
   if (message.type === "agent_completed" && message.run_id === runId) {
     clearTimeout(timer);
     ws.close(1000, "done");

@@ -36,7 +36,10 @@ def in_llm(message: dict) -> bool:
     return message["type"] == "tool_executing" and message["payload"]["tool_name"] == "llm_processor"
 
 
-def test_a_mid_run_disconnect_cancels_its_runs_and_leaks_nothing():
+@pytest.mark.parametrize("window", [0.0, 0.3], ids=["resume off", "resume window 0.3 s"])
+def test_a_mid_run_disconnect_cancels_its_runs_and_leaks_nothing(window):
+    """Without resume the runs end with their connection; with it (1.1) they outlive it for the
+    window, then end: either way nothing is left behind."""
     agents: list[weakref.ref] = []
 
     def tracked_agent():
@@ -45,7 +48,7 @@ def test_a_mid_run_disconnect_cancels_its_runs_and_leaks_nothing():
         return made
 
     async def body():
-        async with agent(agent_factory=tracked_agent) as server:
+        async with agent(agent_factory=tracked_agent, resume_window_s=window) as server:
             baseline = len(asyncio.all_tasks())
             ws = await connect(server.url)
             for n in range(5):
@@ -54,7 +57,12 @@ def test_a_mid_run_disconnect_cancels_its_runs_and_leaks_nothing():
                 await until(ws, in_llm)
             assert server.stats()["runs_in_flight"] == 5
             ws.transport.abort()  # vanish without a closing handshake
+            if window:
+                await wait_for(lambda: server.stats()["connections"] == 0)
+                assert server.stats()["runs_in_flight"] == 5 and len(server.resume) == 5  # waiting for a resume
             await wait_for(lambda: server.stats()["connections"] == 0 and server.stats()["runs_in_flight"] == 0)
+            if window:
+                assert len(server.resume) == 0
             await wait_for(lambda: len(asyncio.all_tasks()) == baseline)
             return baseline, len(asyncio.all_tasks()), server.sessions
 
@@ -165,6 +173,8 @@ def test_run_in_thread_serves_sync_callers():
     with run_in_thread(port=0, llm_delay_ms=0) as server:
         with sync_connect(server.url, subprotocols=SUBPROTOCOLS, open_timeout=5) as ws:
             ws.send(start_run("sync"))
+            capabilities = valid(json.loads(ws.recv(timeout=5)))
+            assert capabilities["type"] == "capabilities" and capabilities["protocol_version"] == "1.1"
             events = []
             while not events or events[-1]["type"] != "agent_completed":
                 events.append(valid(json.loads(ws.recv(timeout=5))))

@@ -42,6 +42,7 @@ def test_node_client_completes_a_run(served_url, flags, fallback):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert 'subprotocol "agent-events.v1"' in done.stderr
+    assert "server speaks protocol 1.1: simulate_failure, cancel, time_sync, resume" in done.stderr
     events = [valid(json.loads(line)) for line in done.stdout.splitlines() if line.strip()]
     check_well_formed(events)
     assert events[0]["run_id"].startswith("node-")

@@ -71,10 +71,15 @@ def valid(message: Any) -> Any:
     return message
 
 
-async def recv(ws, timeout: float = 5.0) -> dict:
-    frame = await asyncio.wait_for(ws.recv(), timeout)
-    assert isinstance(frame, str), f"the server sent a binary frame: {frame!r:.80}"
-    return valid(orjson.loads(frame))
+async def recv(ws, timeout: float = 5.0, *, capabilities: bool = False) -> dict:
+    """The next server message, schema-checked. The 1.1 ``capabilities`` message that opens every
+    connection is checked and skipped unless ``capabilities`` asks for it (it is tested on its own)."""
+    while True:
+        frame = await asyncio.wait_for(ws.recv(), timeout)
+        assert isinstance(frame, str), f"the server sent a binary frame: {frame!r:.80}"
+        message = valid(orjson.loads(frame))
+        if capabilities or message.get("type") != "capabilities":
+            return message
 
 
 async def recv_until_completed(ws, run_ids, timeout: float = 10.0) -> tuple[dict[str, list[dict]], list[dict]]:

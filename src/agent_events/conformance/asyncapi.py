@@ -282,6 +282,22 @@ def build() -> dict[str, Any]:
                 "messages": _refs([schemas.CLIENT_TYPES["time_sync"]]),
                 "reply": {"channel": channel_ref, "messages": _refs([schemas.SERVER_TYPES["time_sync"]])},
             },
+            "resumeRun": {
+                "action": "receive",
+                "channel": channel_ref,
+                "title": "Resume a run after a dropped connection (1.1)",
+                "summary": "With the run's resume_token: every event after last_seq is replayed once, in order, then "
+                           "the run continues on this connection; resume_denied or resume_expired otherwise.",
+                "messages": _refs([schemas.CLIENT_TYPES["resume_run"]]),
+                "reply": {"channel": channel_ref, "messages": _refs([*run_events, error])},
+            },
+            "sendCapabilities": {
+                "action": "send",
+                "channel": channel_ref,
+                "title": "Declare the version and optional features (1.1)",
+                "summary": "Once per connection, the first server message; a 1.0 server never sends it.",
+                "messages": _refs([schemas.SERVER_TYPES["capabilities"]]),
+            },
             "sendRunEvents": {
                 "action": "send",
                 "channel": channel_ref,

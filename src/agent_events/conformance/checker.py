@@ -246,11 +246,16 @@ class _Run:
         "conn", "run_id", "state", "next_seq", "attempt", "thinking", "primary_thinking",
         "open_tools", "tool_ids", "primary_tools", "cancelled", "fallback_ran", "start_at",
         "first_at", "recent", "timeline", "failed", "deadline_reported", "first_event_reported", "emitted",
+        "token", "resumed", "resumed_at",
     )
 
     def __init__(self, conn: str, run_id: str | None, start_at: float | None) -> None:
         #: the server's emitted_at of the event being handled (a number, else None)
         self.emitted: float | None = None
+        #: 1.1: the resume_token of the run's agent_started, and whether a resume_run took it over
+        self.token: str | None = None
+        self.resumed = False
+        self.resumed_at: float | None = None
         self.conn = conn
         self.run_id = run_id
         self.state = AWAITING_START
@@ -287,6 +292,13 @@ class Checker:
         #: net of them (see :mod:`agent_events.conformance.harness_lag`); ``None`` offline
         self.lag = lag
         self._pending_latency: list[tuple] = []
+        #: 1.1: runs with a resume_token whose connection ended, by run_id: a resume_run on another
+        #: connection takes them over; the ones never resumed are judged at close
+        self._detached: dict[str, _Run] = {}
+        #: per connection, the capabilities message it got (1.1), for the live shells and reports
+        self.capabilities: dict[str, dict] = {}
+        self.capabilities_checked = 0
+        self.resumed_events = 0
         #: over-budget latency samples that the harness's own lag explains: rule id -> count
         self.inconclusive: dict[str, int] = {}
         #: per rule, the figures of the worst such sample (for every report format)
@@ -392,7 +404,29 @@ class Checker:
             run = self._runs.get((conn, message["run_id"]))
             if run is not None:
                 run.cancelled = True
+        elif type_ == "resume_run":
+            self._client_evidence = True
+            self._resume(message, at, conn)
         return []
+
+    def _resume(self, message: dict, at: float | None, conn: str) -> None:
+        """1.1: a resume_run takes a detached run over, when its token is the run's: from here its
+        events belong to ``conn`` and continue at ``last_seq + 1``. With a wrong token nothing moves,
+        so any event of the run on ``conn`` is another connection's (isolation.run_scope)."""
+        run_id = message["run_id"]
+        run = self._detached.get(run_id)
+        if run is None or run.token != message["resume_token"]:
+            return
+        del self._detached[run_id]
+        c = self._conn(conn)
+        key = (conn, run_id)
+        self._completed.pop(key, None)
+        run.conn = conn
+        run.resumed = True
+        run.resumed_at = at
+        run.next_seq = message["last_seq"] + 1
+        self._runs[key] = run
+        c.run_ids.add(run_id)
 
     def _tentative_start(self, message: dict, at: float | None, conn: str) -> None:
         """An invalid start_run: the server should refuse it, but if it runs it anyway, the run's
@@ -420,6 +454,15 @@ class Checker:
         if at is not None:
             for run in runs:
                 self._tick_run(run, at, out)
+        resumable = [run for run in runs if run.token is not None and run.run_id is not None]
+        for run in resumable:  # 1.1: the run outlives its connection; a resume_run may take it over
+            self._runs.pop((conn, run.run_id), None)
+            c.run_ids.discard(run.run_id)
+            self._detached[run.run_id] = run
+            while len(self._detached) > COMPLETED_MEMORY:
+                oldest = self._detached.pop(next(iter(self._detached)))
+                self._end_runs([oldest], at, out, "its connection closed and it was never resumed")
+        runs = [run for run in runs if run.token is None or run.run_id is None]
         self._end_runs(runs, at, out, "the connection closed")
         self._end_anonymous(c, at, out)
         completed = self._completed
@@ -519,7 +562,20 @@ class Checker:
             self._event(type_, message, entry, at, c, index, ref, out)
         elif type_ == "error":
             self._on_error(message, c)
+        elif type_ == "capabilities":
+            self._on_capabilities(message, at, c, index, ref, out)
         return out
+
+    def _on_capabilities(self, message: dict, at, c: _Conn, index: int, ref, out: list) -> None:
+        """1.1: the declaration comes first and once (``capabilities.first``); kept per connection."""
+        self.capabilities_checked += 1
+        if c.name in self.capabilities or index != 0:
+            observed = ("a second capabilities message on the connection" if c.name in self.capabilities
+                        else f"capabilities as server message #{index}, after {index} other(s)")
+            out.append(self._flag("capabilities.first", c.name, None, index, at, ref,
+                                  "one capabilities message, the connection's first server message", observed,
+                                  c.recent))
+        self.capabilities.setdefault(c.name, message)
 
     def _on_error(self, message: dict, c: _Conn) -> None:
         code = message.get("code")
@@ -570,17 +626,23 @@ class Checker:
             seq = int(seq)
         if type(seq) is int:
             expected = run.next_seq
+            if run.resumed:
+                self.resumed_events += 1
             if seq != expected:
                 what = (f"seq {seq}: {seq - expected} event(s) missing" if seq > expected
                         else f"seq {seq} again or out of order (a step back)")
-                out.append(self._flag("seq.contiguous", c.name, run_id, index, at, ref,
+                if run.resumed:  # 1.1: across the two connections, the replay's own rule
+                    what += " after resume_run"
+                out.append(self._flag("resume.replay" if run.resumed else "seq.contiguous", c.name, run_id, index, at, ref,
                                       f"seq {expected}", what, run.recent, run))
             if seq >= expected:
                 run.next_seq = seq + 1
 
         if at is not None:
             emitted = message.get("emitted_at")
-            if type(emitted) is float or type(emitted) is int:
+            if (type(emitted) is float or type(emitted) is int) and not (
+                    run.resumed and run.resumed_at is not None and emitted - c.offset <= run.resumed_at):
+                # (a replayed event, emitted before the resume_run was sent, waited for the client by design)
                 latency = at - emitted + c.offset
                 self.delivery_checked += 1
                 self.latencies.delivery.add(latency)
@@ -598,6 +660,9 @@ class Checker:
         if type_ == STARTED:
             attempt = payload.get("attempt") if payload is not None else None
             kind = STARTED_FALLBACK if attempt == _FALLBACK_ATTEMPT else STARTED_PRIMARY
+            token = payload.get("resume_token") if payload is not None else None
+            if type(token) is str and run.token is None:
+                run.token = token
         elif type_ == COMPLETED_EVENT and payload is not None:
             result = payload.get("result")
             if type(result) is dict and result.get("cancelled") is True:
@@ -883,6 +948,8 @@ class Checker:
         over-budget latencies held back for the harness's lag."""
         out = self.tick(at) if at is not None else []
         self._end_runs(list(self._runs.values()), at, out)
+        detached, self._detached = list(self._detached.values()), {}
+        self._end_runs(detached, at, out, "its connection closed and it was never resumed")
         for c in self._conns.values():
             self._end_anonymous(c, at, out)
         self._settle_latency(out)
@@ -1044,8 +1111,11 @@ class Checker:
             "latency.delivery": (self.delivery_checked, no_timing),
             "latency.tool_gap": (self.gaps_checked,
                                  f"profile {self.profile.name} names no fast tools" if not self._fast_tools
-                                 else no_timing if not self.delivery_checked else "no fast tool completed"),
+                                 else "no fast tool completed"),
             "latency.run_deadline": (self.deadlines_checked, no_timing),
+            "capabilities.first": (self.capabilities_checked,
+                                   "no capabilities message was received (a 1.0 server declares none): not claimed"),
+            "resume.replay": (self.resumed_events, "no run was resumed (resume_run): not claimed or not exercised"),
         }
 
     def _evidence(self, rule: "_rules.Rule", table: dict[str, tuple[int, str]]) -> tuple[int, str | None]:

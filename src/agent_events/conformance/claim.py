@@ -103,6 +103,9 @@ def claim_for(report) -> Claim:
                                         f"({lowered}){broken}")
     if not report.sections:
         return withheld("nothing_checked", "not a conformance claim: nothing was checked")
+    if not counts["passed"] and not failed:
+        return withheld("nothing_checked", "not a conformance claim: no rule was judged (every rule not "
+                                           "applicable or not claimed)")
     if failed:
         if not report.passed_gate:
             return withheld("must_failed", "not conformant: see the verdict")
@@ -158,8 +161,21 @@ def _statement(report, counts: dict[str, int], strict: bool, tighter: str) -> st
     budgets = f"; tighter budgets: {tighter}" if tighter else ""
     return (f"Conforms to agent-events protocol v{report.protocol_version} (profile {report.profile.name}{budgets}; "
             f"{word}: {names}): {scope} held, {counts['passed']} rules passed, "
-            f"{counts['not_applicable']} not applicable; checked with agent-events {report.kit_version} "
-            f"on {(report.finished_at or '')[:10]}.")
+            f"{counts['not_applicable']} not applicable{_features(report)}; checked with agent-events "
+            f"{report.kit_version} on {(report.finished_at or '')[:10]}.")
+
+
+def _features(report) -> str:
+    """1.1: what the endpoint claimed (each held to its rules, so claimed is proven here) and what not."""
+    features = report.features
+    if features is None:
+        return ""
+    claimed = sorted(name for name, value in features.items()
+                     if value is not False and name not in ("max_runs_per_connection", "max_message_bytes"))
+    optional = ("simulate_failure", "cancel", "time_sync", "resume")
+    missing = [name for name in optional if name not in claimed]
+    return (f"; features claimed and proven: {', '.join(claimed) or 'none'}"
+            + (f"; not claimed: {', '.join(missing)}" if missing else ""))
 
 
 def _short(name: str) -> str:

@@ -80,6 +80,9 @@ class RunRecord:
     #: this record is the run a duplicate start_run started after the first run of its id had
     #: completed (the server read it late, when the id was free again): not a duplicate after all
     restarted: bool = False
+    #: 1.1: the resume_token of the run's agent_started, and the seq of the last event received
+    resume_token: str | None = None
+    last_seq: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -113,7 +116,7 @@ class ClientConnection:
 
     __slots__ = ("name", "checker", "recorder", "forget_ended", "runs", "unnamed", "errors", "error_count", "too_many_runs",
                  "sync_replies", "received", "invalid_utf8", "provoked", "unsent_starts", "closed",
-                 "_pending_sync", "_counter", "_run_prefix")
+                 "capabilities", "cut", "_pending_sync", "_counter", "_run_prefix")
 
     def __init__(self, name: str, checker: Checker, *, recorder: Recorder | None = None,
                  forget_ended: bool = False, run_prefix: str | None = None) -> None:
@@ -138,6 +141,10 @@ class ClientConnection:
         #: runs the client meant to start but could not send: the connection was already closed
         self.unsent_starts = 0
         self.closed = False
+        #: 1.1: the endpoint's capabilities message (the connection's first), ``None`` from a 1.0 server
+        self.capabilities: dict | None = None
+        #: the client dropped the connection on purpose, without a close frame (the reconnect probe)
+        self.cut = False
         self._pending_sync: dict[float, float] = {}
         self._counter = 0
         self._run_prefix = run_prefix if run_prefix is not None else name
@@ -177,6 +184,16 @@ class ClientConnection:
             else:
                 self.runs[run_id] = RunRecord(run_id, at, measured)
         return run_id, self._sent(message, at)
+
+    def resume_run(self, at: float, *, run_id: str, resume_token: str, last_seq: int) -> bytes:
+        """1.1: take over a run another connection started (its events continue here)."""
+        run = self.runs.get(run_id)
+        if run is None:
+            run = self.runs[run_id] = RunRecord(run_id, None)
+        run.last_seq = last_seq
+        run.resume_token = resume_token
+        return self._sent({"type": "resume_run", "run_id": run_id, "resume_token": resume_token,
+                           "last_seq": last_seq}, at)
 
     def cancel_run(self, run_id: str, at: float) -> bytes:
         run = self.runs.get(run_id)
@@ -282,10 +299,16 @@ class ClientConnection:
             run.events += 1
             if run.first_at is None:
                 run.first_at = at
+            seq = message.get("seq")
+            if type(seq) is int:
+                run.last_seq = seq
             if type_ == "agent_started":
                 payload = message.get("payload")
                 if type(payload) is dict:
                     run.attempts.append(str(payload.get("attempt")))
+                    token = payload.get("resume_token")
+                    if type(token) is str and run.resume_token is None:
+                        run.resume_token = token
             elif type_ == "tool_executing":
                 run.tools_open += 1
             elif type_ == "tool_completed":
@@ -320,6 +343,9 @@ class ClientConnection:
             return None
         if type_ == "time_sync":
             self._sync_reply(message, at)
+        elif type_ == "capabilities" and self.capabilities is None:
+            features = message.get("features")
+            self.capabilities = message if type(features) is dict else None
         return None
 
     def _claim(self, run_id: str, completed: RunRecord | None, started: bool) -> RunRecord | None:
@@ -400,6 +426,8 @@ class ClientConnection:
                              observed=f"a message over the limit ({detail}); the client closed the connection with 1009")
         else:
             checker.external("frame.size", True, conn=self.name, at=at)
+        if self.cut:
+            by = "client"  # dropped on purpose by the client (no close frame): not the endpoint's doing
         if self.provoked or cause == "message_too_big" or cause == "protocol_error":
             checker.end_connection(self.name, at)
             return  # provoked by the client, or judged by its own rule

@@ -185,6 +185,8 @@ class Report:
     kit_version: str = __version__
     protocol_version: str = schemas.PROTOCOL_VERSION
     notes: list[str] = field(default_factory=list)
+    #: 1.1: the optional features the endpoint declared (``None``: it declared none, a 1.0 endpoint)
+    features: dict | None = None
     #: known failures (``--baseline``, :class:`agent_events.conformance.baseline.Baseline`): the gate then
     #: fails only on failures it does not list and on entries that no longer fail
     baseline: Any = None
@@ -320,6 +322,7 @@ class Report:
             "report_version": REPORT_VERSION,
             "kit_version": self.kit_version,
             "protocol_version": self.protocol_version,
+            "features": self.features,
             "command": self.command,
             "target": self.target,
             "started_at": self.started_at,

@@ -184,6 +184,28 @@ RULES += (
          "robustness", scope="live"),
 )
 
+# Protocol 1.1: rules that bind only a server that declares the optional feature in its
+# capabilities message (a 1.0 server, which declares nothing, is judged against 1.0 rules).
+RULES += (
+    Rule("capabilities.first", M, "capabilities",
+         "A capabilities message, when sent, is the connection's first server message, and comes once",
+         "A client decides what to offer from it before it starts a run; a late or repeated declaration "
+         "cannot be acted on.", "capabilities", scope="frame"),
+    Rule("capabilities.honest", M, "capabilities",
+         "Every feature a server declares works: simulate_failure takes the fallback path, cancel ends the run, "
+         "time_sync is answered, resume resumes",
+         "A declared feature is a promise a client builds on; advertising one that does not work is worse than "
+         "not declaring it.", "capabilities", scope="live"),
+    Rule("resume.replay", M, "resume",
+         "After resume_run, every event after last_seq is replayed exactly once, in order, then the run continues",
+         "A user who reconnects must see the whole run once: a lost event is a gap, a repeated one a double line.",
+         "resume"),
+    Rule("resume.secret", M, "resume",
+         "A resume_run without the run's resume_token is refused with resume_denied, and nothing of the run is sent",
+         "run_ids are guessable; only the secret issued to the client that started the run may take it over.",
+         "resume", scope="live"),
+)
+
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 assert len(BY_ID) == len(RULES), "duplicate rule id in the registry"
 

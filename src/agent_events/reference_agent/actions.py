@@ -27,6 +27,7 @@ class ActionsAgent(BaseAgent):
     """Turns a request into an action plan, with a fallback that always answers."""
 
     name = "ActionsAgent"
+    supports_simulate_failure = True
 
     def __init__(self, llm: LLM | None = None, *, llm_timeout_ms: float = 10_000.0) -> None:
         super().__init__()

@@ -134,6 +134,9 @@ class BaseAgent:
 
     #: ``agent_name`` on the wire: letters, digits, ``_ . : -``.
     name: str = "BaseAgent"
+    #: Whether ``options.simulate_failure`` really makes this agent's primary path fail (declared
+    #: in the 1.1 ``capabilities`` message; a harness then holds the agent to it).
+    supports_simulate_failure: bool = False
 
     def __init__(self) -> None:
         self._bridge = None

@@ -43,7 +43,7 @@ class WebSocketBridgeAdapter:
     object, or ``None`` outside the server.
     """
 
-    __slots__ = ("websocket", "session", "run_id", "agent_name", "_seq", "_queue")
+    __slots__ = ("websocket", "session", "run_id", "agent_name", "_seq", "_queue", "resume")
 
     def __init__(self, websocket: Any, *, session: Any = None) -> None:
         self.websocket = websocket
@@ -52,6 +52,21 @@ class WebSocketBridgeAdapter:
         self.agent_name: str | None = None
         self._seq = 0
         #: the connection's corked write, when it has one (the reference server's connections do)
+        self._queue = getattr(websocket, "queue_text", None)
+        #: 1.1: the run's :class:`~agent_events.reference_agent.resume.ResumeState` when it is resumable:
+        #: every frame is kept in its replay buffer, and the run goes on while detached
+        self.resume: Any = None
+
+    def detach(self) -> None:
+        """The connection is gone (1.1): the run goes on; its frames only fill the replay buffer."""
+        self.websocket = None
+        self.session = None
+        self._queue = None
+
+    def attach(self, websocket: Any, session: Any) -> None:
+        """A resume_run took the run over on ``websocket``: from the next frame on, it goes there."""
+        self.websocket = websocket
+        self.session = session
         self._queue = getattr(websocket, "queue_text", None)
 
     def bind(self, run_id: str, agent_name: str) -> None:
@@ -75,6 +90,9 @@ class WebSocketBridgeAdapter:
         if self.run_id is None:
             raise BridgeNotSetError("the bridge is not bound to a run: call agent.set_websocket_bridge(bridge, run_id)")
         seq = self._seq
+        resume = self.resume
+        if resume is not None and seq == 0 and type_ == "agent_started":
+            payload = {**payload, "resume_token": resume.token}  # the secret, to the client that started it
         try:
             data = _dumps({
                 "type": type_,
@@ -96,7 +114,12 @@ class WebSocketBridgeAdapter:
 
     async def send_frame(self, data: bytes) -> None:
         """Send one serialised message as a text frame."""
+        resume = self.resume
+        if resume is not None:
+            resume.buffer.append((self._seq - 1, data))
         websocket = self.websocket
+        if websocket is None:
+            return  # detached (1.1): buffered for a resume_run, nobody to send it to now
         try:
             queue = self._queue
             if queue is not None and queue(data):
@@ -105,4 +128,6 @@ class WebSocketBridgeAdapter:
                 return
             await websocket.send(data, text=True)
         except ConnectionClosed as exc:
+            if resume is not None:
+                return  # buffered; the session detaches the run when it sees the close
             raise ConnectionGone(f"the client connection closed ({exc})") from exc

@@ -69,6 +69,13 @@ class ServerConfig:
     #: permessage-deflate. Off by default: events are small and compressing
     #: each one costs more CPU than it saves on loopback or a LAN.
     compression: bool = False
+    #: The protocol version spoken: "1.1" sends the ``capabilities`` message first on every
+    #: connection and makes runs resumable; "1.0" does neither (a 1.0 server, for clients and tests).
+    protocol_version: str = "1.1"
+    #: 1.1 resume: how long a run outlives its dropped connection (seconds; 0 turns resume off),
+    #: and how many of its latest events it keeps for the replay.
+    resume_window_s: float = 30.0
+    resume_buffer_events: int = 256
     #: ``() -> BaseAgent``: builds the agent of each run. Default: an
     #: ``ActionsAgent`` using the offline planner with ``llm_delay_ms``.
     agent_factory: Callable[[], Any] | None = None
@@ -85,8 +92,12 @@ class ServerConfig:
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be 0..65535, not {self.port}")
+        if self.protocol_version not in ("1.0", "1.1"):
+            problems.append(f"protocol_version must be 1.0 or 1.1, not {self.protocol_version!r}")
+        if not math.isfinite(self.resume_window_s) or self.resume_window_s < 0:
+            problems.append(f"resume_window_s must be a finite number >= 0, not {self.resume_window_s}")
         for name in ("max_message_size", "max_runs_per_connection", "max_connections", "max_pending_handshakes",
-                     "send_queue"):
+                     "send_queue", "resume_buffer_events"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
         for name in ("shutdown_timeout", "close_timeout", "llm_delay_ms", "llm_timeout_ms", "handshake_timeout"):
@@ -109,6 +120,10 @@ class ServerConfig:
         if problems:
             raise ValueError("; ".join(problems))
         self.allow_origins = tuple(self.allow_origins)
+
+    @property
+    def resumable(self) -> bool:
+        return self.protocol_version != "1.0" and self.resume_window_s > 0
 
     @property
     def scheme(self) -> str:

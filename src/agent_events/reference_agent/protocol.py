@@ -41,6 +41,15 @@ class TimeSync:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeRun:
+    """1.1: take a run over after a dropped connection (see :mod:`agent_events.reference_agent.resume`)."""
+
+    run_id: str
+    resume_token: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolError:
     """A problem to report to the client as an ``error`` message."""
 
@@ -217,6 +226,8 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | ProtocolError:
         return StartRun(input=message["input"], run_id=message.get("run_id"), options=message.get("options") or {})
     if type_ == "cancel_run":
         return CancelRun(run_id=message["run_id"])
+    if type_ == "resume_run":
+        return ResumeRun(run_id=message["run_id"], resume_token=message["resume_token"], last_seq=message["last_seq"])
     client_time = message["client_time_ms"]
     if not math.isfinite(client_time):  # pragma: no cover - orjson rejects non-finite numbers already
         return ProtocolError("invalid_message", "client_time_ms must be finite", details={"path": "/client_time_ms"})

@@ -43,6 +43,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import uuid
 from importlib import metadata
 from typing import Any
@@ -62,6 +63,7 @@ from agent_events.reference_agent.config import ServerConfig
 from agent_events.reference_agent.fds import DEFAULT_BACKLOG, fit as fit_fd_limit
 from agent_events.reference_agent.logs import RateLimitedLog
 from agent_events.reference_agent.llm import OfflinePlanner
+from agent_events.reference_agent.resume import ResumeRegistry
 from agent_events.reference_agent.session import Session
 
 logger = logging.getLogger("reference_agent")
@@ -238,6 +240,10 @@ class AgentServer:
         self._exception_handler = None
         self._run_id_prefix = f"run_{uuid.uuid4().hex[:8]}_"
         self._run_numbers = itertools.count(1)
+        #: 1.1: runs that outlive their connection for a resume (None under 1.0 or with resume off)
+        self.resume = (ResumeRegistry(self.config.resume_window_s, self.config.resume_buffer_events)
+                       if self.config.resumable else None)
+        self._features: dict[str, Any] | None = None
         self._make_agent = self.config.agent_factory or functools.partial(self._default_agent, self.config)
         self._make_bridge = self.config.bridge_factory or (
             lambda websocket, session: WebSocketBridgeAdapter(websocket, session=session))
@@ -253,6 +259,37 @@ class AgentServer:
 
     def make_bridge(self, websocket: Any, session: Session):
         return self._make_bridge(websocket, session)
+
+    def capabilities_frame(self) -> bytes | None:
+        """1.1: the ``capabilities`` message every connection gets first (``None`` under 1.0): what this
+        server implements, so a client need not guess and a harness holds it to exactly that."""
+        config = self.config
+        if config.protocol_version == "1.0":
+            return None
+        if self._features is None:
+            factory = config.agent_factory
+            # Read from the agent class, never by building an agent: ActionsAgent by default, the
+            # factory itself when it is a class; a plain function's agents declare nothing.
+            failure = (ActionsAgent.supports_simulate_failure if factory is None
+                       else bool(getattr(factory, "supports_simulate_failure", False)))
+            self._features = {
+                "simulate_failure": failure, "cancel": True, "time_sync": True,
+                "resume": ({"window_s": config.resume_window_s, "buffer_events": config.resume_buffer_events}
+                           if self.resume is not None else False),
+                "max_runs_per_connection": config.max_runs_per_connection,
+                "max_message_bytes": config.max_message_size,
+            }
+        return orjson.dumps({"type": "capabilities", "protocol_version": config.protocol_version,
+                             "emitted_at": time.time() * 1000.0, "features": self._features})
+
+    def run_ended_detached(self, handle) -> None:
+        """A resumable run finished while its connection was gone: its events wait in the replay buffer."""
+        if handle.timer is not None:
+            handle.timer.cancel()
+        if handle.resume is not None:
+            handle.resume.done = True
+        handle.task = None
+        self.run_finished()
 
     def new_run_id(self) -> str:
         """A run_id for a client that gave none: unique per server process, and cheap."""
@@ -324,6 +361,8 @@ class AgentServer:
         config = self.config
         self.shutting_down = True
         self._ws.server.close()  # stop accepting; open connections carry on
+        if self.resume is not None:
+            self.resume.close()  # nobody will come back for a detached run now
         if not await self._wait_idle(config.shutdown_timeout if timeout is None else timeout):
             logger.warning("shutdown: cancelling %d run(s) still in flight", self.runs_in_flight)
             for session in list(self.sessions):

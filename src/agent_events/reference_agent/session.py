@@ -4,7 +4,9 @@ A session owns the runs its client started (a dict keyed by run_id), so a
 run's events can only ever reach the connection that asked for it, and when
 the connection goes, everything it owned goes with it: its runs are
 cancelled and the done-callbacks release their bookkeeping even for a run
-cancelled before its task ever started.
+cancelled before its task ever started. Protocol 1.1 makes one exception: a
+resumable run (:mod:`agent_events.reference_agent.resume`) outlives its
+connection for the resume window, and moves to the session that resumes it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from agent_events.reference_agent.base import BaseAgent, RunRequest
 from agent_events.reference_agent.errors import ConnectionGone
 from agent_events.reference_agent.protocol import (
-    CancelRun, ProtocolError, StartRun, TimeSync, parse_client_message, time_sync_reply,
+    CancelRun, ProtocolError, ResumeRun, StartRun, TimeSync, parse_client_message, time_sync_reply,
 )
+from agent_events.reference_agent.resume import RecentRuns
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent_events.reference_agent.server import AgentServer
@@ -30,9 +33,12 @@ logger = logging.getLogger("reference_agent")
 class RunHandle:
     """A run in flight: its agent, its task, its deadline timer."""
 
-    __slots__ = ("run_id", "agent", "request", "task", "entered", "timer")
+    __slots__ = ("run_id", "agent", "request", "task", "entered", "timer", "session", "resume")
 
     def __init__(self, run_id: str, agent: BaseAgent, request: RunRequest) -> None:
+        #: the session that owns the run now (a resume moves it), and its resume state (1.1)
+        self.session: "Session | None" = None
+        self.resume = None
         self.run_id = run_id
         self.agent = agent
         self.request = request
@@ -60,9 +66,15 @@ class Session:
         self.config = server.config
         self.runs: dict[str, RunHandle] = {}
         self._max_size = self.config.max_message_size
+        registry = server.resume
+        #: finished resumable runs, in case the client's connection dropped as they ended (1.1)
+        self.recent = RecentRuns(registry, self.config.max_runs_per_connection) if registry is not None else None
 
     async def serve(self) -> None:
         try:
+            capabilities = self.server.capabilities_frame()
+            if capabilities is not None:  # 1.1: the connection's first message, once
+                await self.websocket.send(capabilities, text=True)
             async for frame in self.websocket:
                 try:
                     await self.on_frame(frame)
@@ -103,6 +115,10 @@ class Session:
                 handle.cancel("client")
         elif kind is TimeSync:
             await self.send(time_sync_reply(message))
+        elif kind is ResumeRun:
+            error = await self.resume_run(message)
+            if error is not None:
+                await self.send(error.encode())
         else:
             await self.send(message.encode())
 
@@ -131,10 +147,17 @@ class Session:
             self.server.quiet_log.error("agent_factory", "could not create the agent of run %r", run_id[:128], exc=exc)
             return ProtocolError("internal_error", "the server could not create an agent for this run", run_id=run_id)
         handle = RunHandle(run_id, agent, RunRequest(run_id, message.input, message.options))
+        handle.session = self
+        registry = self.server.resume
+        if registry is not None:
+            if self.recent is not None:
+                self.recent.pop(run_id)  # a new run under a finished one's id: the old one is gone
+            handle.resume = agent._bridge.resume = registry.issue(run_id, handle, agent._bridge, self)
         self.runs[run_id] = handle
         loop = asyncio.get_running_loop()
         handle.task = task = loop.create_task(self._drive(handle))
-        task.add_done_callback(lambda _task: self._run_done(handle))
+        task.add_done_callback(lambda _task: handle.session._run_done(handle) if handle.session is not None
+                               else self.server.run_ended_detached(handle))
         if self.config.run_timeout:
             handle.timer = loop.call_later(self.config.run_timeout, handle.cancel, "deadline")
         self.server.run_started()
@@ -153,6 +176,9 @@ class Session:
             handle.timer.cancel()
         if self.runs.get(handle.run_id) is handle:
             del self.runs[handle.run_id]
+        if handle.resume is not None:
+            handle.resume.done = True
+            self.recent.add(handle.resume)
         task = handle.task
         if task is not None and not task.cancelled() and task.exception() is not None:
             self.server.quiet_log.error("run", "run %r ended with an internal error", handle.run_id,
@@ -167,8 +193,69 @@ class Session:
         except ConnectionClosed:
             pass
 
+    async def resume_run(self, message: ResumeRun) -> ProtocolError | None:
+        """1.1: take a run over from a dropped (or another) connection: replay every event after
+        ``last_seq`` in order, then attach the run here, with no await in between."""
+        registry = self.server.resume
+        state = registry.find(message.run_id, message.resume_token) if registry is not None else None
+        if state is None:
+            if registry is not None and registry.expired(message.run_id, message.resume_token):
+                return ProtocolError("resume_expired", f"run {message.run_id!r} was kept {registry.window_s:g} s "
+                                     "after its connection dropped, and that window has passed", run_id=message.run_id)
+            return ProtocolError("resume_denied", f"no resumable run {message.run_id!r} with that resume_token",
+                                 run_id=message.run_id)
+        run_id = message.run_id
+        if run_id in self.runs and self.runs[run_id] is not state.handle:
+            return ProtocolError("duplicate_run", f"run {run_id!r} is already in flight on this connection",
+                                 run_id=run_id)
+        bridge = state.bridge
+        first = message.last_seq + 1
+        if first > bridge.next_seq:
+            return ProtocolError("invalid_message", f"last_seq {message.last_seq} is past the run's last event "
+                                 f"(seq {bridge.next_seq - 1})", run_id=run_id, details={"path": "/last_seq"})
+        if first < state.oldest_seq(bridge.next_seq):
+            return ProtocolError("resume_expired", f"the events after seq {message.last_seq} are no longer buffered "
+                                 f"(the oldest kept is seq {state.oldest_seq(bridge.next_seq)})", run_id=run_id)
+        previous = state.session
+        if previous is not None and previous is not self:
+            previous.release(state)
+        registry.attach(state, self)
+        sent = first
+        while True:  # the run may go on emitting (into the buffer) while the replay is written
+            pending = [(seq, data) for seq, data in state.buffer if seq >= sent]
+            if not pending:
+                break
+            for seq, data in pending:
+                await self.send(data)
+                sent = seq + 1
+        bridge.attach(self.websocket, self)
+        handle = state.handle
+        handle.session = self
+        if state.done:
+            self.recent.add(state)
+        else:
+            self.runs[run_id] = handle
+        return None
+
+    def release(self, state) -> None:
+        """Another connection resumed a run of this one: it is no longer ours."""
+        if self.runs.get(state.run_id) is state.handle:
+            del self.runs[state.run_id]
+        if self.recent is not None:
+            self.recent.pop(state.run_id)
+
     async def abandon_runs(self) -> None:
-        """The connection is gone: stop its runs and wait until they have let go."""
+        """The connection is gone: stop its runs and wait until they have let go. A resumable run
+        (1.1) is detached instead: it goes on, and waits the resume window for its client."""
+        registry = self.server.resume
+        if registry is not None:
+            for handle in [h for h in self.runs.values() if h.resume is not None]:
+                del self.runs[handle.run_id]
+                handle.session = None
+                handle.resume.bridge.detach()
+                registry.detach(handle.resume)
+            for state in self.recent.release():
+                registry.detach(state)
         tasks = [handle.task for handle in self.runs.values() if handle.task is not None]
         for task in tasks:
             task.cancel()

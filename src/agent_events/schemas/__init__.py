@@ -19,7 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-PROTOCOL_VERSION = "1.0"
+#: The latest protocol version the kit speaks; a live check reports the one it judged (an
+#: endpoint's ``capabilities`` say 1.1, an endpoint without them is 1.0).
+PROTOCOL_VERSION = "1.1"
+#: Every minor version of the v1 line, oldest first.
+PROTOCOL_VERSIONS = ("1.0", "1.1")
 #: The WebSocket subprotocol a client offers and a server should select.
 SUBPROTOCOL = "agent-events.v1"
 #: Every schema's ``$id`` starts with this.

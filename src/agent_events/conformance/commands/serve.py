@@ -45,6 +45,9 @@ NUMERIC = (
     ("limits", "slow_reader_timeout", float, "S", "close (1008) a reader whose buffer stays full this long; 0 never (default {default})"),
     ("limits", "run_timeout", float, "S", "end a run still going after S seconds; 0 never (default {default})"),
     ("limits", "shutdown_timeout", float, "S", "on SIGINT/SIGTERM, time in-flight runs get to finish (default {default})"),
+    ("protocol", "resume_window_s", float, "S", "1.1: how long a run outlives its dropped connection for a resume_run; "
+     "0 turns resume off (default {default})"),
+    ("protocol", "resume_buffer_events", int, "N", "1.1: latest events kept per run for the replay (default {default})"),
     ("agent", "llm_delay_ms", float, "MS", "simulated model latency of the offline planner (default {default}; 0 for benchmarks)"),
     ("agent", "llm_timeout_ms", float, "MS", "a slower model call fails the primary path (default {default})"),
 )
@@ -70,7 +73,10 @@ def add_arguments(parser) -> None:
                      help=f"require this bearer token ('Authorization: Bearer T' or ?token=T); default ${TOKEN_ENV}")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="accept browsers only from this Origin (repeatable); clients sending no Origin are accepted")
-    groups = {name: parser.add_argument_group(name) for name in ("limits", "agent")}
+    groups = {name: parser.add_argument_group(name) for name in ("limits", "protocol", "agent")}
+    groups["protocol"].add_argument("--protocol-version", choices=("1.0", "1.1"), default=d.protocol_version,
+                                    help="1.1 (default) sends the capabilities message first and makes runs "
+                                         "resumable; 1.0 does neither, as a 1.0 server")
     for group, field, type_, metavar, help_ in NUMERIC:
         default = getattr(d, field)
         groups[group].add_argument("--" + field.replace("_", "-"), type=type_, default=default, metavar=metavar,
@@ -90,7 +96,8 @@ def config_from_args(args):
         numeric[field] = numeric[field] or None
     try:
         return ServerConfig(host=args.host, port=args.port, token=token, allow_origins=tuple(args.allow_origin),
-                            certfile=args.certfile, keyfile=args.keyfile, **numeric)
+                            certfile=args.certfile, keyfile=args.keyfile,
+                            protocol_version=getattr(args, "protocol_version", "1.1"), **numeric)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -76,7 +76,7 @@ async def run_options(options: LiveOptions, policy: Policy = DEFAULT_POLICY, com
     sections = await live.run()
     return Report(options.profile, sections, policy, command=command, started_at=started,
                   target={"kind": "url", "url": options.endpoint.url, "scenarios": list(options.scenarios)},
-                  notes=live.notes)
+                  notes=live.notes, protocol_version=live.protocol_version, features=live.features)
 
 
 async def check_async(url: str, *, policy: Policy | None = None, strict: bool = False, **kwargs) -> Report:

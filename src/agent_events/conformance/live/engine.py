@@ -70,6 +70,10 @@ class LiveOptions:
         return self.runs if self.runs is not None else DEFAULT_RUNS.get(scenario, 1)
 
 
+#: How long the check waits for a 1.1 endpoint's capabilities message after the first handshake.
+CAPABILITIES_WAIT_S = 0.3
+
+
 class LiveCheck:
     """One live check of one endpoint."""
 
@@ -77,6 +81,10 @@ class LiveCheck:
         self.options = options
         self.clock = Clock()
         self.connected_once = False
+        #: 1.1: what the endpoint declared (``None``: no capabilities message, a 1.0 endpoint)
+        self.capabilities: dict | None = None
+        self.features: dict | None = None
+        self.protocol_version = "1.0"
         #: when the harness itself was stalled (CPU starvation, a busy loop): see harness_lag
         self.lag = LagRecord()
         #: record --run-id: whether the first run already took the chosen id
@@ -184,10 +192,34 @@ class LiveCheck:
         except OSError:
             await conn.close()
             raise
-        samples = await _scenarios.time_sync(probe, conn, self.options.sync_samples)
-        self.clock_estimate = estimate(samples)
-        self.notes.append(self.clock_estimate.describe())
+        # A 1.1 server's first message, sent right after the handshake; a 1.0 server sends nothing
+        # until asked, so this costs a 1.0 endpoint at most CAPABILITIES_WAIT_S once per check.
+        await conn.wait(lambda: conn.core.received > 0, min(CAPABILITIES_WAIT_S, self.options.profile.deadline_s))
+        declared = conn.core.capabilities
+        if declared is not None:
+            self.capabilities = declared
+            self.protocol_version = str(declared.get("protocol_version"))
+            self.features = declared.get("features") or {}
+            claimed = ", ".join(name for name, value in self.features.items() if value is not False) or "none"
+            self.notes.append(f"the endpoint speaks protocol {self.protocol_version}; features declared: {claimed}")
+        else:
+            self.notes.append("the endpoint sent no capabilities message: judged as protocol 1.0 "
+                              "(its optional features probed as in 1.0; resume not claimed)")
+        if declared is not None and not self.features.get("time_sync"):
+            self.notes.append("time_sync not claimed: clocks assumed equal")
+        else:
+            samples = await _scenarios.time_sync(probe, conn, self.options.sync_samples)
+            self.clock_estimate = estimate(samples)
+            self.notes.append(self.clock_estimate.describe())
         await conn.close()
+
+    def claimed(self, feature: str) -> bool | None:
+        """Whether the endpoint declares ``feature``: True or False under 1.1, ``None`` for a 1.0
+        endpoint (which declares nothing: its features are probed as 1.0 does)."""
+        if self.features is None:
+            return None
+        value = self.features.get(feature)
+        return value is not None and value is not False
 
     # -- progress ----------------------------------------------------------------------
     def progress_text(self) -> str:

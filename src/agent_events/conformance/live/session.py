@@ -36,6 +36,8 @@ class LiveConnection:
         self._changed = asyncio.Event()
         self._flood_stopped = False
         self._closing: asyncio.Task | None = None  # referenced, so the loop cannot drop it
+        #: ``() -> bool``, checked after each frame: true drops the connection (see :meth:`cut_when`)
+        self._cut_when: Callable[[], bool] | None = None
 
     # the core's bookkeeping, read by the scenarios
     @property
@@ -65,6 +67,16 @@ class LiveConnection:
         core = self.core
         first_bad_utf8 = core.invalid_utf8 is None
         core.receive(kind, data, at)
+        cut_when = self._cut_when
+        if cut_when is not None and cut_when():
+            # the reconnect probe: gone right after this frame, as a dropped link is; the frames
+            # already on their way are lost with it (a resume must replay them)
+            self._cut_when = None
+            self._flood_stopped = True
+            core.cut = True
+            wire.cut()
+            self._changed.set()
+            return
         if first_bad_utf8 and core.invalid_utf8 is not None:
             reason, start = core.invalid_utf8
             self.probe.note_once("invalid_utf8", f"{self.name} received a text frame that is not UTF-8 "
@@ -149,6 +161,20 @@ class LiveConnection:
         run = self.core.unnamed[-1]
         await wire.send("text", data)
         return run
+
+    def cut_when(self, predicate: Callable[[], bool]) -> None:
+        """Drop the connection (no close frame) right after the first frame that makes ``predicate()`` true."""
+        self._cut_when = predicate
+
+    async def resume_run(self, run_id: str, resume_token: str, last_seq: int) -> float | None:
+        """1.1: take ``run_id`` over on this connection; its events after ``last_seq`` come here."""
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        await wire.send("text", self.core.resume_run(at, run_id=run_id, resume_token=resume_token,
+                                                     last_seq=last_seq))
+        return at
 
     async def cancel_run(self, run_id: str) -> float | None:
         wire = self._usable()

@@ -489,6 +489,13 @@ class WireConnection:
                     pass
         self._abort()
 
+    def cut(self) -> None:
+        """Drop the connection at once, with no close frame: what a lost mobile link looks like to
+        the server (the reconnect probe). The read loop then ends as for any dropped connection."""
+        writer = self._writer
+        if writer is not None and writer.transport is not None:
+            writer.transport.abort()
+
     def _abort(self) -> None:
         writer = self._writer
         if writer is not None and not writer.is_closing():

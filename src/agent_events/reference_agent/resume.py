@@ -1,0 +1,158 @@
+"""Resumable runs (protocol 1.1): a run outlives its dropped connection, and the client that
+started it can take it over from a new one.
+
+Rules of this module:
+
+* Authority is a secret, never the run_id. Each run gets a ``resume_token``
+  ``"<public>.<secret>"``: the public half finds the run, the secret half is
+  compared in constant time, and a wrong token and an unknown run get the same
+  answer (``resume_denied``), so a guess learns nothing.
+* Memory is bounded: each run keeps its latest ``buffer_events`` events (the
+  bytes already sent), a connection keeps its finished runs only up to its
+  run limit, and a run whose connection is gone is kept ``window_s`` seconds.
+* Replay is exact: the frames replayed are the bytes first sent, in seq order,
+  from ``last_seq + 1``; the bridge re-attaches with no ``await`` between the
+  last replayed frame and the first live one, so nothing is lost or doubled.
+
+The session and the bridge use it; agents know nothing of it, so every
+:class:`~agent_events.reference_agent.base.BaseAgent` is resumable for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from collections import OrderedDict, deque
+from typing import Any
+
+
+class ResumeState:
+    """One resumable run: its token, its latest frames, and where it is attached."""
+
+    __slots__ = ("run_id", "public", "secret", "buffer", "handle", "bridge", "session", "expiry", "done")
+
+    def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int) -> None:
+        self.run_id = run_id
+        self.public = secrets.token_urlsafe(9)
+        self.secret = secrets.token_urlsafe(24)
+        #: ``(seq, frame bytes)`` of the latest events, oldest first
+        self.buffer: deque[tuple[int, bytes]] = deque(maxlen=buffer_events)
+        self.handle = handle
+        self.bridge = bridge
+        #: the session it is attached to; ``None`` while its connection is gone
+        self.session = session
+        self.expiry: asyncio.TimerHandle | None = None
+        self.done = False
+
+    @property
+    def token(self) -> str:
+        return f"{self.public}.{self.secret}"
+
+    def oldest_seq(self, next_seq: int) -> int:
+        """The first seq a resume can still start from."""
+        return self.buffer[0][0] if self.buffer else next_seq
+
+
+class ResumeRegistry:
+    """The server's resumable runs, found by the public half of their token."""
+
+    #: Expired runs remembered (public half -> secret), so their client hears resume_expired,
+    #: not resume_denied; the oldest are forgotten first.
+    TOMBSTONES = 4096
+
+    def __init__(self, window_s: float, buffer_events: int) -> None:
+        self.window_s = window_s
+        self.buffer_events = buffer_events
+        self._states: dict[str, ResumeState] = {}
+        self._expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def issue(self, run_id: str, handle: Any, bridge: Any, session: Any) -> ResumeState:
+        state = ResumeState(run_id, handle, bridge, session, self.buffer_events)
+        while state.public in self._states:  # 72 random bits: a collision is the test of a lifetime
+            state.public = secrets.token_urlsafe(9)
+        self._states[state.public] = state
+        return state
+
+    def find(self, run_id: str, token: str) -> ResumeState | None:
+        """The run ``token`` authorises, if it is ``run_id``'s; ``None`` otherwise, whatever the reason."""
+        public, _, secret = token.partition(".")
+        state = self._states.get(public)
+        candidate = state.secret if state is not None else "x" * 32
+        ok = hmac.compare_digest(candidate.encode(), secret.encode())
+        if state is None or not ok or state.run_id != run_id:
+            return None
+        return state
+
+    def expired(self, run_id: str, token: str) -> bool:
+        """Whether ``token`` is the right one for a run of ``run_id`` whose window has passed."""
+        public, _, secret = token.partition(".")
+        gone = self._expired.get(public)
+        candidate = gone[1] if gone is not None else "x" * 32
+        ok = hmac.compare_digest(candidate.encode(), secret.encode())
+        return gone is not None and ok and gone[0] == run_id
+
+    def detach(self, state: ResumeState) -> None:
+        """Its connection is gone: keep the run ``window_s`` seconds for a resume, then end it."""
+        state.session = None
+        if state.expiry is None:
+            state.expiry = asyncio.get_running_loop().call_later(self.window_s, self._expire, state)
+
+    def attach(self, state: ResumeState, session: Any) -> None:
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        state.session = session
+
+    def discard(self, state: ResumeState) -> None:
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        self._states.pop(state.public, None)
+
+    def _expire(self, state: ResumeState) -> None:
+        state.expiry = None
+        self._states.pop(state.public, None)
+        self._expired[state.public] = (state.run_id, state.secret)
+        while len(self._expired) > self.TOMBSTONES:
+            self._expired.popitem(last=False)
+        task = state.handle.task
+        if not state.done and task is not None:
+            task.cancel()  # nobody came back for it: stop its work, nothing is sent anywhere
+
+    def close(self) -> None:
+        """The server stops: no run waits for a resume any more."""
+        for state in list(self._states.values()):
+            self.discard(state)
+            task = state.handle.task
+            if not state.done and state.session is None and task is not None:
+                task.cancel()
+
+
+class RecentRuns:
+    """A connection's finished resumable runs, newest last, at most ``limit`` of them: a client whose
+    connection dropped just as a run ended may still need that run's last events."""
+
+    def __init__(self, registry: ResumeRegistry, limit: int) -> None:
+        self.registry = registry
+        self.limit = limit
+        self._states: OrderedDict[str, ResumeState] = OrderedDict()
+
+    def add(self, state: ResumeState) -> None:
+        self._states[state.run_id] = state
+        self._states.move_to_end(state.run_id)
+        while len(self._states) > self.limit:
+            _, oldest = self._states.popitem(last=False)
+            self.registry.discard(oldest)
+
+    def pop(self, run_id: str) -> ResumeState | None:
+        return self._states.pop(run_id, None)
+
+    def release(self) -> list[ResumeState]:
+        """The connection is gone: hand the finished runs over to the registry's window."""
+        states = list(self._states.values())
+        self._states.clear()
+        return states

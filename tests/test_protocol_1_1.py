@@ -1,0 +1,221 @@
+"""Protocol 1.1: the capabilities message and resumable runs, at the wire and through the harness
+(issue 18). Real servers on 127.0.0.1, real sockets; the connection drops are real aborts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from agent_events import conformance, reference_agent, schemas
+from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS
+from agent_events.reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
+from test_reference_agent_support import agent, arun, connect, recv, start_run, valid
+
+
+async def _until_seq(ws, run_id: str, seq: int) -> list[dict]:
+    events = []
+    while not events or events[-1]["seq"] < seq:
+        message = await recv(ws)
+        if message.get("run_id") == run_id and "seq" in message:
+            events.append(message)
+    return events
+
+
+async def _rest_of(ws, run_id: str) -> list[dict]:
+    events = []
+    while not events or events[-1]["type"] != "agent_completed":
+        message = await recv(ws)
+        if message.get("run_id") == run_id:
+            events.append(message)
+    return events
+
+
+def _resume(run_id: str, token: str, last_seq: int) -> str:
+    return orjson.dumps({"type": "resume_run", "run_id": run_id, "resume_token": token, "last_seq": last_seq}).decode()
+
+
+# -- the wire ---------------------------------------------------------------------------------
+
+def test_every_connection_opens_with_one_valid_capabilities_message():
+    async def body():
+        async with agent(llm_delay_ms=0) as server:
+            ws = await connect(server.url)
+            first = await recv(ws, capabilities=True)
+            await ws.send(start_run("r1"))
+            rest = await _rest_of(ws, "r1")
+            await ws.close()
+            return first, rest
+
+    first, rest = arun(body())
+    assert first["type"] == "capabilities" and first["protocol_version"] == "1.1"
+    features = first["features"]
+    assert features["resume"] == {"window_s": 30.0, "buffer_events": 256}
+    assert features["simulate_failure"] is features["cancel"] is features["time_sync"] is True
+    assert all(m["type"] != "capabilities" for m in rest)
+    assert len(rest[0]["payload"]["resume_token"]) >= 16
+
+
+def test_a_1_0_server_sends_no_capabilities_and_no_resume_token():
+    async def body():
+        async with agent(llm_delay_ms=0, protocol_version="1.0") as server:
+            ws = await connect(server.url)
+            await ws.send(start_run("r1"))
+            first = await recv(ws, capabilities=True)
+            await ws.close()
+            return first
+
+    first = arun(body())
+    assert first["type"] == "agent_started" and "resume_token" not in first["payload"]
+
+
+def test_a_dropped_run_is_replayed_exactly_once_in_order_and_never_to_a_wrong_secret():
+    async def body():
+        async with agent(llm_delay_ms=100) as server:
+            ws = await connect(server.url)
+            await ws.send(start_run("r1"))
+            seen = await _until_seq(ws, "r1", 3)
+            token = seen[0]["payload"]["resume_token"]
+            ws.transport.abort()  # the link is gone: no close frame
+            thief = await connect(server.url)
+            await thief.send(_resume("r1", token[:-2] + "xx", 3))
+            denied = await recv(thief)
+            leaked = []
+            with pytest.raises(asyncio.TimeoutError):
+                leaked.append(await recv(thief, timeout=0.3))
+            await thief.close()
+            owner = await connect(server.url)
+            await owner.send(_resume("r1", token, 3))
+            rest = await _rest_of(owner, "r1")
+            await owner.close()
+            return seen, denied, leaked, rest
+
+    seen, denied, leaked, rest = arun(body())
+    assert denied["type"] == "error" and denied["code"] == "resume_denied" and not leaked
+    whole = seen + rest
+    assert [e["seq"] for e in whole] == list(range(len(whole)))  # nothing lost, nothing repeated
+    assert whole[-1]["type"] == "agent_completed" and whole[-1]["payload"]["result"]["success"] is True
+
+
+def test_past_the_window_or_the_buffer_the_client_gets_resume_expired():
+    async def body():
+        async with agent(llm_delay_ms=0, resume_window_s=0.2) as server:
+            ws = await connect(server.url)
+            await ws.send(start_run("late"))
+            token = (await _until_seq(ws, "late", 0))[0]["payload"]["resume_token"]
+            ws.transport.abort()
+            await asyncio.sleep(0.6)
+            again = await connect(server.url)
+            await again.send(_resume("late", token, 0))
+            window = await recv(again)
+            await again.close()
+        async with agent(llm_delay_ms=0, resume_buffer_events=3) as server:
+            ws = await connect(server.url)
+            await ws.send(start_run("long"))
+            token = (await _until_seq(ws, "long", 0))[0]["payload"]["resume_token"]
+            await _rest_of(ws, "long")
+            ws.transport.abort()
+            again = await connect(server.url)
+            await again.send(_resume("long", token, 0))  # seq 1.. are no longer buffered (only the last 3)
+            buffer = await recv(again)
+            await again.close()
+        return window, buffer
+
+    window, buffer = arun(body())
+    assert window["code"] == "resume_expired" and "window" in window["message"]
+    assert buffer["code"] == "resume_expired" and "no longer buffered" in buffer["message"]
+
+
+# -- through the harness -----------------------------------------------------------------------
+
+FAST = dict(first_event_ms=60_000, delivery_ms=60_000, tool_gap_ms=60_000)
+
+
+def _statuses(report, *rule_ids):
+    statuses = report.statuses()
+    return {rule_id: statuses[rule_id] for rule_id in rule_ids}
+
+
+def test_the_reconnect_scenario_is_conformant_against_the_reference_agent():
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0) as server:
+        report = conformance.check(server.url, scenarios=["reconnect"])  # default budgets: a claim
+    assert report.conformant and report.exit_code() == 0, report
+    assert report.protocol_version == "1.1" and report.features["resume"]
+    assert _statuses(report, "resume.replay", "resume.secret", "capabilities.first", "capabilities.honest") == {
+        "resume.replay": PASS, "resume.secret": PASS, "capabilities.first": PASS, "capabilities.honest": PASS}
+    claim = report.claim()
+    assert claim.statement is not None or claim.withheld_because == "inconclusive", claim.reason  # a busy runner
+    if claim.statement is not None:
+        assert "protocol v1.1" in claim.statement
+        assert "features claimed and proven: cancel, resume, simulate_failure, time_sync" in claim.statement
+
+
+def test_a_1_0_endpoint_is_judged_as_1_0_with_resume_not_claimed_and_exits_0():
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0, protocol_version="1.0") as server:
+        report = conformance.check(server.url, scenarios=["primary", "reconnect"], **FAST)
+    assert report.exit_code() == 0 and report.conformant
+    assert report.protocol_version == "1.0" and report.features is None
+    reconnect = next(s for s in report.sections if s.name == "reconnect")
+    for rule_id in ("resume.replay", "resume.secret"):
+        assert report.statuses()[rule_id] == NOT_APPLICABLE
+        assert "not claimed: a 1.0 endpoint" in reconnect.outcomes[rule_id].reason
+
+
+class DuplicatingBridge(WebSocketBridgeAdapter):
+    """Keeps every frame twice for the replay: a resume gets each missed event two times."""
+
+    __slots__ = ()
+
+    async def send_frame(self, data: bytes) -> None:
+        await super().send_frame(data)
+        if self.resume is not None:
+            self.resume.buffer.append((self._seq - 1, data))
+
+
+class SkippingBridge(WebSocketBridgeAdapter):
+    """Never keeps seq 6 for the replay: a resume from before it skips it."""
+
+    __slots__ = ()
+
+    async def send_frame(self, data: bytes) -> None:
+        resume = self.resume
+        if self._seq - 1 == 6:
+            self.resume = None
+        try:
+            await super().send_frame(data)
+        finally:
+            self.resume = resume
+
+
+@pytest.mark.parametrize("bridge", [DuplicatingBridge, SkippingBridge])
+def test_an_endpoint_that_declares_resume_but_replays_wrong_fails_resume_replay(bridge):
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=0,
+                                       bridge_factory=lambda ws, session: bridge(ws, session=session)) as server:
+        report = conformance.check(server.url, scenarios=["reconnect"], **FAST)
+    assert report.statuses()["resume.replay"] == FAIL and not report.conformant
+    observed = next(v.observed for s in report.sections for v in s.violations if v.rule_id == "resume.replay")
+    assert "after resume_run" in observed
+
+
+class IgnoresCancel(ActionsAgent):
+    """Declares cancel (every reference server does) and ignores cancel_run."""
+
+    def request_cancel(self, reason: str) -> bool:
+        return False
+
+
+def test_an_endpoint_that_declares_cancel_and_ignores_it_fails_cancel_terminal_at_must():
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=50,
+                                       agent_factory=lambda: IgnoresCancel(OfflinePlanner(50))) as server:
+        report = conformance.check(server.url, scenarios=["cancel"], runs=2, **FAST)
+    assert report.features["cancel"] is True
+    assert report.statuses()["cancel.terminal"] == FAIL and "cancel.terminal" in report.must_failures
+
+
+def test_the_capabilities_schema_and_resume_run_are_part_of_the_protocol():
+    assert schemas.SERVER_TYPES["capabilities"] == "capabilities"
+    assert schemas.CLIENT_TYPES["resume_run"] == "resume_run"
+    assert {"resume_denied", "resume_expired"} <= set(schemas.ERROR_CODES)
+    assert schemas.load("capabilities")["x-since"] == schemas.load("resume_run")["x-since"] == "1.1"
+    assert valid({"type": "capabilities", "protocol_version": "1.1", "features": {"cancel": True}})
