@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import measurements as m
+from benchmarks import capacity, measurements as m
 from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
@@ -27,9 +27,10 @@ SERVERS = {
                                      "--max-runs-per-connection", "64"),
     "bare": m.BARE,
     "bare_batched": [*m.BARE, "--mode", "batched"],
+    "agent_workers2": capacity.WORKERS2,
 }
 NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
-         6: ("agent",)}
+         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",)}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -48,6 +49,11 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
             results.append(await m.harness(servers, scale))
         if 6 in only:
             results.append(await m.load_cost(servers, scale))
+        if 7 in only:
+            results.append(await capacity.workers(servers, scale))
+        if 8 in only:
+            results.append(await capacity.clients(servers, scale.repeats,
+                                                  capacity.QUICK_CLIENTS if scale is m.QUICK else capacity.FULL_CLIENTS))
     if 3 in only:
         results.append(await m.memory(scale))
     if 4 in only:
@@ -90,6 +96,17 @@ def _detail(result: dict[str, Any]) -> list[str]:
     if i == 6:
         return [" / ".join(f"load {x['load_us_per_event']} us, agent {x['agent_us_per_event']} us "
                            f"({x['events_per_s']:,} ev/s, {x['violations']} violations)" for x in d["samples"])]
+    if i == 7:
+        us, busy, client = d["server_us_per_event"], d["server_cores_busy"], d["client_cores_busy"]
+        return [f"server CPU per event: --workers 1 {us['agent']} us, --workers 2 {us['agent_workers2']} us; "
+                f"cores busy: server {busy['agent']} / {busy['agent_workers2']}, "
+                f"counting client {client['agent']} / {client['agent_workers2']}"]
+    if i == 8:
+        mem = d["memory"]
+        return [f"locust {d['locust_events_per_s']:,.0f} ev/s on one core ({d['events_per_run']} events per run); "
+                f"memory per connection: locust {mem['locust']['kib_per_connection']} KiB, "
+                f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
+                f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
     if i == 5:
         live, load = d["live_check"], d["load_command"]
         return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations); "

@@ -399,9 +399,21 @@ def _all_options() -> set[str]:
     return options
 
 
+def _locust_options() -> set[str]:
+    """Locust's options and the ``--agent-events-*`` ones agent_events.locust adds (the load page
+    names them), read in a subprocess: importing locust here would monkey-patch this test process
+    with gevent. (``locust --help`` prints before loading a locustfile, so it would miss ours.)"""
+    script = ("from agent_events.locust import AgentEventsUser\n"
+              "from locust.argument_parser import get_parser\n"
+              "print('\\n'.join(o for a in get_parser()._actions for o in a.option_strings))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.split())
+
+
 def test_every_option_the_guides_mention_exists():
     """Prose mentions flags too (`--strict`, `--record`): each one must be a real option."""
-    known = _all_options()
+    known = _all_options() | _locust_options()
     missing = {}
     for path in sorted((ROOT / "docs").glob("*.md")):
         if path.name == "spec.md":
