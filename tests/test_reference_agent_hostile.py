@@ -23,7 +23,7 @@ from agent_events.reference_agent import fds, plans
 from agent_events.reference_agent.config import ServerConfig
 from agent_events.reference_agent.protocol import ProtocolError, StartRun, parse_client_message
 from test_reference_agent_support import (
-    FAST, agent, arun, check_well_formed, connect, recv, recv_until_completed, start_run,
+    FAST, agent, arun, check_well_formed, connect, recv, recv_until_completed, start_run, wait_for,
 )
 
 TOKEN = "s3cret-t0ken"
@@ -469,3 +469,29 @@ def test_the_limits_tables_state_the_real_defaults_and_flags(document):
         else:
             assert number and float(number.group()) == value, (flag, default, value)
         assert outcome, flag
+
+
+# -- runs left behind by dropped connections (1.1 resume) are bounded -------------------------
+
+def test_dropped_connections_cannot_pile_up_runs_waiting_for_a_resume():
+    """Start runs, drop the connection, again and again: the runs waiting for their client stay
+    within what the live connections could hold (max_connections x max_runs_per_connection)."""
+    async def body():
+        async with agent(llm_delay_ms=5000, max_connections=1, max_runs_per_connection=4) as server:
+            if server.resume is None:
+                pytest.skip("this server keeps no runs for a resume")
+            for cycle in range(4):
+                async with connect(server.url, close_timeout=0.1) as ws:  # drop it, no goodbye
+                    started = set()
+                    for n in range(4):
+                        await ws.send(start_run(f"c{cycle}r{n}"))
+                    while len(started) < 4:
+                        message = await recv(ws)
+                        if message["type"] == "agent_started":
+                            started.add(message["run_id"])
+            await wait_for(lambda: server.stats()["connections"] == 0)
+            await wait_for(lambda: server.stats()["runs_in_flight"] <= 4)
+            return server.stats()["runs_in_flight"], len(server.resume)
+
+    in_flight, kept = arun(body())
+    assert in_flight <= 4 and kept <= 4

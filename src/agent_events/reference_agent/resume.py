@@ -61,10 +61,15 @@ class ResumeRegistry:
     #: not resume_denied; the oldest are forgotten first.
     TOMBSTONES = 4096
 
-    def __init__(self, window_s: float, buffer_events: int) -> None:
+    def __init__(self, window_s: float, buffer_events: int, max_detached: int | None = None) -> None:
         self.window_s = window_s
         self.buffer_events = buffer_events
+        #: Runs waiting for their client at most: past it the oldest expires at once (issue #14:
+        #: a client that starts runs and drops its connection, again and again, must not pile
+        #: up runs for the whole window). ``None``: no bound.
+        self.max_detached = max_detached
         self._states: dict[str, ResumeState] = {}
+        self._detached: OrderedDict[str, ResumeState] = OrderedDict()
         self._expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -100,20 +105,29 @@ class ResumeRegistry:
         state.session = None
         if state.expiry is None:
             state.expiry = asyncio.get_running_loop().call_later(self.window_s, self._expire, state)
+        self._detached[state.public] = state
+        while self.max_detached is not None and len(self._detached) > self.max_detached:
+            _, oldest = self._detached.popitem(last=False)
+            if oldest.expiry is not None:
+                oldest.expiry.cancel()
+            self._expire(oldest)
 
     def attach(self, state: ResumeState, session: Any) -> None:
+        self._detached.pop(state.public, None)
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
         state.session = session
 
     def discard(self, state: ResumeState) -> None:
+        self._detached.pop(state.public, None)
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
         self._states.pop(state.public, None)
 
     def _expire(self, state: ResumeState) -> None:
+        self._detached.pop(state.public, None)
         state.expiry = None
         self._states.pop(state.public, None)
         self._expired[state.public] = (state.run_id, state.secret)

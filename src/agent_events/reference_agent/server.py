@@ -241,7 +241,8 @@ class AgentServer:
         self._run_id_prefix = f"run_{uuid.uuid4().hex[:8]}_"
         self._run_numbers = itertools.count(1)
         #: 1.1: runs that outlive their connection for a resume (None under 1.0 or with resume off)
-        self.resume = (ResumeRegistry(self.config.resume_window_s, self.config.resume_buffer_events)
+        self.resume = (ResumeRegistry(self.config.resume_window_s, self.config.resume_buffer_events,
+                                      self.config.max_connections * self.config.max_runs_per_connection)
                        if self.config.resumable else None)
         self._features: dict[str, Any] | None = None
         self._make_agent = self.config.agent_factory or functools.partial(self._default_agent, self.config)
