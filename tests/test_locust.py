@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import broken_agents as b
+import misbehaving_servers as m
 from agent_events import reference_agent
 from misbehaving_servers import RELAXED
 
@@ -108,3 +109,16 @@ def test_a_broken_rule_shows_as_failures_named_by_its_id(tmp_path):
     by_name = {(row["Method"], row["Name"]): row for row in failures}
     assert "seq" in by_name["RULE", "seq.contiguous"]["Error"]
     assert "broke seq.contiguous" in by_name["RUN", "primary"]["Error"]
+
+
+def test_an_endpoint_that_drops_the_connection_fails_the_runs_it_took_and_is_reconnected(tmp_path):
+    with m.running(m.ClosesMidRun()) as url:
+        code, stats, failures, log = run_locust(tmp_path, url)
+    assert code != 0, log
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert {"transport.connection_kept", "order.completed_last"} <= rules, rules
+    run = stats["RUN", "primary"]
+    assert int(run["Failure Count"]) == int(run["Request Count"]) > 0
+    by_name = {(row["Method"], row["Name"]): row for row in failures}
+    assert "the connection closed (code 1011 crashed on purpose) before agent_completed" in by_name["RUN", "primary"]["Error"]
+    assert int(stats["CONNECT", "connect"]["Request Count"]) > 4  # each user connected again
