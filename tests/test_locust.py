@@ -122,3 +122,12 @@ def test_an_endpoint_that_drops_the_connection_fails_the_runs_it_took_and_is_rec
     by_name = {(row["Method"], row["Name"]): row for row in failures}
     assert "the connection closed (code 1011 crashed on purpose) before agent_completed" in by_name["RUN", "primary"]["Error"]
     assert int(stats["CONNECT", "connect"]["Request Count"]) > 4  # each user connected again
+
+
+def test_a_host_that_is_not_a_websocket_url_stops_the_test_with_exit_code_2(tmp_path):
+    (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "2", "-r", "2",
+                           "-t", "30s", "--host", "http://127.0.0.1:9/"],
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "needs --host ws://HOST:PORT/PATH or wss://" in proc.stderr

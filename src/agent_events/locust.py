@@ -55,6 +55,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from locust import User, events, task
+from locust.exception import StopUser
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -246,6 +247,9 @@ class _Monitor:
             self.report(now)
 
 
+#: Whether this process has said once that --host is not a WebSocket URL (every user would say it).
+_BAD_HOST_LOGGED: list = []
+
 _MONITORS: "weakref.WeakKeyDictionary[Any, dict[str, _Monitor]]" = weakref.WeakKeyDictionary()
 
 
@@ -338,7 +342,15 @@ class AgentEventsUser(User):
     def _connect(self) -> bool:
         url = self.host
         if not url or not url.lower().startswith(("ws://", "wss://")):
-            raise ValueError(f"AgentEventsUser needs --host ws://HOST:PORT/PATH or wss://..., not {url!r}")
+            if not _BAD_HOST_LOGGED:
+                _BAD_HOST_LOGGED.append(url)
+                logger.error("AgentEventsUser needs --host ws://HOST:PORT/PATH or wss://..., not %r: "
+                             "stopping (exit code 2)", url)
+                self.environment.process_exit_code = 2  # a usage error, as agent-events says it
+                runner = self.environment.runner
+                if runner is not None:
+                    gevent.spawn(runner.quit)  # not from this user's own greenlet, which quit kills
+            raise StopUser()
         monitor = self._monitor
         options: dict[str, Any] = dict(subprotocols=[schemas.SUBPROTOCOL], additional_headers=self._headers(),
                                        open_timeout=self.open_timeout, ping_interval=None, close_timeout=2,
