@@ -9,6 +9,7 @@ slow moment into a violation; no figure is compared with a speed.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -21,7 +22,10 @@ import misbehaving_servers as m
 from agent_events import reference_agent
 from misbehaving_servers import RELAXED
 
-pytest.importorskip("locust")
+# Only looked up, never imported: importing locust monkey-patches this whole pytest process with
+# gevent (threads become greenlets, and every later asyncio.run() sees a "running" loop).
+if importlib.util.find_spec("locust") is None:
+    pytest.skip("locust is not installed (it is in the [load] and [test] extras)", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 
@@ -131,3 +135,10 @@ def test_a_host_that_is_not_a_websocket_url_stops_the_test_with_exit_code_2(tmp_
                           cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "needs --host ws://HOST:PORT/PATH or wss://" in proc.stderr
+
+
+def test_no_test_module_imports_locust_into_the_pytest_process():
+    """Runs after collection has imported every test module: locust (and its gevent monkey-patching)
+    must only ever live in the subprocesses, or every later asyncio.run() in this process fails."""
+    assert "locust" not in sys.modules
+    assert "gevent.monkey" not in sys.modules or not sys.modules["gevent.monkey"].is_module_patched("threading")
