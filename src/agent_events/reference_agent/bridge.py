@@ -116,7 +116,9 @@ class WebSocketBridgeAdapter:
         """Send one serialised message as a text frame."""
         resume = self.resume
         if resume is not None:
-            resume.buffer.append((self._seq - 1, data))
+            # A copy of exactly the frame's size: orjson's output keeps a 4 KiB allocation, which a
+            # buffer of a run's frames would hold for the whole resume window.
+            resume.buffer.append((self._seq - 1, memoryview(data).tobytes()))
         websocket = self.websocket
         if websocket is None:
             return  # detached (1.1): buffered for a resume_run, nobody to send it to now
