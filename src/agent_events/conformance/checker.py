@@ -159,7 +159,9 @@ def refused_run_id(error: Mapping) -> str | None:
     checker and the live probe share this judgement.
     """
     run_id = error.get("run_id")
-    return run_id if type(run_id) is str and error.get("code") not in _NOT_REFUSALS else None
+    code = error.get("code")
+    # a code of any JSON type may come (a list is unhashable): only a string can be a known one
+    return run_id if type(run_id) is str and not (type(code) is str and code in _NOT_REFUSALS) else None
 
 
 def state_diagram() -> str:

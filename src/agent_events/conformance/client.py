@@ -336,7 +336,7 @@ class ClientConnection:
             run = self.runs.get(named) if type(named) is str else None
             if run is not None:
                 run.error_code = code if type(code) is str else "?"
-            elif type(named) in (str, type(None)) and code in ANONYMOUS_REFUSALS and self.unnamed:
+            elif type(named) in (str, type(None)) and type(code) is str and code in ANONYMOUS_REFUSALS and self.unnamed:
                 run = self.unnamed.pop()  # the latest start without run_id, as the checker takes it
                 run.refused = code
                 return run

@@ -378,6 +378,44 @@ def _m_delivery(draw, frames, profile):
     return frames, f"frame {i} delivered late"
 
 
+def _m_capabilities_late(draw, frames, profile):
+    """1.1: a capabilities message that is not the connection's first server message."""
+    i = draw(st.sampled_from(_recv(frames)))
+    caps = {"type": "capabilities", "protocol_version": "1.1", "features": {"cancel": True}}
+    frames.insert(i + 1, {**{k: v for k, v in frames[i].items() if k != "msg"}, "msg": caps})
+    return frames, f"capabilities after frame {i}"
+
+
+RESUME_TOKEN = "strategy-resume-token-0001"
+
+
+def _m_resume_replay(draw, frames, profile):
+    """1.1: the run's connection drops after some event; a resume_run on a new connection gets the
+    rest, with one event repeated or left out."""
+    recv = _recv(frames)
+    first = frames[recv[0]]
+    first["msg"]["payload"]["resume_token"] = RESUME_TOKEN
+    cut = draw(st.integers(0, len(recv) - 2))  # the last event the first connection received
+    last_seq = frames[recv[cut]]["msg"]["seq"]
+    conn = first.get("conn", "c0")
+    at = frames[recv[cut]]["t"] + 0.5 if "t" in frames[recv[cut]] else None
+    timed = {"t": at} if at is not None else {}
+    resumed = f"{conn}-resumed"
+    head = frames[:recv[cut] + 1]
+    tail = [{**f, "conn": resumed} for f in frames[recv[cut] + 1:] if f.get("dir") == "recv"]
+    if draw(st.booleans()) or len(tail) < 2:
+        tail.insert(0, copy.deepcopy({**frames[recv[cut]], "conn": resumed}))  # seq last_seq again
+        what = f"seq {last_seq} replayed twice"
+    else:
+        del tail[0]
+        what = f"seq {last_seq + 1} left out of the replay"
+    frames[:] = head + [{**timed, "dir": "close", "conn": conn},
+                        {**timed, "dir": "send", "conn": resumed,
+                         "msg": {"type": "resume_run", "run_id": first["msg"]["run_id"],
+                                 "resume_token": RESUME_TOKEN, "last_seq": last_seq}}] + tail
+    return frames, f"resumed after seq {last_seq}: {what}"
+
+
 def _m_tool_gap(draw, frames, profile):
     prof = _profiles.get(profile)
     done = [i for i in _recv(frames, "tool_completed")
@@ -441,10 +479,18 @@ MUTATIONS: dict[str, _MutationKind] = {
     "isolation.run_scope": _MutationKind(lambda p: run_specs(p, fallback=None, cancel=False, client_frames=True),
                                          _m_isolation),
     "latency.first_event": _MutationKind(_timed, _m_first_event),
-    "latency.delivery": _MutationKind(_timed, _m_delivery),
+    # an earlier emitted_at of a fast tool's tool_executing also lengthens its tool gap (server stamps)
+    "latency.delivery": _MutationKind(_timed, _m_delivery, frozenset({"latency.tool_gap"})),
     "latency.tool_gap": _MutationKind(lambda p: run_specs(p, fallback=False, cancel=False, timing=True), _m_tool_gap),
     "latency.run_deadline": _MutationKind(lambda p: run_specs(p, fallback=None, cancel=False, timing=True),
                                           _m_deadline),
+    "capabilities.first": _MutationKind(_any, _m_capabilities_late),
+    # a repeated event may also be a second agent_started, tool_completed or agent_completed
+    "resume.replay": _MutationKind(_plain_primary, _m_resume_replay,
+                                   frozenset({"fallback.single", "fallback.continuity", "fallback.flag", "pair.unique_id",
+                                              "pair.no_orphan", "order.completed_last", "pair.tool_matched",
+                                              "order.thinking", "profile.actions.thinking",
+                                              "profile.actions.tools", "latency.tool_gap"})),
     "profile.actions.tools": _MutationKind(_plain_primary, _m_profile_tools, profile_rule=True),
     "profile.actions.thinking": _MutationKind(_plain_primary, _m_profile_thinking, profile_rule=True),
 }
