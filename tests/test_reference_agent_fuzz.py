@@ -13,7 +13,6 @@ memory stayed bounded.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path

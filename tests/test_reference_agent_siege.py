@@ -30,7 +30,6 @@ from pathlib import Path
 import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect as sync_connect
 
 from agent_events import schemas
 from agent_events.reference_agent import plans
@@ -39,7 +38,7 @@ from agent_events.reference_agent.base import RunRequest
 from agent_events.reference_agent.bridge import WebSocketBridgeAdapter
 from agent_events.reference_agent.llm import OfflinePlanner
 from agent_events.reference_agent.protocol import StartRun, parse_client_message
-from test_reference_agent_support import SUBPROTOCOLS, arun, check_well_formed, connect, recv_until_completed, start_run
+from test_reference_agent_support import arun, check_well_formed, connect, recv_until_completed, start_run
 
 LIMIT = 64 * 1024  # the default max_message_size
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_events import __version__
+from agent_events import __version__  # noqa: F401 - re-exported: agent_events.conformance.__version__
 
 #: Public names, imported on first use so that ``agent-events --version`` and
 #: the pytest plugin's start-up stay cheap.

@@ -30,7 +30,6 @@ import itertools
 import logging
 import os
 import ssl
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -45,6 +44,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from agent_events._loop_thread import LoopThread
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
 from agent_events.proxy.planner import Applied, Cut, Planner
 
@@ -559,63 +559,32 @@ class _Lane:
                 del session.lanes[self.name]
 
 
-class ProxyThread:
+class ProxyThread(LoopThread):
     """A :class:`FaultProxy` on its own event loop in a daemon thread, for sync code.
 
     ``url`` is set once :meth:`start` returns; :meth:`stop` closes it and joins
     the thread; :attr:`applied` lists the faults applied so far. Also a context manager.
     """
 
+    thread_name = "agent-events-proxy"
+    what = "the proxy"
+
     def __init__(self, upstream: str, faults: Iterable[str] = (), **options: Any) -> None:
         self.proxy = FaultProxy(upstream, faults, **options)
-        self.url: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="agent-events-proxy", daemon=True)
+        super().__init__()
 
     @property
     def applied(self) -> list[dict]:
         return list(self.proxy.applied)
 
-    def start(self, timeout: float = 10.0) -> "ProxyThread":
-        if self._thread.ident is not None:
-            return self
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"the proxy did not start within {timeout} s")
-        if self._error is not None:
-            raise self._error
-        return self
+    async def _serve(self) -> str:
+        return await self.proxy.start()
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._amain())
-        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
-            self._error = exc
-            self._ready.set()
-
-    async def _amain(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self.url = await self.proxy.start()
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await self.proxy.stop()
+    async def _close(self) -> None:
+        await self.proxy.stop()
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(self.proxy.close_timeout + 5.0)
-
-    def __enter__(self) -> "ProxyThread":
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+        self._stop_and_join(self.proxy.close_timeout + 5.0)
 
 
 def run_in_thread(upstream: str, faults: Iterable[str] = (), **options: Any) -> ProxyThread:

@@ -42,7 +42,6 @@ import itertools
 import logging
 import os
 import ssl
-import threading
 import time
 import uuid
 from importlib import metadata
@@ -63,6 +62,7 @@ from agent_events.reference_agent.config import ServerConfig
 from agent_events.reference_agent.fds import DEFAULT_BACKLOG, fit as fit_fd_limit
 from agent_events.reference_agent.logs import RateLimitedLog
 from agent_events.reference_agent.llm import OfflinePlanner
+from agent_events._loop_thread import LoopThread
 from agent_events.reference_agent.resume import ResumeRegistry
 from agent_events.reference_agent.session import Session
 
@@ -594,74 +594,39 @@ def serve(config: ServerConfig | None = None, **options: Any) -> AgentServer:
     return AgentServer(config, **options)
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """A reference agent on its own event loop in a daemon thread, for sync code.
 
     ``url`` is set once :meth:`start` returns; :meth:`stop` shuts down
     gracefully and joins the thread. Also a context manager.
     """
 
+    thread_name = "reference-agent"
+    what = "the reference agent"
+
     def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
         self.server = AgentServer(config, **options)
-        self.url: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="reference-agent", daemon=True)
+        self._shutdown_timeout: float | None = None
+        super().__init__()
 
-    def start(self, timeout: float = 10.0) -> "ServerThread":
-        """Start serving and return once listening (idempotent)."""
-        if self._thread.ident is not None:
-            return self
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"the reference agent did not start within {timeout} s")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._amain())
-        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
-            self._error = exc
-            self._ready.set()
-
-    async def _amain(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _serve(self) -> str:
         await self.server.start()
-        self.url = self.server.url
-        self._ready.set()
-        await self._stop.wait()
-        await self.server.shutdown(self._shutdown_timeout)
+        return self.server.url
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+    async def _close(self) -> None:
+        await self.server.shutdown(self._shutdown_timeout)
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The server's counters, read on its own loop."""
         async def read() -> dict[str, Any]:
             return self.server.stats()
-        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout)
+        return self.call(read, timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         """Shut down (in-flight runs get ``timeout`` s, default ``shutdown_timeout``) and join."""
         self._shutdown_timeout = timeout
-        if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
         budget = (self.server.config.shutdown_timeout if timeout is None else timeout)
-        self._thread.join(budget + self.server.config.close_timeout + 5.0)
-
-    _shutdown_timeout: float | None = None
-
-    def __enter__(self) -> "ServerThread":
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+        self._stop_and_join(budget + self.server.config.close_timeout + 5.0)
 
 
 def run_in_thread(config: ServerConfig | None = None, **options: Any) -> ServerThread:

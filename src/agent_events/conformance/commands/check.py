@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from agent_events.conformance.baseline import settle as settle_baseline
+from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
+from agent_events.conformance.terminal import add_verbosity_arguments
 from agent_events.conformance.live.cli_args import (
     ProgressLine, add_connection_arguments, add_scenario_arguments, connection_kwargs,
 )
@@ -36,7 +36,6 @@ def run(args) -> int:
     from agent_events.conformance.cli import UsageError
     from agent_events.conformance.live.api import live_options, run_options
     from agent_events.conformance.live.wire import ConnectError
-    from agent_events.conformance.reporters import write_outputs
 
     settings = settings_from_args(args, command="check")
     progress = ProgressLine()
@@ -57,12 +56,7 @@ def run(args) -> int:
         raise UsageError(f"cannot write {args.record}: {exc.strerror or exc}") from None
     finally:
         progress.clear()
-    settle_baseline(report, settings)
-    try:
-        write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
-                      group=settings.group, verbosity=verbosity_of(args))
-    except OSError as exc:
-        raise UsageError(f"cannot write report: {exc}") from None
+    publish(report, settings, args)
     if args.record:
         print(f"transcript: {args.record} (replay: agent-events validate {args.record})", file=sys.stderr)
     return report.exit_code()

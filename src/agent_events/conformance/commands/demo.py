@@ -13,10 +13,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from agent_events.conformance.baseline import settle as settle_baseline
+from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
+from agent_events.conformance.terminal import add_verbosity_arguments
 
 HELP = "start the reference agent on a free port and check it"
 DESCRIPTION = (
@@ -57,7 +57,6 @@ async def demo(profile=None, policy=None, *, llm_delay_ms: float | None = None, 
 def run(args) -> int:
     from agent_events.conformance.cli import UsageError
     from agent_events.conformance.live.cli_args import ProgressLine
-    from agent_events.conformance.reporters import write_outputs
 
     if args.llm_delay_ms is not None and args.llm_delay_ms < 0:
         raise UsageError("--llm-delay-ms must not be negative")
@@ -68,13 +67,7 @@ def run(args) -> int:
                                   record=args.record, progress=None if args.quiet else progress.sink()))
     finally:
         progress.clear()
-    settle_baseline(report, settings)
-    reports = [*settings.reports, ("html", args.html)]
-    try:
-        write_outputs(report, settings.format, reports, color=settings.color, stdout=sys.stdout,
-                      group=settings.group, verbosity=verbosity_of(args))
-    except OSError as exc:
-        raise UsageError(f"cannot write a report: {exc.strerror or exc}") from None
+    publish(report, settings, args, extra_reports=[("html", args.html)])
     # Machine-readable output on stdout must stay parseable: the pointer to the HTML
     # goes to stderr unless the report printed is the human (text) one.
     human = settings.format == "text"

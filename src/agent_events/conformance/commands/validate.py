@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from agent_events.conformance.api import STDIN, open_input, validate_lines
-from agent_events.conformance.baseline import settle as settle_baseline
+from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.report import Report, _now
-from agent_events.conformance.reporters import write_outputs
-from agent_events.conformance.terminal import FileProgress, add_verbosity_arguments, verbosity_of
+from agent_events.conformance.terminal import FileProgress, add_verbosity_arguments
 from agent_events.conformance.transcript import TranscriptError, read_lines
 
 HELP = "check recorded streams (JSONL transcripts or plain server messages) offline"
@@ -58,7 +56,6 @@ def _sniff(stream, name: str) -> None:
 
 
 def run(args) -> int:
-    from agent_events.conformance.cli import UsageError
 
     settings = settings_from_args(args, command="validate")
     _check_paths(args.files)
@@ -74,12 +71,7 @@ def run(args) -> int:
         progress.clear()
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
                     command="validate", started_at=started)
-    settle_baseline(report, settings)
-    try:
-        write_outputs(report, settings.format, settings.reports, color=settings.color, stdout=sys.stdout,
-                      group=settings.group, verbosity=verbosity_of(args))
-    except OSError as exc:
-        raise UsageError(f"cannot write report: {exc}") from None
+    publish(report, settings, args)
     return report.exit_code()
 
 

@@ -112,11 +112,7 @@ class TextReporter(Reporter):
     def _violation_block(self, report, section, v) -> list[str]:
         policy = report.policy
         status = policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
-        where = [f"conn {v.conn}"]
-        if v.run_id is not None:
-            where.insert(0, f"run {v.run_id!r}")
-        if v.index is not None:
-            where.append(f"frame #{v.index}")
+        where = _where(v)
         if v.location:
             where.insert(0, v.location)
         else:
@@ -279,11 +275,7 @@ class TextReporter(Reporter):
                 if shown[v.rule_id] > SHOWN_PER_RULE:
                     continue
                 status = policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
-                where = [f"conn {v.conn}"]
-                if v.run_id is not None:
-                    where.insert(0, f"run {v.run_id!r}")
-                if v.index is not None:
-                    where.append(f"frame #{v.index}")
+                where = _where(v)
                 if v.location:
                     where.append(v.location)
                 out.append(f"  {self._c(status, status)} {v.rule_id} [{v.level}] {', '.join(where)}")
@@ -307,3 +299,13 @@ class TextReporter(Reporter):
                 codes = ", ".join(f"{code} x{n}" for code, n in sorted(section.errors_received.items()))
                 out.append(f"  error messages received: {codes}")
         return out
+
+
+def _where(v) -> list[str]:
+    """``run 'r1', conn c0, frame #4``: where a violation happened, as parts."""
+    where = [f"conn {v.conn}"]
+    if v.run_id is not None:
+        where.insert(0, f"run {v.run_id!r}")
+    if v.index is not None:
+        where.append(f"frame #{v.index}")
+    return where
