@@ -118,7 +118,7 @@ def test_badge_is_self_contained_svg_showing_the_claim(name, policy, message, co
     text = render(report, "badge")
     root = ET.fromstring(text)
     assert root.tag == f"{SVG}svg" and root.get("role") == "img"
-    assert root.get("aria-label") == f"agent-events v{schemas.PROTOCOL_VERSION.split('.')[0]}: {message}"
+    assert root.get("aria-label") == f"agent-events v{report.protocol_version}: {message}"
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert message in texts
     assert any(r.get("fill") == color for r in root.iter(f"{SVG}rect"))

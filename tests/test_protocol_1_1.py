@@ -149,6 +149,9 @@ def test_the_reconnect_scenario_is_conformant_against_the_reference_agent():
     if claim.statement is not None:
         assert "protocol v1.1" in claim.statement
         assert "features claimed and proven: cancel, resume, simulate_failure, time_sync" in claim.statement
+        from agent_events.conformance.claim import badge_svg
+
+        assert "agent-events v1.1: conformant: cancel+resume+simulate_failure+time_sync" in badge_svg(report)
 
 
 def test_a_1_0_endpoint_is_judged_as_1_0_with_resume_not_claimed_and_exits_0():

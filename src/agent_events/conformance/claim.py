@@ -165,13 +165,18 @@ def _statement(report, counts: dict[str, int], strict: bool, tighter: str) -> st
             f"{report.kit_version} on {(report.finished_at or '')[:10]}.")
 
 
+def _claimed_features(report) -> list[str]:
+    """1.1: the optional features the endpoint declared (its limits aside), sorted; [] for 1.0."""
+    features = report.features or {}
+    return sorted(name for name, value in features.items()
+                  if value is not False and name not in ("max_runs_per_connection", "max_message_bytes"))
+
+
 def _features(report) -> str:
     """1.1: what the endpoint claimed (each held to its rules, so claimed is proven here) and what not."""
-    features = report.features
-    if features is None:
+    if report.features is None:
         return ""
-    claimed = sorted(name for name, value in features.items()
-                     if value is not False and name not in ("max_runs_per_connection", "max_message_bytes"))
+    claimed = _claimed_features(report)
     optional = ("simulate_failure", "cancel", "time_sync", "resume")
     missing = [name for name in optional if name not in claimed]
     return (f"; features claimed and proven: {', '.join(claimed) or 'none'}"
@@ -196,11 +201,14 @@ def _text_width(text: str) -> float:
 
 
 def badge_svg(report) -> str:
-    """A self-contained SVG badge: ``agent-events vN | conformant`` (green), ``not conformant`` (red)
-    or ``no claim`` (grey); its tooltip is the claim statement or the reason."""
+    """A self-contained SVG badge: ``agent-events v1.1 | conformant: cancel+resume+...`` (green, with the
+    features claimed and proven), ``not conformant`` (red) or ``no claim`` (grey); its tooltip is the
+    claim statement or the reason."""
     claim = report.claim()
-    major = claim.protocol_version.split(".", 1)[0]
-    label, message = f"agent-events v{major}", claim.status
+    label, message = f"agent-events v{claim.protocol_version}", claim.status
+    claimed = _claimed_features(report)
+    if claimed and claim.status == CONFORMANT:  # 1.1: what was claimed, and (the claim holds) proven
+        message = f"{message}: {'+'.join(claimed)}"
     color = _COLORS[claim.status]
     title = claim.statement or f"agent-events v{claim.protocol_version}, profile {claim.profile}: {claim.reason}"
     lw, mw = round(_text_width(label) + 10), round(_text_width(message) + 10)
