@@ -21,10 +21,15 @@ The session and the bridge use it; agents know nothing of it, so every
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
-import secrets
+import os
 from collections import OrderedDict, deque
 from typing import Any
+
+
+#: Random bytes drawn from the OS at once for the tokens (27 per run).
+POOL_BYTES = 8192
 
 
 class ResumeState:
@@ -32,10 +37,11 @@ class ResumeState:
 
     __slots__ = ("run_id", "public", "secret", "buffer", "handle", "bridge", "session", "expiry", "done")
 
-    def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int) -> None:
+    def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int,
+                  public: str, secret: str) -> None:
         self.run_id = run_id
-        self.public = secrets.token_urlsafe(9)
-        self.secret = secrets.token_urlsafe(24)
+        self.public = public
+        self.secret = secret
         #: ``(seq, frame bytes)`` of the latest events, oldest first
         self.buffer: deque[tuple[int, bytes]] = deque(maxlen=buffer_events)
         self.handle = handle
@@ -71,15 +77,28 @@ class ResumeRegistry:
         self._states: dict[str, ResumeState] = {}
         self._detached: OrderedDict[str, ResumeState] = OrderedDict()
         self._expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._pool = b""
+        self._pool_at = 0
 
     def __len__(self) -> int:
         return len(self._states)
 
+    def _random(self, n: int) -> bytes:
+        """``n`` bytes from the OS's CSPRNG, drawn in blocks: one system call per few hundred runs."""
+        pool, at = self._pool, self._pool_at
+        if at + n > len(pool):
+            pool, at = self._pool, self._pool_at = os.urandom(max(n, POOL_BYTES)), 0
+        self._pool_at = at + n
+        return pool[at:at + n]
+
     def issue(self, run_id: str, handle: Any, bridge: Any, session: Any) -> ResumeState:
-        state = ResumeState(run_id, handle, bridge, session, self.buffer_events)
-        while state.public in self._states:  # 72 random bits: a collision is the test of a lifetime
-            state.public = secrets.token_urlsafe(9)
-        self._states[state.public] = state
+        # 72 random bits find the run, 144 authorise it
+        public = base64.urlsafe_b64encode(self._random(9)).decode()
+        while public in self._states:  # a collision is the test of a lifetime
+            public = base64.urlsafe_b64encode(self._random(9)).decode()
+        secret = base64.urlsafe_b64encode(self._random(18)).decode()
+        state = ResumeState(run_id, handle, bridge, session, self.buffer_events, public, secret)
+        self._states[public] = state
         return state
 
     def find(self, run_id: str, token: str) -> ResumeState | None:

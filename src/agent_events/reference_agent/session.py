@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("reference_agent")
 
+#: How long one connection's queued client messages may be handled before it lets others run (s).
+TURN_BUDGET_S = 0.002
+
 
 class RunHandle:
     """A run in flight: its agent, its task, its deadline timer."""
@@ -75,6 +78,8 @@ class Session:
             capabilities = self.server.capabilities_frame()
             if capabilities is not None:  # 1.1: the connection's first message, once
                 await self.websocket.send(capabilities, text=True)
+            loop = asyncio.get_running_loop()
+            turn_ends = loop.time() + TURN_BUDGET_S
             async for frame in self.websocket:
                 try:
                     await self.on_frame(frame)
@@ -83,9 +88,12 @@ class Session:
                 except Exception as exc:  # noqa: BLE001 - one bad message must not end the connection
                     self.server.quiet_log.error("message", "internal error while handling a client message", exc=exc)
                     await self.send(ProtocolError("internal_error", "the server failed to handle this message").encode())
-                # Frames already received are handed over without suspending: without this yield
-                # a client with many queued messages would hold the event loop for all of them.
-                await asyncio.sleep(0)
+                # Frames already received are handed over without suspending: a client with many
+                # queued messages would hold the event loop for all of them. So past a small time
+                # budget it yields (a yield per message would also split every batched write).
+                if loop.time() >= turn_ends:
+                    await asyncio.sleep(0)
+                    turn_ends = loop.time() + TURN_BUDGET_S
         except ConnectionClosed:
             pass
         finally:
