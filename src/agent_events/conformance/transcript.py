@@ -180,6 +180,8 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
         return number, CLOSE, conn, float(t) if t is not None else None, {
             "code": code if type(code) is int else None, "cause": cause if type(cause) is str else None,
             "detail": detail if type(detail) is str else ""}
+    if "msg" in value and "text" not in value and "binary" not in value:  # the common case, first
+        return number, direction, conn, float(t) if t is not None else None, value["msg"]
     present = [k for k in ("text", "msg", "binary") if k in value]
     if len(present) != 1:
         raise TranscriptError(source, number, 'exactly one of "text", "msg" and "binary" is required'
