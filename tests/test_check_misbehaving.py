@@ -287,3 +287,19 @@ def test_the_scripted_agent_is_conformant_so_each_case_above_isolates_its_cause(
     with m.running(m.ScriptedAgent()) as url:
         report = conformance.check(url, **FAST)
     assert statuses(report, FAIL, WARN) == {}
+
+
+def test_load_fails_frame_size_as_check_does():
+    """Issue 13: a 100 MB frame passed ``load`` while ``check`` failed it; both judge it in the client core."""
+    import asyncio
+
+    from agent_events.conformance.live.wire import Endpoint
+    from agent_events.conformance.loadgen.engine import LoadOptions, run_load
+    from agent_events.conformance.profiles import get as profile
+
+    with m.running(m.SendsHugeFrame()) as url:
+        check = conformance.check(url, scenarios=["primary"], max_frame_bytes=2**20, **FAST)
+        load = asyncio.run(run_load(LoadOptions(endpoint=Endpoint(url, max_size=2**20), profile=profile("actions-agent"),
+                                                connections=1, runs=1, warmup=False)))
+    assert check.statuses()["frame.size"] == FAIL
+    assert load.checker.violation_counts.get("frame.size", 0) >= 1
