@@ -45,6 +45,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from agent_events._loop_thread import LoopThread
+from agent_events._net import listen_url
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
 from agent_events.proxy.planner import Applied, Cut, Planner
 
@@ -204,14 +205,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        host = self.host
-        if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"ws://{host}:{self.port}/"
+        return listen_url("ws", self.host, self.port)
 
     async def stop(self) -> None:
         """Close every connection (1001 to clients, upstreams mirrored) and stop listening."""

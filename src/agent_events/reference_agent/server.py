@@ -63,6 +63,7 @@ from agent_events.reference_agent.fds import DEFAULT_BACKLOG, fit as fit_fd_limi
 from agent_events.reference_agent.logs import RateLimitedLog
 from agent_events.reference_agent.llm import OfflinePlanner
 from agent_events._loop_thread import LoopThread
+from agent_events._net import listen_url
 from agent_events.reference_agent.resume import ResumeRegistry
 from agent_events.reference_agent.session import Session
 
@@ -335,14 +336,7 @@ class AgentServer:
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self.config.scheme}://{host}:{self.port}/"
+        return listen_url(self.config.scheme, self.config.host, self.port)
 
     async def __aenter__(self) -> "AgentServer":
         return await self.start()
