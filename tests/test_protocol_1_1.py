@@ -222,3 +222,18 @@ def test_the_capabilities_schema_and_resume_run_are_part_of_the_protocol():
     assert {"resume_denied", "resume_expired"} <= set(schemas.ERROR_CODES)
     assert schemas.load("capabilities")["x-since"] == schemas.load("resume_run")["x-since"] == "1.1"
     assert valid({"type": "capabilities", "protocol_version": "1.1", "features": {"cancel": True}})
+
+
+def test_two_connections_may_each_leave_a_resumable_run_of_the_same_id():
+    """run_ids are per connection: two dropped runs both named r1 are two runs, each judged at close."""
+    from agent_events.conformance.checker import Checker
+
+    checker = Checker("actions-agent")
+    for conn, token in (("c0", "token-of-the-first-run-0001"), ("c1", "token-of-the-second-run-0002")):
+        checker.send({"type": "start_run", "run_id": "r1", "input": "x"}, 1.0, conn)
+        checker.receive({"type": "agent_started", "run_id": "r1", "seq": 0, "emitted_at": 1.5, "agent_name": "A",
+                         "payload": {"message": "m", "attempt": "primary", "resume_token": token}}, 2.0, conn)
+        checker.end_connection(conn, 3.0)
+    checker.close(4.0)
+    unfinished = [v for v in checker.violations if v.rule_id == "order.completed_last"]
+    assert sorted(v.conn for v in unfinished) == ["c0", "c1"]

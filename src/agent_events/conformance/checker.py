@@ -294,9 +294,10 @@ class Checker:
         #: net of them (see :mod:`agent_events.conformance.harness_lag`); ``None`` offline
         self.lag = lag
         self._pending_latency: list[tuple] = []
-        #: 1.1: runs with a resume_token whose connection ended, by run_id: a resume_run on another
+        #: 1.1: runs with a resume_token whose connection ended, by (run_id, token): run_ids are per
+        #: connection, the token is the run's own; a resume_run on another
         #: connection takes them over; the ones never resumed are judged at close
-        self._detached: dict[str, _Run] = {}
+        self._detached: dict[tuple[str, str], _Run] = {}
         #: per connection, the capabilities message it got (1.1), for the live shells and reports
         self.capabilities: dict[str, dict] = {}
         self.capabilities_checked = 0
@@ -416,10 +417,9 @@ class Checker:
         events belong to ``conn`` and continue at ``last_seq + 1``. With a wrong token nothing moves,
         so any event of the run on ``conn`` is another connection's (isolation.run_scope)."""
         run_id = message["run_id"]
-        run = self._detached.get(run_id)
-        if run is None or run.token != message["resume_token"]:
+        run = self._detached.pop((run_id, message["resume_token"]), None)
+        if run is None:
             return
-        del self._detached[run_id]
         c = self._conn(conn)
         key = (conn, run_id)
         self._completed.pop(key, None)
@@ -460,7 +460,7 @@ class Checker:
         for run in resumable:  # 1.1: the run outlives its connection; a resume_run may take it over
             self._runs.pop((conn, run.run_id), None)
             c.run_ids.discard(run.run_id)
-            self._detached[run.run_id] = run
+            self._detached[(run.run_id, run.token)] = run
             while len(self._detached) > COMPLETED_MEMORY:
                 oldest = self._detached.pop(next(iter(self._detached)))
                 self._end_runs([oldest], at, out, "its connection closed and it was never resumed")
