@@ -37,15 +37,13 @@ MAX_STALLS = 120_000
 class LagRecord:
     """Stalls of the harness's loop, in the order they ended (client clock, epoch ms)."""
 
-    __slots__ = ("_ends", "_lengths", "ticks", "total_ms", "max_ms")
+    __slots__ = ("_ends", "_lengths", "ticks")
 
     def __init__(self, maxlen: int = MAX_STALLS) -> None:
         self._ends: deque[float] = deque(maxlen=maxlen)
         self._lengths: deque[float] = deque(maxlen=maxlen)
-        #: every tick seen, stalled or not, and the sum and maximum of the stalls
+        #: every tick seen, stalled or not
         self.ticks = 0
-        self.total_ms = 0.0
-        self.max_ms = 0.0
 
     def add(self, woke_at: float, late_ms: float) -> None:
         """One tick: it ran at ``woke_at``, ``late_ms`` after it was due."""
@@ -56,9 +54,6 @@ class LagRecord:
             woke_at = self._ends[-1]  # a clock step back: keep the order the lookup relies on
         self._ends.append(woke_at)
         self._lengths.append(late_ms)
-        self.total_ms += late_ms
-        if late_ms > self.max_ms:
-            self.max_ms = late_ms
 
     def delay_before(self, start: float, at: float) -> float:
         """How much of a frame's wait, read at ``at`` and due since ``start``, the harness's own
@@ -85,25 +80,6 @@ class LagRecord:
             best = max(best, at - max(began, start))
             i += 1
         return min(best, at - start)
-
-    def stalled_ms(self, start: float, end: float) -> float:
-        """Every stall within ``[start, end]`` added up (ms): a figure for reports."""
-        if end <= start or not self._ends:
-            return 0.0
-        i = bisect.bisect_left(self._ends, start)
-        total = 0.0
-        for woke, length in zip(list(self._ends)[i:], list(self._lengths)[i:]):
-            began = woke - length
-            if began >= end:
-                if woke - self.max_ms >= end:
-                    break
-                continue
-            total += min(woke, end) - max(began, start)
-        return max(0.0, min(total, end - start))
-
-    def summary(self) -> dict[str, float | int]:
-        return {"ticks": self.ticks, "stalls": len(self._ends), "stalled_ms": round(self.total_ms, 1),
-                "max_stall_ms": round(self.max_ms, 1)}
 
 
 class LagMonitor:

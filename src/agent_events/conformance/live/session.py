@@ -19,10 +19,6 @@ from agent_events.conformance.live.wire import (
     ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )
 
-#: What the scenarios call a run (kept for readers of older code: one record type, the core's).
-RunInfo = RunRecord
-
-
 class LiveConnection:
     """One connection of one scenario: send client messages, wait for what comes back."""
 

@@ -110,17 +110,18 @@ class TextReporter(Reporter):
         return f"  {self._c(f'{worst:<4}', worst)}  {name:<{width}}  {what:<34}  {tally}"
 
     def _violation_block(self, report, section, v) -> list[str]:
-        policy = report.policy
-        status = policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
         where = _where(v)
-        if v.location:
-            where.insert(0, v.location)
-        else:
-            where.insert(0, section.name)
+        where.insert(0, v.location or section.name)
         rule = _rules.BY_ID.get(v.rule_id)
+        return self._violation_lines(report, section, v, where, rule.title if rule is not None else None)
+
+    def _violation_lines(self, report, section, v, where: list[str], title: str | None) -> list[str]:
+        """One violation: status, rule and where; the rule's title (when given); expected, observed,
+        and the excerpt with the offending frame marked. Callers indent it as their layout needs."""
+        status = report.policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
         out = [f"{self._c(status, status)} {v.rule_id} [{v.level}] {', '.join(where)}"]
-        if rule is not None:
-            out.append(f"    {rule.title}")
+        if title is not None:
+            out.append(f"    {title}")
         out.append(f"    expected: {v.expected}")
         out.append(f"    observed: {v.observed}")
         for i, line in enumerate(v.excerpt):
@@ -274,16 +275,10 @@ class TextReporter(Reporter):
                 shown[v.rule_id] = shown.get(v.rule_id, 0) + 1
                 if shown[v.rule_id] > SHOWN_PER_RULE:
                     continue
-                status = policy.status(section.outcomes[v.rule_id]) if v.rule_id in section.outcomes else FAIL
                 where = _where(v)
                 if v.location:
                     where.append(v.location)
-                out.append(f"  {self._c(status, status)} {v.rule_id} [{v.level}] {', '.join(where)}")
-                out.append(f"      expected: {v.expected}")
-                out.append(f"      observed: {v.observed}")
-                for i, line in enumerate(v.excerpt):
-                    marker = "  <-" if i == len(v.excerpt) - 1 and v.index is not None else ""
-                    out.append(f"        {line}{marker}")
+                out.extend(f"  {line}" for line in self._violation_lines(report, section, v, where, None))
             for rule_id, n in section.violation_counts.items():
                 hidden = n - min(shown.get(rule_id, 0), SHOWN_PER_RULE)
                 if hidden > 0 and policy.severity(rule_id) != "off":
