@@ -319,7 +319,7 @@ class Checker:
         self._client_evidence = False
         self._not_applicable: dict[str, str] = {}
         self._external_checked: dict[str, int] = {}
-        self.latencies = Latencies()
+        self.reset_latencies()
         #: every violation kept (per rule, up to the cap), in order of discovery
         self.violations: list[Violation] = []
         self.violation_counts: dict[str, int] = {}
@@ -359,6 +359,11 @@ class Checker:
             TOOL_EXECUTING: self._on_tool_executing,
             TOOL_COMPLETED: self._on_tool_completed,
         }
+
+    def reset_latencies(self) -> None:
+        """Start every latency series afresh (a load's warm-up is not its measurement)."""
+        self.latencies = Latencies()
+        self._delivery = self.latencies.delivery  # the series every run event adds to
 
     # -- client side ---------------------------------------------------------
 
@@ -496,19 +501,18 @@ class Checker:
         c.received = index + 1
         self.frames += 1
         kind = type(frame)
+        self.parsed += 1  # (undone below for a binary frame, which _binary counts once decoded)
+        if kind is dict:  # the client cores hand over decoded objects
+            return self._message(frame, at, c, index, ref, [])
         if kind is str:
-            self.parsed += 1
             try:
                 message = _loads(frame)
             except _JSONDecodeError as exc:
                 return self._not_json(c, index, at, ref, frame, f"not JSON ({exc})")
-        elif kind is dict:
-            self.parsed += 1
-            message = frame
         elif isinstance(frame, (bytes, bytearray, memoryview)):
+            self.parsed -= 1
             return self._binary(c, index, at, ref, bytes(frame))
         else:
-            self.parsed += 1
             message = frame
         return self._message(message, at, c, index, ref, [])
 
@@ -613,12 +617,14 @@ class Checker:
             run = self._attach(key, type_, message, entry, at, c, index, ref, out)
             if run is None:
                 return
-        if not run.recent:  # the run's first event
+        recent = run.recent
+        if not recent:  # the run's first event
             run.first_at = at
             self.runs_with_events += 1
-        run.recent.append(entry)
-        if run.timeline is not None and len(run.timeline) < TIMELINE_EVENTS:
-            run.timeline.append(entry)
+        recent.append(entry)
+        timeline = run.timeline
+        if timeline is not None and len(timeline) < TIMELINE_EVENTS:
+            timeline.append(entry)
         self.run_events += 1
         if self._client_evidence:
             self.isolation_checked += 1
@@ -628,32 +634,35 @@ class Checker:
             seq = int(seq)
         if type(seq) is int:
             expected = run.next_seq
-            if run.resumed:
-                self.resumed_events += 1
-            if seq != expected:
-                what = (f"seq {seq}: {seq - expected} event(s) missing" if seq > expected
-                        else f"seq {seq} again or out of order (a step back)")
-                if run.resumed:  # 1.1: across the two connections, the replay's own rule
-                    what += " after resume_run"
-                out.append(self._flag("resume.replay" if run.resumed else "seq.contiguous", c.name, run_id, index, at, ref,
-                                      f"seq {expected}", what, run.recent, run))
-            if seq >= expected:
+            if seq == expected and not run.resumed:  # the common case, in one test
                 run.next_seq = seq + 1
+            else:
+                if run.resumed:
+                    self.resumed_events += 1
+                if seq != expected:
+                    what = (f"seq {seq}: {seq - expected} event(s) missing" if seq > expected
+                            else f"seq {seq} again or out of order (a step back)")
+                    if run.resumed:  # 1.1: across the two connections, the replay's own rule
+                        what += " after resume_run"
+                    out.append(self._flag("resume.replay" if run.resumed else "seq.contiguous", c.name, run_id, index,
+                                          at, ref, f"seq {expected}", what, recent, run))
+                if seq >= expected:
+                    run.next_seq = seq + 1
 
-        if at is not None:
-            emitted = message.get("emitted_at")
-            if (type(emitted) is float or type(emitted) is int) and not (
-                    run.resumed and run.resumed_at is not None and emitted - c.offset <= run.resumed_at):
-                # (a replayed event, emitted before the resume_run was sent, waited for the client by design)
-                latency = at - emitted + c.offset
-                self.delivery_checked += 1
-                self.latencies.delivery.add(latency)
-                if latency > self._delivery_budget:
-                    self._late(out, latency, self._delivery_budget, at - latency,
-                               "latency.delivery", c.name, run_id, index, at, ref,
-                               f"received within {self._delivery_budget:g} ms of emitted_at",
-                               f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
-                               run.recent, run)
+        emitted = message.get("emitted_at")
+        if type(emitted) is not float and type(emitted) is not int:
+            emitted = None
+        elif at is not None and not (run.resumed and run.resumed_at is not None and emitted - c.offset <= run.resumed_at):
+            # (a replayed event, emitted before the resume_run was sent, waited for the client by design)
+            latency = at - emitted + c.offset
+            self.delivery_checked += 1
+            self._delivery.add(latency)
+            if latency > self._delivery_budget:
+                self._late(out, latency, self._delivery_budget, at - latency,
+                           "latency.delivery", c.name, run_id, index, at, ref,
+                           f"received within {self._delivery_budget:g} ms of emitted_at",
+                           f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
+                           recent, run)
 
         payload = message.get("payload")
         if type(payload) is not dict:
@@ -673,15 +682,17 @@ class Checker:
         nxt, rule_id = TRANSITIONS[prev, kind]
         if rule_id is not None:
             out.append(self._flag(rule_id, c.name, run_id, index, at, ref, *_explain(rule_id, prev, kind),
-                                  run.recent, run))
+                                  recent, run))
         if nxt is not prev:
             run.state = nxt
             if prev in ATTEMPT_STATES and (nxt is FALLBACK or nxt is COMPLETED):
                 self._end_attempt(run, nxt, index, at, ref, out)
         if kind is type_:
+            run.emitted = emitted
+            if kind == THINKING:  # the most frequent event: its one effect, inline
+                run.thinking += 1
+                return
             effect = self._effects.get(kind)
-            emitted = message.get("emitted_at")
-            run.emitted = emitted if type(emitted) is float or type(emitted) is int else None
             if effect is not None:
                 effect(run, payload, at, index, ref, out)
             elif kind == COMPLETED_EVENT:

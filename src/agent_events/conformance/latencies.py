@@ -27,8 +27,11 @@ DESCRIPTIONS = {
 }
 
 
+_log = math.log
+
+
 def _bucket(ms: float) -> int:
-    return int(math.log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
+    return int(_log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
 
 
 class Samples:
@@ -47,9 +50,9 @@ class Samples:
         self._buckets: dict[int, int] = {}
 
     def add(self, ms: float) -> None:
-        if not math.isfinite(ms):  # from a decoded value such as emitted_at=-inf: no latency to keep
+        if ms - ms != 0.0:  # inf or nan (from a decoded value such as emitted_at=-inf): no latency to keep
             return
-        self.count += 1
+        count = self.count = self.count + 1
         self.total += ms
         if ms < self.min:
             self.min = ms
@@ -57,16 +60,16 @@ class Samples:
             self.max = ms
         if ms < 0.0:
             self.negative += 1
-        if self.count <= EXACT_CAP:
+        if count <= EXACT_CAP:
             # exact while few; the buckets are built from these once they are needed
             self._exact.append(ms)
             return
         buckets = self._buckets
-        if self.count == EXACT_CAP + 1:
+        if count == EXACT_CAP + 1:
             for value in self._exact:
                 key = _bucket(value)
                 buckets[key] = buckets.get(key, 0) + 1
-        key = _bucket(ms)
+        key = int(_log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)  # _bucket(ms), inlined
         buckets[key] = buckets.get(key, 0) + 1
 
     def __len__(self) -> int:

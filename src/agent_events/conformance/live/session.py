@@ -26,10 +26,17 @@ class LiveConnection:
         self.probe = probe
         self.name = name
         self.wire: WireConnection | None = None
-        self.core = ClientConnection(name, probe.checker, recorder=probe.engine.record,
+        # the recorder only when a transcript is written: without one, the core takes its fast path
+        recording = probe.engine.options.record is not None
+        self.core = ClientConnection(name, probe.checker, recorder=probe.engine.record if recording else None,
                                      run_prefix=f"{probe.name}-{name.rsplit('/', 1)[-1]}")
         self.close_info: CloseInfo | None = None
-        self._changed = asyncio.Event()
+        #: the scenario's waits: (predicate, future), checked after each read and at the close.
+        #: A plain list, not an asyncio.Event: an Event wakes every waiter on every read, to
+        #: find its predicate still false (a task step and a new wait_for each time).
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        #: the flood guard's cap, read once (checked on every frame)
+        self._max_messages = probe.engine.options.max_messages_per_connection
         self._flood_stopped = False
         self._closing: asyncio.Task | None = None  # referenced, so the loop cannot drop it
         #: ``() -> bool``, checked after each frame: true drops the connection (see :meth:`cut_when`)
@@ -57,12 +64,29 @@ class LiveConnection:
         return self.core.sync_replies
 
     # -- callbacks from the wire (must be quick, never raise) ----------------------
-    def on_message(self, wire: WireConnection, kind: FrameKind, data: bytes, at: float) -> None:
+    def on_messages(self, wire: WireConnection, messages: list[tuple[FrameKind, bytes]], at: float) -> None:
         if self._flood_stopped:
             return  # past the cap: what is still in flight until the close completes is ignored
         core = self.core
         first_bad_utf8 = core.invalid_utf8 is None
-        core.receive(kind, data, at)
+        if self._cut_when is None and core.received + len(messages) < self._max_messages:
+            core.receive_many(messages, at)  # the common case: no frame of the batch is special
+        else:
+            for kind, data in messages:  # frame by frame: a cut or the cap may land inside the batch
+                core.receive(kind, data, at)
+                if self._after_frame(wire):
+                    break
+        if first_bad_utf8 and core.invalid_utf8 is not None:
+            reason, start = core.invalid_utf8
+            self.probe.note_once("invalid_utf8", f"{self.name} received a text frame that is not UTF-8 "
+                                 f"({reason} at byte {start}); shown with \\x escapes")
+        if self._waiters:
+            self._notify()
+
+    def _after_frame(self, wire: WireConnection) -> bool:
+        """The cut of the reconnect probe and the flood cap, judged after each frame; whether the
+        connection stops being read."""
+        core = self.core
         cut_when = self._cut_when
         if cut_when is not None and cut_when():
             # the reconnect probe: gone right after this frame, as a dropped link is; the frames
@@ -71,18 +95,21 @@ class LiveConnection:
             self._flood_stopped = True
             core.cut = True
             wire.cut()
-            self._changed.set()
-            return
-        if first_bad_utf8 and core.invalid_utf8 is not None:
-            reason, start = core.invalid_utf8
-            self.probe.note_once("invalid_utf8", f"{self.name} received a text frame that is not UTF-8 "
-                                 f"({reason} at byte {start}); shown with \\x escapes")
-        if core.received >= self.probe.engine.options.max_messages_per_connection:
+            return True
+        if core.received >= self._max_messages:
             self._flood_stopped = True
             self.probe.note(f"{self.name} received {core.received} messages; the harness stopped reading it "
                             "(a flood, or --max-messages too low)")
             self._closing = asyncio.get_running_loop().create_task(wire.close(1008, "too many messages"))
-        self._changed.set()
+            return True
+        return False
+
+    def _notify(self) -> None:
+        """Wake the waits whose predicate now holds (every one, once the connection is closed)."""
+        closed = self.close_info is not None
+        for predicate, future in self._waiters:
+            if not future.done() and (closed or predicate()):
+                future.set_result(None)
 
     def on_close(self, wire: WireConnection, info: CloseInfo) -> None:
         self.close_info = info
@@ -92,7 +119,7 @@ class LiveConnection:
         if info.cause == "protocol_error":
             probe.note(f"{self.name}: the endpoint broke the WebSocket framing ({info.detail}); "
                        "the client closed the connection with 1002")
-        self._changed.set()
+        self._notify()
 
     # -- sending -------------------------------------------------------------------
     def _usable(self) -> WireConnection | None:
@@ -191,20 +218,19 @@ class LiveConnection:
         Returns whether the predicate holds. Every wait of the probe goes
         through here, so none can outlive its timeout.
         """
-        loop = asyncio.get_running_loop()
-        end = loop.time() + max(0.0, timeout)
-        while not predicate():
-            if self.close_info is not None:
-                return predicate()
-            remaining = end - loop.time()
-            if remaining <= 0:
-                return False
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                return predicate()
-        return True
+        if predicate():
+            return True
+        if self.close_info is not None or timeout <= 0:
+            return predicate()
+        waiter = (predicate, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter[1], timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiters.remove(waiter)
+        return predicate()
 
     def run_deadline(self, run_id: str) -> float:
         """Seconds left before giving up on ``run_id``: its deadline, plus a little grace."""
@@ -308,7 +334,7 @@ class ScenarioProbe:
         try:
             conn.wire = await open_connection(
                 conn.name, engine.options.endpoint, engine.clock,
-                on_message=conn.on_message, on_close=conn.on_close, subprotocols=[schemas.SUBPROTOCOL])
+                on_messages=conn.on_messages, on_close=conn.on_close, subprotocols=[schemas.SUBPROTOCOL])
         except ConnectError as exc:
             if not engine.connected_once:
                 raise

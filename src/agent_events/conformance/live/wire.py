@@ -7,8 +7,9 @@ the bytes are gone), merges the text/binary distinction away when asked for
 raw bytes, and buffers messages ahead of the reader. So the harness drives
 websockets' sans-I/O :class:`~websockets.client.ClientProtocol` itself:
 
-* each message is handed over as ``(kind, raw bytes, arrival time)`` the
-  moment its last frame is parsed, so latency is measured at the socket;
+* each message is handed over as ``(kind, raw bytes)`` with the arrival
+  time of the read that completed it, so latency is measured at the socket
+  (the messages of one read go over in one batch, in order);
 * messages are processed synchronously in the read loop, so a flooding
   endpoint is slowed down by TCP back-pressure instead of filling memory;
 * ``max_size`` is enforced from the frame header, before the payload is
@@ -51,12 +52,22 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+try:  # websockets' own C masking, as its Frame.serialize uses; its pure-Python one otherwise
+    from websockets.speedups import apply_mask as _apply_mask
+except ImportError:  # pragma: no cover - a websockets built without its C extension
+    from websockets.utils import apply_mask as _apply_mask
+
 #: Largest message the harness accepts by default. Agent events are small;
 #: 16 MiB is far above any legitimate one and far below what hurts a CI runner.
 DEFAULT_MAX_SIZE = 16 * 2**20
 READ_CHUNK = 2**16
 _U16 = struct.Struct(">H").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
+_HEAD_SMALL = struct.Struct("!BB").pack
+_HEAD_MEDIUM = struct.Struct("!BBH").pack
+_HEAD_LARGE = struct.Struct("!BBQ").pack
+#: bytes of CSPRNG output read at once for client frame masks (64 frames' worth)
+_MASK_POOL = 256
 
 FrameKind = Literal["text", "binary"]
 
@@ -136,7 +147,8 @@ class CloseInfo:
     detail: str = ""
 
 
-OnMessage = Callable[["WireConnection", FrameKind, bytes, float], None]
+#: ``(connection, [(kind, data), ...], arrival time)``: the messages of one read, in order
+OnMessages = Callable[["WireConnection", "list[tuple[FrameKind, bytes]]", float], None]
 OnClose = Callable[["WireConnection", CloseInfo], None]
 
 
@@ -189,11 +201,11 @@ class WireConnection:
     """
 
     def __init__(self, name: str, endpoint: Endpoint, clock: Clock,
-                 on_message: OnMessage, on_close: OnClose) -> None:
+                 on_messages: OnMessages, on_close: OnClose) -> None:
         self.name = name
         self.endpoint = endpoint
         self.clock = clock
-        self._on_message = on_message
+        self._on_messages = on_messages
         self._on_close = on_close
         uri = parse_uri(endpoint.url)
         self.protocol = ClientProtocol(uri, subprotocols=None, max_size=endpoint.max_size)
@@ -206,6 +218,9 @@ class WireConnection:
         #: bytes read but not yet parsed (the fast path's buffer), and whether it may run
         self._buffer = bytearray()
         self._fast = False
+        #: pooled randomness for client frame masks (see _masked_frame)
+        self._masks = b""
+        self._mask_pos = 0
         self.subprotocol: str | None = None
         self.close_info: CloseInfo | None = None
         self.closed = asyncio.Event()
@@ -318,37 +333,53 @@ class WireConnection:
             self._abort()
 
     def _receive_fast(self, data: bytes, at: float) -> None:
-        """Parse whole frames from the buffer: plain data frames here, every other one through
+        """Parse whole frames from what was read: plain data frames here, every other one through
         the protocol, whole. Anything malformed (a masked or reserved-bit frame, a reserved
         opcode, a length over ``max_size``) goes to the protocol with all that follows, and the
-        fast path ends: the protocol fails the connection, as it would have."""
+        fast path ends: the protocol fails the connection, as it would have.
+
+        The messages of one read go to the callback as one batch (a read holds dozens of
+        frames under load: one call instead of one per frame), always in order: a batch is
+        delivered before a frame the protocol must see."""
         buffer = self._buffer
-        buffer += data
-        size = len(buffer)
+        if buffer:  # a frame cut in two by the previous read: parse from one immutable copy
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        size = len(data)
         pos = 0
         protocol = self.protocol
+        if protocol.state is not State.OPEN:  # only control frames and reads change it, below
+            self._fast = False
+            protocol.receive_data(data)
+            self._process(protocol.events_received(), at)
+            return
         max_size = self.endpoint.max_size
-        on_message = self._on_message
+        batch: list[tuple[FrameKind, bytes]] = []
+        append = batch.append
         while size - pos >= 2:
-            b0 = buffer[pos]
-            b1 = buffer[pos + 1]
+            b0 = data[pos]
+            b1 = data[pos + 1]
             length = b1 & 0x7F
             header = 2
             if length == 126:
                 if size - pos < 4:
                     break
-                length = _U16(buffer, pos + 2)[0]
+                length = _U16(data, pos + 2)[0]
                 header = 4
             elif length == 127:
                 if size - pos < 10:
                     break
-                length = _U64(buffer, pos + 2)[0]
+                length = _U64(data, pos + 2)[0]
                 header = 10
             opcode = b0 & 0x0F
             if b1 & 0x80 or b0 & 0x70 or (max_size is not None and length > max_size) \
-                    or 3 <= opcode <= 7 or opcode >= 0xB or protocol.state is not State.OPEN:
+                    or 3 <= opcode <= 7 or opcode >= 0xB:
+                if batch:
+                    self._deliver(batch, at)
+                    batch = []
                 self._fast = False
-                protocol.receive_data(bytes(buffer[pos:]))
+                protocol.receive_data(data[pos:])
                 pos = size
                 self._process(protocol.events_received(), at)
                 break
@@ -356,24 +387,33 @@ class WireConnection:
             if end > size:
                 break
             if b0 & 0x80 and (opcode == 1 or opcode == 2) and self._kind is None:
-                payload = bytes(buffer[pos + header:end])
+                append(("text" if opcode == 1 else "binary", data[pos + header:end]))
                 pos = end
-                try:
-                    on_message(self, "text" if opcode == 1 else "binary", payload, at)
-                except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
-                    self.callback_errors.append(f"{type(exc).__name__}: {exc}")
             else:  # control frame, fragment: the protocol's, whole
-                protocol.receive_data(bytes(buffer[pos:end]))
+                if batch:
+                    self._deliver(batch, at)
+                    batch = []
+                    append = batch.append
+                protocol.receive_data(data[pos:end])
                 pos = end
                 self._process(protocol.events_received(), at)
                 if protocol.state is not State.OPEN:  # a close: the protocol takes the rest
                     self._fast = False
                     if pos < size:
-                        protocol.receive_data(bytes(buffer[pos:]))
+                        protocol.receive_data(data[pos:])
                         pos = size
                         self._process(protocol.events_received(), at)
                     break
-        del buffer[:pos]
+        if batch:
+            self._deliver(batch, at)
+        if pos < size:
+            buffer += memoryview(data)[pos:]
+
+    def _deliver(self, messages: list, at: float) -> None:
+        try:
+            self._on_messages(self, messages, at)
+        except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
+            self.callback_errors.append(f"{type(exc).__name__}: {exc}")
 
     def _process(self, events, at: float) -> None:
         for event in events:
@@ -390,10 +430,7 @@ class WireConnection:
             if event.fin and self._kind is not None:
                 data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
                 kind, self._parts, self._kind = self._kind, [], None
-                try:
-                    self._on_message(self, kind, data, at)
-                except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
-                    self.callback_errors.append(f"{type(exc).__name__}: {exc}")
+                self._deliver([(kind, data)], at)
 
     def _finish_from_protocol(self) -> None:
         protocol = self.protocol
@@ -462,15 +499,41 @@ class WireConnection:
         arrives) check :attr:`is_open`, account, then call this: nothing
         else runs on the loop between the check and the write.
         """
-        if self.protocol.state is not State.OPEN:
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
             return None
         at = self.clock.now()
-        if kind == "text":
-            self.protocol.send_text(data)
+        writer = self._writer
+        if writer is None or protocol.expect_continuation_frame or protocol.extensions:
+            if kind == "text":
+                protocol.send_text(data)
+            else:
+                protocol.send_binary(data)
         else:
-            self.protocol.send_binary(data)
+            self._write_pending()  # what the protocol owes first (a pong, say), in order
+            writer.write(self._masked_frame(0x1 if kind == "text" else 0x2, data))
         await self._flush()
         return at
+
+    def _masked_frame(self, opcode: int, data: bytes) -> bytes:
+        """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
+        websockets serialises each frame with its own ``os.urandom(4)`` call, a system call that
+        cost more than the rest of a start_run; one read of ``_MASK_POOL`` bytes serves
+        ``_MASK_POOL / 4`` frames. The same bytes as websockets' ``Frame.serialize``."""
+        pool, pos = self._masks, self._mask_pos
+        if pos >= len(pool):
+            pool = self._masks = os.urandom(_MASK_POOL)
+            pos = 0
+        mask = pool[pos:pos + 4]
+        self._mask_pos = pos + 4
+        length = len(data)
+        if length < 126:
+            header = _HEAD_SMALL(0x80 | opcode, 0x80 | length)
+        elif length < 65536:
+            header = _HEAD_MEDIUM(0x80 | opcode, 0x80 | 126, length)
+        else:
+            header = _HEAD_LARGE(0x80 | opcode, 0x80 | 127, length)
+        return header + mask + _apply_mask(data, mask)
 
     # -- closing -----------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -503,9 +566,9 @@ class WireConnection:
 
 
 async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
-                          on_message: OnMessage, on_close: OnClose,
+                          on_messages: OnMessages, on_close: OnClose,
                           subprotocols: list[str] | None) -> WireConnection:
     """Connect and complete the handshake, or raise :class:`ConnectError`."""
-    connection = WireConnection(name, endpoint, clock, on_message, on_close)
+    connection = WireConnection(name, endpoint, clock, on_messages, on_close)
     await connection._open(subprotocols)
     return connection

@@ -33,7 +33,7 @@ from agent_events import schemas
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.client import ClientConnection, RunRecord
 from agent_events.conformance.harness_lag import LagMonitor, LagRecord
-from agent_events.conformance.latencies import Latencies, Samples
+from agent_events.conformance.latencies import Samples
 from agent_events.conformance.live.clock_sync import ClockEstimate, estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
 from agent_events.conformance.live.wire import Clock, CloseInfo, ConnectError, Endpoint, WireConnection, open_connection
@@ -237,10 +237,8 @@ class LoadEngine:
         self._t0 = 0.0
 
     # -- frames in (called by the wire's read loop: quick, never raises) ------------
-    def _on_message(self, conn: _Conn, kind: str, data: bytes, at: float) -> None:
-        core = conn.core
-        ended = core.receive(kind, data, at)
-        if ended is not None:
+    def _on_messages(self, conn: _Conn, messages: list, at: float) -> None:
+        for ended in conn.core.receive_many(messages, at):
             self._run_ended(conn, ended)
             if ended.completed_at is None:  # refused (too_many_runs, shutting_down, ...): no events will come
                 if ended.measured:
@@ -252,8 +250,8 @@ class LoadEngine:
                 self.warmup_completed += 1
                 self.warmup_events += ended.events
         waiter = conn.sync_waiter
-        if waiter is not None and core.sync_replies and not waiter.done():
-            waiter.set_result(core.sync_replies[-1])
+        if waiter is not None and conn.core.sync_replies and not waiter.done():
+            waiter.set_result(conn.core.sync_replies[-1])
 
     @property
     def events(self) -> int:
@@ -404,7 +402,7 @@ class LoadEngine:
         async def connect(conn: _Conn) -> None:
             conn.wire = await open_connection(
                 conn.name, options.endpoint, self.clock,
-                on_message=lambda wire, kind, data, at: self._on_message(conn, kind, data, at),
+                on_messages=lambda wire, messages, at: self._on_messages(conn, messages, at),
                 on_close=lambda wire, info: self._on_close(conn, info),
                 subprotocols=[schemas.SUBPROTOCOL])
             conn.open = True
@@ -508,7 +506,7 @@ class LoadEngine:
             if options.warmup:
                 await self._warm_up()
             # what the warm-up measured is not the load's: start the checker's samples afresh
-            self.checker.latencies = Latencies()
+            self.checker.reset_latencies()
             self._events_before = self.checker.run_events
             events_per_run = self.warmup_events / self.warmup_completed if self.warmup_completed else 12.0
             if options.server is not None:
