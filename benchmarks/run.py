@@ -108,10 +108,13 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
                 f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
     if i == 5:
-        live, load = d["live_check"], d["load_command"]
-        return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations); "
+        live, load, costs = d["live_check"], d["load_command"], d["in_process_us_per_event"]
+        return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations; whole command "
+                f"{live['whole_command_events_per_s']:,} ev/s, {live['fixed_seconds']} s of it fixed); "
                 f"agent-events load {load['events_per_s']:,} ev/s, {load['client_us_per_event']} us CPU/event "
-                f"({load['violations']} violations)"]
+                f"({load['violations']} violations)",
+                f"the target leaves {d['budget_us_per_event']} us per event for everything; in-process, no I/O: "
+                + ", ".join(f"{name} {us} us" for name, us in costs.items())]
     return []
 
 
