@@ -237,3 +237,51 @@ def test_two_connections_may_each_leave_a_resumable_run_of_the_same_id():
     checker.close(4.0)
     unfinished = [v for v in checker.violations if v.rule_id == "order.completed_last"]
     assert sorted(v.conn for v in unfinished) == ["c0", "c1"]
+
+
+# -- offline: what a recording declared ------------------------------------------------------
+
+CAPS = {"type": "capabilities", "protocol_version": "1.1", "features": {"cancel": True}}
+
+
+def test_a_connection_name_used_again_after_a_close_declares_anew():
+    """A transcript may reuse a connection's name once it closed: the new connection's
+    capabilities are its first message, not a second one (the declaration ends with its connection)."""
+    from agent_events.conformance.api import validate_frames
+
+    frames = [{"t": 1.0, "dir": "recv", "conn": "c0", "msg": CAPS},
+              {"t": 2.0, "dir": "close", "conn": "c0"},
+              {"t": 3.0, "dir": "recv", "conn": "c0", "msg": CAPS}]
+    report = validate_frames(frames)
+    assert report.sections[0].violation_counts == {}
+    assert report.sections[0].statuses(report.policy)["capabilities.first"] == PASS
+    # a second one on the same, still open, connection is still a failure
+    report = validate_frames(frames[:1] + frames[2:])
+    assert report.sections[0].violation_counts == {"capabilities.first": 1}
+
+
+def test_an_offline_report_claims_the_version_its_recording_showed(tmp_path, capsys):
+    """A recording without capabilities is a 1.0 stream: the report and its claim say 1.0, not the kit's
+    1.1; with capabilities, the version they declared; over several files, the oldest."""
+    from agent_events.conformance.cli import main
+
+    run = [{"type": "agent_started", "run_id": "r1", "seq": 0, "emitted_at": 1.0, "agent_name": "A",
+            "payload": {"message": "m", "attempt": "primary"}},
+           {"type": "agent_thinking", "run_id": "r1", "seq": 1, "emitted_at": 2.0, "agent_name": "A",
+            "payload": {"message": "t"}},
+           {"type": "agent_completed", "run_id": "r1", "seq": 2, "emitted_at": 3.0, "agent_name": "A",
+            "payload": {"message": "done", "result": {"success": True, "fallback_used": False, "steps_generated": 0,
+                                                      "has_partial_extraction": False, "execution_time_ms": 1.0}}}]
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in run))
+    new = tmp_path / "new.jsonl"
+    new.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in [CAPS, *run]))
+    versions = {}
+    for name, files in (("old", [old]), ("new", [new]), ("both", [new, old])):
+        main(["validate", *map(str, files), "--profile", "generic", "--format", "json"])
+        data = orjson.loads(capsys.readouterr().out)
+        versions[name] = data["protocol_version"]
+        assert f"protocol v{versions[name]} " in data["claim"]["statement"]
+    assert versions == {"old": "1.0", "new": "1.1", "both": "1.0"}
+    assert conformance.validate_messages(run, "generic").protocol_version == "1.0"
+    assert conformance.validate_messages([CAPS, *run], "generic").protocol_version == "1.1"

@@ -16,7 +16,7 @@ from typing import IO, Any, Iterable
 from agent_events.conformance import profiles as _profiles
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.profiles import Profile
-from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now
+from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now, recorded_version
 from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames, read_lines
 
 STDIN = "-"
@@ -32,8 +32,9 @@ def validate_messages(messages: Iterable[Any], profile: "str | Profile" = _profi
     for message in messages:
         receive(message)
     checker.close()
-    return Report(checker.profile, [Section.from_checker(name, checker, kind="stream")], policy,
-                  target={"kind": "messages"}, command="api", started_at=started)
+    section = Section.from_checker(name, checker, kind="stream")
+    return Report(checker.profile, [section], policy, target={"kind": "messages"}, command="api",
+                  started_at=started, protocol_version=recorded_version([section]))
 
 
 def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles.DEFAULT_PROFILE, *,
@@ -44,8 +45,9 @@ def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles
     checker = Checker(profile)
     feed(checker, frames_from_vector(frames, name))
     checker.close()
-    return Report(checker.profile, [Section.from_checker(name, checker, kind="stream")], policy,
-                  target={"kind": "frames"}, command="api", started_at=started)
+    section = Section.from_checker(name, checker, kind="stream")
+    return Report(checker.profile, [section], policy, target={"kind": "frames"}, command="api",
+                  started_at=started, protocol_version=recorded_version([section]))
 
 
 def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Profile" = _profiles.DEFAULT_PROFILE) -> Section:
@@ -97,7 +99,7 @@ def validate_files(paths: Iterable[str | os.PathLike], profile: "str | Profile" 
             if str(path) != STDIN:
                 stream.close()
     return Report(profile, sections, policy, target={"kind": "files", "files": names}, command="validate",
-                  started_at=started)
+                  started_at=started, protocol_version=recorded_version(sections))
 
 
 __all__ = ["validate_messages", "validate_frames", "validate_files", "validate_lines"]

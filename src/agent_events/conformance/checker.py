@@ -216,12 +216,14 @@ _NUMBER = (int, float)
 
 class _Conn:
     __slots__ = ("name", "received", "offset", "recent", "anonymous", "tentative", "tentative_anonymous",
-                 "duplicates", "run_ids", "completed_ids")
+                 "duplicates", "run_ids", "completed_ids", "declared")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.received = 0
         self.offset = 0.0
+        #: 1.1: a capabilities message came on this connection
+        self.declared = False
         self.recent: deque = deque(maxlen=EXCERPT_LEN)
         #: send times of start_runs without run_id, not yet claimed by a run
         self.anonymous: deque = deque()
@@ -298,8 +300,9 @@ class Checker:
         #: connection, the token is the run's own; a resume_run on another
         #: connection takes them over; the ones never resumed are judged at close
         self._detached: dict[tuple[str, str], _Run] = {}
-        #: per connection, the capabilities message it got (1.1), for the live shells and reports
-        self.capabilities: dict[str, dict] = {}
+        #: 1.1: the protocol versions the stream's capabilities messages declared (a 1.0 server
+        #: declares none): what the report may claim for an offline recording
+        self.declared_versions: set[str] = set()
         self.capabilities_checked = 0
         self.resumed_events = 0
         #: over-budget latency samples that the harness's own lag explains: rule id -> count
@@ -573,15 +576,24 @@ class Checker:
         return out
 
     def _on_capabilities(self, message: dict, at, c: _Conn, index: int, ref, out: list) -> None:
-        """1.1: the declaration comes first and once (``capabilities.first``); kept per connection."""
+        """1.1: the declaration comes first and once per connection (``capabilities.first``); a
+        connection that ends takes its declaration with it (a new one of the same name declares anew)."""
         self.capabilities_checked += 1
-        if c.name in self.capabilities or index != 0:
-            observed = ("a second capabilities message on the connection" if c.name in self.capabilities
+        if c.declared or index != 0:
+            observed = ("a second capabilities message on the connection" if c.declared
                         else f"capabilities as server message #{index}, after {index} other(s)")
             out.append(self._flag("capabilities.first", c.name, None, index, at, ref,
                                   "one capabilities message, the connection's first server message", observed,
                                   c.recent))
-        self.capabilities.setdefault(c.name, message)
+        c.declared = True
+        version = message.get("protocol_version")
+        if type(version) is str and len(self.declared_versions) < 16:  # a handful at most; never a leak
+            self.declared_versions.add(version)
+
+    def protocol_version(self) -> str:
+        """The protocol version the stream showed: the one its capabilities declared, ``"1.0"`` when it
+        declared none (a 1.0 server sends no capabilities); of several, the lowest (claim no more)."""
+        return schemas.lowest_version(self.declared_versions)
 
     def _on_error(self, message: dict, c: _Conn) -> None:
         code = message.get("code")

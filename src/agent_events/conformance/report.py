@@ -129,6 +129,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
     #: for a file: the transcript header's fields, if it had one
     header: dict[str, Any] | None = None
+    #: the protocol version the stream showed (its capabilities' declaration; "1.0" without one)
+    protocol_version: str = "1.0"
 
     @classmethod
     def from_checker(cls, name: str, checker, kind: str = "stream", notes: Iterable[str] = (),
@@ -150,6 +152,7 @@ class Section:
             violation_counts=dict(checker.violation_counts), latencies=checker.latencies.summary(),
             timelines=list(checker.timelines), stats=stats, errors_received=dict(checker.errors_received),
             notes=list(notes), header=dict(header) if header else None,
+            protocol_version=checker.protocol_version(),
         )
 
     def statuses(self, policy: Policy) -> dict[str, str]:
@@ -388,6 +391,12 @@ class Report:
         data = violation.to_dict()
         data["severity"] = self.policy.severity(violation.rule_id)
         return data
+
+
+def recorded_version(sections: Iterable[Section]) -> str:
+    """The protocol version recorded streams showed, for an offline report's claim: the oldest their
+    capabilities declared ("1.0" for a stream without any), never the kit's latest by default."""
+    return schemas.lowest_version(section.protocol_version for section in sections)
 
 
 def _now() -> str:

@@ -24,6 +24,16 @@ from typing import Any, Iterator
 PROTOCOL_VERSION = "1.1"
 #: Every minor version of the v1 line, oldest first.
 PROTOCOL_VERSIONS = ("1.0", "1.1")
+
+
+def lowest_version(versions) -> str:
+    """The oldest of some protocol versions ("1.0" of none): a claim for several streams claims no more
+    than the oldest of them showed (a part that is not a number sorts first)."""
+    def key(version: str) -> tuple:
+        return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+    return min(versions, key=key, default=PROTOCOL_VERSIONS[0])
+
 #: The WebSocket subprotocol a client offers and a server should select.
 SUBPROTOCOL = "agent-events.v1"
 #: Every schema's ``$id`` starts with this.

@@ -7,7 +7,7 @@ from pathlib import Path
 from agent_events.conformance.api import STDIN, open_input, validate_lines
 from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
-from agent_events.conformance.report import Report, _now
+from agent_events.conformance.report import Report, _now, recorded_version
 from agent_events.conformance.terminal import FileProgress, add_verbosity_arguments
 from agent_events.conformance.transcript import TranscriptError, read_lines
 
@@ -70,7 +70,7 @@ def run(args) -> int:
     finally:
         progress.clear()
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
-                    command="validate", started_at=started)
+                    command="validate", started_at=started, protocol_version=recorded_version(sections))
     publish(report, settings, args)
     return report.exit_code()
 
