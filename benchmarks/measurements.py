@@ -154,6 +154,8 @@ async def latency(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
                 rate=scale.latency_rate, duration=scale.latency_duration_s))
             samples[name].append({"delivery": result.delivery, "events_per_s": round(result.events_per_s),
                                   "violations": sum(result.checker.violation_counts.values()),
+                                  "violations_by_rule": dict(result.checker.violation_counts),
+                                  "worst": [f"{v.rule_id}: {v.observed}" for v in result.checker.violations[:2]],
                                   "generator_lag_ms": result.generator_lag})
     noise = noise_probe(scale.noise_probe_s)
 

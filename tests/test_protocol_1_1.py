@@ -173,7 +173,7 @@ class DuplicatingBridge(WebSocketBridgeAdapter):
     async def send_frame(self, data: bytes) -> None:
         await super().send_frame(data)
         if self.resume is not None:
-            self.resume.buffer.append((self._seq - 1, data))
+            self.resume.keep(self._seq - 1, data)
 
 
 class SkippingBridge(WebSocketBridgeAdapter):
@@ -285,3 +285,52 @@ def test_an_offline_report_claims_the_version_its_recording_showed(tmp_path, cap
     assert versions == {"old": "1.0", "new": "1.1", "both": "1.0"}
     assert conformance.validate_messages(run, "generic").protocol_version == "1.0"
     assert conformance.validate_messages([CAPS, *run], "generic").protocol_version == "1.1"
+
+
+# -- the resume registry's memory ------------------------------------------------------------
+
+def test_the_replay_buffer_keeps_the_latest_frames_by_seq():
+    from agent_events.reference_agent.resume import ResumeState
+
+    state = ResumeState("r1", None, None, None, 3, "pub", "sec")
+    assert state.oldest_seq(0) == 0 and state.since(0) == []
+    for seq in range(5):
+        state.keep(seq, b"frame%d" % seq)
+    assert state.oldest_seq(5) == 2  # three kept: 2, 3, 4
+    assert state.since(0) == [(2, b"frame2"), (3, b"frame3"), (4, b"frame4")]
+    assert state.since(4) == [(4, b"frame4")] and state.since(5) == []
+
+
+def test_detached_runs_expire_in_order_with_one_timer_and_are_let_go():
+    from agent_events.reference_agent.resume import ResumeRegistry
+
+    class Handle:
+        task = None
+        resume = None
+
+    async def main():
+        registry = ResumeRegistry(window_s=0.15, buffer_events=4)
+        states = []
+        for n in range(3):
+            handle = Handle()
+            state = handle.resume = registry.issue(f"r{n}", handle, None, None)
+            state.done = True
+            state.keep(0, b"x")
+            states.append(state)
+        registry.detach(states[0])
+        registry.detach(states[1])
+        await asyncio.sleep(0.1)
+        registry.detach(states[2])  # its window ends 0.1 s after the first two's
+        timer = registry._sweeper
+        await asyncio.sleep(0.1)  # past the first two's window, within the third's
+        gone = [registry.find(s.run_id, s.token) is None for s in states]
+        expired = [registry.expired(s.run_id, s.token) for s in states]
+        first_two_let_go = states[0].handle is None and not states[0].buffer and states[2].handle is not None
+        await asyncio.sleep(0.12)
+        return timer, gone, expired, first_two_let_go, registry.find("r2", states[2].token), len(registry._detached)
+
+    timer, gone, expired, let_go, third, left = asyncio.run(main())
+    assert timer is not None
+    assert gone == [True, True, False] and expired == [True, True, False]
+    assert let_go  # a finished run no client can resume any more holds nothing
+    assert third is None and left == 0

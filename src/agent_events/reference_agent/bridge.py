@@ -118,7 +118,7 @@ class WebSocketBridgeAdapter:
         if resume is not None:
             # A copy of exactly the frame's size: orjson's output keeps a 4 KiB allocation, which a
             # buffer of a run's frames would hold for the whole resume window.
-            resume.buffer.append((self._seq - 1, memoryview(data).tobytes()))
+            resume.keep(self._seq - 1, memoryview(data).tobytes())
         websocket = self.websocket
         if websocket is None:
             return  # detached (1.1): buffered for a resume_run, nobody to send it to now

@@ -35,29 +35,44 @@ POOL_BYTES = 8192
 class ResumeState:
     """One resumable run: its token, its latest frames, and where it is attached."""
 
-    __slots__ = ("run_id", "public", "secret", "buffer", "handle", "bridge", "session", "expiry", "done")
+    __slots__ = ("run_id", "public", "secret", "buffer", "end_seq", "handle", "bridge", "session", "detached_at",
+                 "done")
 
     def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int,
                   public: str, secret: str) -> None:
         self.run_id = run_id
         self.public = public
         self.secret = secret
-        #: ``(seq, frame bytes)`` of the latest events, oldest first
-        self.buffer: deque[tuple[int, bytes]] = deque(maxlen=buffer_events)
+        #: the latest frames (the bytes sent), oldest first, of consecutive seqs ending before
+        #: ``end_seq``: bytes only, no tuple each, so the garbage collector has nothing to walk
+        self.buffer: deque[bytes] = deque(maxlen=buffer_events)
+        self.end_seq = 0
         self.handle = handle
         self.bridge = bridge
         #: the session it is attached to; ``None`` while its connection is gone
         self.session = session
-        self.expiry: asyncio.TimerHandle | None = None
+        #: when its connection went (the event loop's clock); ``None`` while attached
+        self.detached_at: float | None = None
         self.done = False
 
     @property
     def token(self) -> str:
         return f"{self.public}.{self.secret}"
 
+    def keep(self, seq: int, frame: bytes) -> None:
+        """Buffer the frame of event ``seq`` (the run's events come in seq order, one by one)."""
+        self.buffer.append(frame)
+        self.end_seq = seq + 1
+
     def oldest_seq(self, next_seq: int) -> int:
         """The first seq a resume can still start from."""
-        return self.buffer[0][0] if self.buffer else next_seq
+        return self.end_seq - len(self.buffer) if self.buffer else next_seq
+
+    def since(self, seq: int) -> list[tuple[int, bytes]]:
+        """``(seq, frame)`` of every buffered event from ``seq`` on."""
+        first = self.end_seq - len(self.buffer)
+        skip = max(0, seq - first)
+        return [(first + i, frame) for i, frame in enumerate(self.buffer) if i >= skip]
 
 
 class ResumeRegistry:
@@ -77,6 +92,8 @@ class ResumeRegistry:
         self._states: dict[str, ResumeState] = {}
         self._detached: OrderedDict[str, ResumeState] = OrderedDict()
         self._expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: the one timer of the detached runs (see detach)
+        self._sweeper: asyncio.TimerHandle | None = None
         self._pool = b""
         self._pool_at = 0
 
@@ -120,49 +137,84 @@ class ResumeRegistry:
         return gone is not None and ok and gone[0] == run_id
 
     def detach(self, state: ResumeState) -> None:
-        """Its connection is gone: keep the run ``window_s`` seconds for a resume, then end it."""
+        """Its connection is gone: keep the run ``window_s`` seconds for a resume, then end it.
+
+        The detached runs wait in detachment order, so one timer (for the oldest) serves them
+        all: a timer per run cost three objects each for the garbage collector to walk."""
         state.session = None
-        if state.expiry is None:
-            state.expiry = asyncio.get_running_loop().call_later(self.window_s, self._expire, state)
-        self._detached[state.public] = state
+        loop = asyncio.get_running_loop()
+        if state.detached_at is None:
+            state.detached_at = loop.time()
+            self._detached[state.public] = state
         while self.max_detached is not None and len(self._detached) > self.max_detached:
             _, oldest = self._detached.popitem(last=False)
-            if oldest.expiry is not None:
-                oldest.expiry.cancel()
+            self._expire(oldest)
+        if self._sweeper is None and self._detached:
+            self._sweeper = loop.call_later(self.window_s, self._sweep)
+
+    def _sweep(self) -> None:
+        """End every detached run whose window has passed; wake again for the next oldest."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        detached = self._detached
+        while detached:
+            oldest = next(iter(detached.values()))
+            if oldest.detached_at + self.window_s > now:
+                self._sweeper = asyncio.get_running_loop().call_at(oldest.detached_at + self.window_s, self._sweep)
+                return
+            detached.popitem(last=False)
             self._expire(oldest)
 
     def attach(self, state: ResumeState, session: Any) -> None:
         self._detached.pop(state.public, None)
-        if state.expiry is not None:
-            state.expiry.cancel()
-            state.expiry = None
+        state.detached_at = None
         state.session = session
 
     def discard(self, state: ResumeState) -> None:
         self._detached.pop(state.public, None)
-        if state.expiry is not None:
-            state.expiry.cancel()
-            state.expiry = None
+        state.detached_at = None
         self._states.pop(state.public, None)
+        _let_go(state)
 
     def _expire(self, state: ResumeState) -> None:
         self._detached.pop(state.public, None)
-        state.expiry = None
+        state.detached_at = None
         self._states.pop(state.public, None)
         self._expired[state.public] = (state.run_id, state.secret)
         while len(self._expired) > self.TOMBSTONES:
             self._expired.popitem(last=False)
-        task = state.handle.task
+        task = state.handle.task if state.handle is not None else None
         if not state.done and task is not None:
             task.cancel()  # nobody came back for it: stop its work, nothing is sent anywhere
+        _let_go(state)
 
     def close(self) -> None:
         """The server stops: no run waits for a resume any more."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for state in list(self._states.values()):
+            task = state.handle.task if state.handle is not None else None
+            detached = state.session is None
             self.discard(state)
-            task = state.handle.task
-            if not state.done and state.session is None and task is not None:
+            if not state.done and detached and task is not None:
                 task.cancel()
+
+
+def _let_go(state: ResumeState) -> None:
+    """A finished run no client can resume any more: break its reference cycles (run handle <->
+    state <-> bridge) so that its frames and its agent are freed at once, by reference counting.
+    Left to the cyclic garbage collector, thousands of them made its full passes pause every
+    connection's events for 100-300 ms under load. A run still going keeps them: its task uses them."""
+    if not state.done:
+        return
+    handle, bridge = state.handle, state.bridge
+    if handle is not None and handle.resume is state:
+        handle.resume = None
+    if bridge is not None and bridge.resume is state:
+        bridge.resume = None
+    state.handle = state.bridge = state.session = None
+    state.buffer.clear()
 
 
 class RecentRuns:

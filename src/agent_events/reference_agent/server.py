@@ -288,7 +288,9 @@ class AgentServer:
         """A resumable run finished while its connection was gone: its events wait in the replay buffer."""
         if handle.timer is not None:
             handle.timer.cancel()
+            handle.timer = None
         if handle.resume is not None:
+            handle.agent = handle.request = None  # its frames are kept for a resume, not its agent
             handle.resume.done = True
         handle.task = None
         self.run_finished()

@@ -56,7 +56,7 @@ class RunHandle:
         agent entirely (no events at all), so the agent sees the reason when
         it starts instead.
         """
-        if self.agent.request_cancel(reason) and self.entered and self.task is not None:
+        if self.agent is not None and self.agent.request_cancel(reason) and self.entered and self.task is not None:
             self.task.cancel()
 
 
@@ -182,16 +182,20 @@ class Session:
     def _run_done(self, handle: RunHandle) -> None:
         if handle.timer is not None:
             handle.timer.cancel()
+            handle.timer = None
         if self.runs.get(handle.run_id) is handle:
             del self.runs[handle.run_id]
-        if handle.resume is not None:
-            handle.resume.done = True
-            self.recent.add(handle.resume)
         task = handle.task
         if task is not None and not task.cancelled() and task.exception() is not None:
             self.server.quiet_log.error("run", "run %r ended with an internal error", handle.run_id,
                                         exc=task.exception())
         handle.task = None
+        if handle.resume is not None:
+            # kept for a resume (its frames, its bridge), not its agent: a finished run's agent
+            # and request are garbage, whatever the resume window
+            handle.agent = handle.request = None
+            handle.resume.done = True
+            self.recent.add(handle.resume)
         self.server.run_finished()
 
     async def send(self, data: bytes) -> None:
@@ -230,7 +234,7 @@ class Session:
         registry.attach(state, self)
         sent = first
         while True:  # the run may go on emitting (into the buffer) while the replay is written
-            pending = [(seq, data) for seq, data in state.buffer if seq >= sent]
+            pending = state.since(sent)
             if not pending:
                 break
             for seq, data in pending:
@@ -263,6 +267,11 @@ class Session:
                 handle.resume.bridge.detach()
                 registry.detach(handle.resume)
             for state in self.recent.release():
+                # a finished run kept for its client must not keep the dead connection alive too
+                if state.handle is not None:
+                    state.handle.session = None
+                if state.bridge is not None:
+                    state.bridge.detach()
                 registry.detach(state)
         tasks = [handle.task for handle in self.runs.values() if handle.task is not None]
         for task in tasks:
