@@ -496,7 +496,8 @@ class Checker:
     def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: str | None = None) -> list[Violation]:
         """Check one received frame: ``str`` a text frame, ``bytes`` a binary frame,
         anything else an already-decoded JSON value. ``at`` is the receive time
-        (client clock, epoch ms); ``ref`` an opaque location such as ``file:line``."""
+        (client clock, epoch ms); ``ref`` an opaque location such as ``file:line`` (or a
+        ``(source, line)`` pair, formatted so only when a violation names it)."""
         c = self._conns.get(conn)
         if c is None:
             c = self._conn(conn)
@@ -1174,6 +1175,8 @@ class Checker:
 
     def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
               recent: Iterable, run: _Run | None = None) -> Violation:
+        if type(ref) is tuple:  # (source, line) from a recording: its location, formatted only now
+            ref = f"{ref[0]}:{ref[1]}"
         rule = _rules.BY_ID[rule_id]
         start = run.origin() if run is not None else None
         excerpt = tuple(excerpt_line(i, t, m, start) for (i, t, m) in recent)

@@ -180,8 +180,11 @@ def _frame(value: dict, direction: Any, number: int, source: str) -> Frame:
         return number, CLOSE, conn, float(t) if t is not None else None, {
             "code": code if type(code) is int else None, "cause": cause if type(cause) is str else None,
             "detail": detail if type(detail) is str else ""}
-    if "msg" in value and "text" not in value and "binary" not in value:  # the common case, first
+    if "msg" in value and "text" not in value and "binary" not in value:  # the common cases, first
         return number, direction, conn, float(t) if t is not None else None, value["msg"]
+    data = value.get("text")
+    if type(data) is str and "msg" not in value and "binary" not in value:
+        return number, direction, conn, float(t) if t is not None else None, data
     present = [k for k in ("text", "msg", "binary") if k in value]
     if len(present) != 1:
         raise TranscriptError(source, number, 'exactly one of "text", "msg" and "binary" is required'
@@ -209,7 +212,8 @@ def feed(checker, frames: Iterable[Frame], source: str | None = None, limit: int
     for number, direction, conn, t, data in frames:
         if direction == "recv":
             count += 1
-            receive(data, t, conn, f"{source}:{number}" if source is not None else None)
+            # (source, line): formatted "file:line" only if a violation names it
+            receive(data, t, conn, (source, number) if source is not None else None)
         elif direction == "send":
             count += 1
             send(data, t, conn)
