@@ -10,6 +10,7 @@ also counts every sample in log-spaced buckets (0.5 % wide): past
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Iterator
 
 EXACT_CAP = 4096
@@ -31,73 +32,114 @@ _log = math.log
 
 
 def _bucket(ms: float) -> int:
-    return int(_log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
+    """Bucket ``k`` holds ``[e**(k/B), e**((k+1)/B))`` (B buckets per e-fold, each 0.5 % wide)."""
+    return math.floor(_log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)
 
 
 class Samples:
-    """One latency series, in milliseconds."""
+    """One latency series, in milliseconds.
 
-    __slots__ = ("count", "total", "min", "max", "negative", "_exact", "_buckets")
+    :meth:`add` only appends (every event adds a sample or two, so it is on the hot path); the
+    figures are made from a batch of samples at a time, when ``EXACT_CAP`` of them wait or a
+    figure is read: sorted once, the batch gives its count, sum, minimum, maximum and negatives
+    from C builtins, and its histogram counts with one bisection per bucket, not a logarithm
+    per sample.
+    """
+
+    __slots__ = ("_count", "_total", "_min", "_max", "_negative", "_exact", "_buckets", "_pending")
 
     def __init__(self) -> None:
         #: samples below zero (clocks that disagree by more than the offset estimate says)
-        self.negative = 0
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+        self._negative = 0
+        self._count = 0
+        self._total = 0.0
+        self._min = math.inf
+        self._max = -math.inf
         self._exact: list[float] = []
         self._buckets: dict[int, int] = {}
+        self._pending: list[float] = []
 
     def add(self, ms: float) -> None:
         if ms - ms != 0.0:  # inf or nan (from a decoded value such as emitted_at=-inf): no latency to keep
             return
-        count = self.count = self.count + 1
-        self.total += ms
-        if ms < self.min:
-            self.min = ms
-        if ms > self.max:
-            self.max = ms
-        if ms < 0.0:
-            self.negative += 1
-        if count <= EXACT_CAP:
-            # exact while few; the buckets are built from these once they are needed
-            self._exact.append(ms)
+        pending = self._pending
+        pending.append(ms)
+        if len(pending) >= EXACT_CAP:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending = self._pending
+        if not pending:
             return
-        buckets = self._buckets
-        if count == EXACT_CAP + 1:
-            for value in self._exact:
-                key = _bucket(value)
-                buckets[key] = buckets.get(key, 0) + 1
-        key = int(_log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _BUCKETS_PER_E)  # _bucket(ms), inlined
-        buckets[key] = buckets.get(key, 0) + 1
+        self._pending = []
+        pending.sort()
+        count = self._count = self._count + len(pending)
+        self._total += math.fsum(pending)
+        if pending[0] < self._min:
+            self._min = pending[0]
+        if pending[-1] > self._max:
+            self._max = pending[-1]
+        self._negative += bisect_left(pending, 0.0)
+        if count <= EXACT_CAP:
+            self._exact.extend(pending)  # exact while few: the buckets are built once they are needed
+            return
+        if self._exact:
+            _count_into(self._buckets, sorted(self._exact))
+            self._exact = []
+        _count_into(self._buckets, pending)
+
+    @property
+    def count(self) -> int:
+        return self._count + len(self._pending)
+
+    @property
+    def total(self) -> float:
+        self._fold()
+        return self._total
+
+    @property
+    def min(self) -> float:
+        self._fold()
+        return self._min
+
+    @property
+    def max(self) -> float:
+        self._fold()
+        return self._max
+
+    @property
+    def negative(self) -> int:
+        self._fold()
+        return self._negative
 
     def __len__(self) -> int:
         return self.count
 
     def percentile(self, p: float) -> float | None:
         """Nearest-rank percentile (``p`` in 0..100); ``None`` without samples."""
-        if not self.count:
+        self._fold()
+        if not self._count:
             return None
         rank = self._rank(p)
-        if self.count <= EXACT_CAP:
+        if self._count <= EXACT_CAP:
             return sorted(self._exact)[rank - 1]
         seen = 0
         for key in sorted(self._buckets):
             seen += self._buckets[key]
             if seen >= rank:
                 # the bucket's upper edge, clamped to what was really seen
-                return min(max(math.exp((key + 1) / _BUCKETS_PER_E), self.min), self.max)
-        return self.max  # pragma: no cover - unreachable: the buckets hold every sample
+                return min(max(math.exp((key + 1) / _BUCKETS_PER_E), self._min), self._max)
+        return self._max  # pragma: no cover - unreachable: the buckets hold every sample
 
     def _rank(self, p: float) -> int:
         """The nearest rank (1-based) of percentile ``p`` among ``count`` samples."""
-        return max(1, math.ceil(p / 100.0 * self.count))
+        return max(1, math.ceil(p / 100.0 * self._count))
 
     def summary(self) -> dict[str, float | int | None]:
-        if not self.count:
+        self._fold()
+        if not self._count:
             return {"count": 0, "min": None, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
-        exact = sorted(self._exact) if self.count <= EXACT_CAP else None
+        exact = sorted(self._exact) if self._count <= EXACT_CAP else None
 
         def pct(p: float) -> float:
             if exact is not None:
@@ -105,14 +147,27 @@ class Samples:
             return self.percentile(p)  # type: ignore[return-value]
 
         return {
-            "count": self.count,
-            "min": round(self.min, 3),
-            "mean": round(self.total / self.count, 3),
+            "count": self._count,
+            "min": round(self._min, 3),
+            "mean": round(self._total / self._count, 3),
             "p50": round(pct(50), 3),
             "p95": round(pct(95), 3),
             "p99": round(pct(99), 3),
-            "max": round(self.max, 3),
+            "max": round(self._max, 3),
         }
+
+
+def _count_into(buckets: dict[int, int], values: list[float]) -> None:
+    """Add sorted ``values`` to the histogram: per bucket, one logarithm and one bisection for
+    where its upper edge falls (latencies cluster, so a batch spans few buckets)."""
+    i, n = 0, len(values)
+    while i < n:
+        key = _bucket(values[i])
+        j = bisect_left(values, math.exp((key + 1) / _BUCKETS_PER_E), i)
+        if j <= i:  # the edge rounded onto this very value: it is the bucket's last
+            j = i + 1
+        buckets[key] = buckets.get(key, 0) + (j - i)
+        i = j
 
 
 class Latencies:
