@@ -40,6 +40,7 @@ from agent_events.conformance.live.clock_sync import SyncSample
 from agent_events.conformance.schema_validation import RUN_EVENT_TYPES
 
 _loads = json_text.loads
+_orjson_loads = orjson.loads
 _dumps = orjson.dumps
 _JSONDecodeError = orjson.JSONDecodeError
 _NUMBER = (int, float)
@@ -299,7 +300,7 @@ class ClientConnection:
         for kind, data in messages:
             if kind == "text":
                 try:
-                    message = _loads(data)
+                    message = _orjson_loads(data)  # what it refuses (a number beyond a double too) goes below
                 except _JSONDecodeError:
                     message = None
                 if type(message) is dict:
