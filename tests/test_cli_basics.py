@@ -90,3 +90,16 @@ def test_schema_name_with_an_export_flag_is_a_usage_error(extra, capsys, tmp_pat
     assert main(["schema", "agent_completed", *extra]) == 2
     assert "does not go with" in capsys.readouterr().err
     assert not (tmp_path / "somewhere").exists()
+
+
+def test_a_command_loads_only_its_own_module_and_help_still_lists_every_command(tmp_path):
+    """validate must not pay for the live check and the reference agent at start-up."""
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"type":"progress","run_id":"r","seq":0,"emitted_at":1,"agent_name":"A","payload":{}}\n')
+    code = ("import sys; from agent_events.conformance.cli import main; main(['validate', sys.argv[1], '-q']); "
+            "print(sorted(m for m in ('agent_events.reference_agent.server', 'agent_events.conformance.live.engine') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+    listing = run_cli("--help").stdout
+    assert all(f"    {name}" in listing for name in ("demo", "check", "validate", "record", "serve", "load"))

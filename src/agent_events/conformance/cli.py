@@ -51,10 +51,9 @@ def available_commands(only: str | None = None) -> dict[str, object]:
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` names, if any: its first argument that is not an option (the
-    top-level options, ``--help`` and ``--version``, take no value)."""
-    first = next((arg for arg in argv if not arg.startswith("-")), None)
-    return first if first in COMMANDS else None
+    """The subcommand ``argv`` starts with, if any (with a top-level option first, ``--help``
+    say, the whole parser is built: it lists every command)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
