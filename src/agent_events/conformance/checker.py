@@ -358,7 +358,6 @@ class Checker:
         self.connections_forgotten = 0
         self.frames_unread = 0     # frames over the frame limit, counted but not read
         self._effects = {
-            THINKING: self._on_thinking,
             TOOL_EXECUTING: self._on_tool_executing,
             TOOL_COMPLETED: self._on_tool_completed,
         }
@@ -783,9 +782,6 @@ class Checker:
                        "latency.first_event", run.conn, run.run_id, index, at, ref,
                        f"agent_started within {self._first_budget:g} ms of start_run",
                        f"agent_started {latency:.1f} ms after start_run", run.recent, run)
-
-    def _on_thinking(self, run: _Run, payload, at, index, ref, out) -> None:
-        run.thinking += 1
 
     def _on_tool_executing(self, run: _Run, payload, at, index, ref, out) -> None:
         self.tool_calls += 1
