@@ -1,8 +1,10 @@
-"""The client core judges a read's messages as one batch exactly as it judges them one by one.
+"""The client core judges a read's messages as one batch exactly as its careful path judges them
+one by one.
 
 The live check and ``load`` hand the core every message of one socket read at once
-(:meth:`ClientConnection.receive_many`), for speed; :meth:`ClientConnection.receive` is the
-one-message path the batch falls back to for anything unusual. Whatever the stream (valid
+(:meth:`ClientConnection.receive_many`), parsed straight from the bytes for speed; the careful
+path (``_receive_careful``: decode, then parse, as a transcript needs) is the reference, and what
+the fast one falls back to for anything unusual. Whatever the stream (valid
 runs, runs broken in any way the strategies know, frames that are not JSON, not UTF-8, not an
 object, binary, or hold numbers beyond a double) and however it is cut into reads, both paths
 must leave the same verdicts, counters and run records. No I/O: the core is sans-I/O.
@@ -109,7 +111,7 @@ def test_a_batch_is_judged_as_its_messages_one_by_one(reads):
             continue
         at = read[-1][-1]  # every message of a read arrives at the read's time
         for _, kind, data, _ in read:
-            run = core_one.receive(kind, data, at)
+            run = core_one._receive_careful(kind, data, at)
             if run is not None:
                 ended_one.append(run)
         ended_many.extend(core_many.receive_many([(kind, data) for _, kind, data, _ in read], at))

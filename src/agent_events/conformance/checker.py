@@ -504,18 +504,19 @@ class Checker:
         c.received = index + 1
         self.frames += 1
         kind = type(frame)
-        self.parsed += 1  # (undone below for a binary frame, which _binary counts once decoded)
         if kind is dict:  # the client cores hand over decoded objects
+            self.parsed += 1
             return self._message(frame, at, c, index, ref, [])
         if kind is str:
+            self.parsed += 1
             try:
                 message = _loads(frame)
             except _JSONDecodeError as exc:
                 return self._not_json(c, index, at, ref, frame, f"not JSON ({exc})")
         elif isinstance(frame, (bytes, bytearray, memoryview)):
-            self.parsed -= 1
-            return self._binary(c, index, at, ref, bytes(frame))
+            return self._binary(c, index, at, ref, bytes(frame))  # (counted parsed once decoded)
         else:
+            self.parsed += 1
             message = frame
         return self._message(message, at, c, index, ref, [])
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -243,19 +243,47 @@ class ClientConnection:
     def receive(self, kind: str, data: bytes, at: float) -> RunRecord | None:
         """Feed one received message (``kind`` "text" or "binary"); returns the run it ended
         (completed, or refused before its first event), else ``None``."""
-        self.received += 1
-        recorder = self.recorder
-        if kind == "text" and recorder is None:
-            # The common case, parsed straight from the bytes (orjson checks the UTF-8 itself);
-            # anything it refuses takes the path below, which keeps the frame's text for the checker.
-            try:
-                message = _loads(data)
-            except _JSONDecodeError:
-                pass
-            else:
+        ended = self.receive_many(((kind, data),), at)
+        return ended[0] if ended else None
+
+    def receive_many(self, messages: Iterable[tuple[str, bytes]], at: float) -> list[RunRecord]:
+        """Feed the messages of one read (``(kind, data)`` pairs, in order, all received at ``at``);
+        returns the runs they ended. The common case (a text frame holding a JSON object, no
+        transcript) is parsed straight from the bytes (orjson checks the UTF-8 itself); anything
+        orjson refuses takes the careful path, which keeps the frame's text for the checker."""
+        ended: list[RunRecord] = []
+        careful = self._receive_careful
+        if self.recorder is not None:  # a transcript keeps every frame's text: the careful path for all
+            for kind, data in messages:
+                run = careful(kind, data, at)
+                if run is not None:
+                    ended.append(run)
+            return ended
+        checker_receive = self.checker.receive
+        bookkeep = self._bookkeep
+        name = self.name
+        for kind, data in messages:
+            if kind == "text":
+                try:
+                    message = _orjson_loads(data)
+                except _JSONDecodeError:
+                    message = None
                 if type(message) is dict:
-                    self.checker.receive(message, at, self.name)
-                    return self._bookkeep(message, at)
+                    self.received += 1
+                    checker_receive(message, at, name)
+                    run = bookkeep(message, at)
+                    if run is not None:
+                        ended.append(run)
+                    continue
+            run = careful(kind, data, at)
+            if run is not None:
+                ended.append(run)
+        return ended
+
+    def _receive_careful(self, kind: str, data: bytes, at: float) -> RunRecord | None:
+        """One message as the checker must see it when it is not a plain JSON object (not UTF-8,
+        not JSON, a number beyond a double, binary), or when a transcript records it."""
+        self.received += 1
         if kind == "text":
             try:
                 frame: str | bytes = data.decode("utf-8")
@@ -267,8 +295,8 @@ class ClientConnection:
                     self.invalid_utf8 = (exc.reason, exc.start)
         else:
             frame = data
-        if recorder is not None:
-            recorder("recv", frame, at, self.name)
+        if self.recorder is not None:
+            self.recorder("recv", frame, at, self.name)
         try:
             message = _loads(frame)  # binary too: the checker judges its content, so the client follows it
         except _JSONDecodeError:
@@ -282,38 +310,6 @@ class ClientConnection:
         if type(message) is dict:
             return self._bookkeep(message, at)
         return None
-
-    def receive_many(self, messages: list[tuple[str, bytes]], at: float) -> list[RunRecord]:
-        """Feed the messages of one read (``(kind, data)`` pairs, in order, all received at ``at``);
-        returns the runs they ended. The same as :meth:`receive` per message, with the common
-        case (a text frame holding a JSON object, no transcript) taken in one loop."""
-        ended: list[RunRecord] = []
-        if self.recorder is not None:
-            for kind, data in messages:
-                run = self.receive(kind, data, at)
-                if run is not None:
-                    ended.append(run)
-            return ended
-        checker_receive = self.checker.receive
-        bookkeep = self._bookkeep
-        name = self.name
-        for kind, data in messages:
-            if kind == "text":
-                try:
-                    message = _orjson_loads(data)  # what it refuses (a number beyond a double too) goes below
-                except _JSONDecodeError:
-                    message = None
-                if type(message) is dict:
-                    self.received += 1
-                    checker_receive(message, at, name)
-                    run = bookkeep(message, at)
-                    if run is not None:
-                        ended.append(run)
-                    continue
-            run = self.receive(kind, data, at)  # anything else keeps its one careful path
-            if run is not None:
-                ended.append(run)
-        return ended
 
     def _bookkeep(self, message: dict, at: float) -> RunRecord | None:
         type_ = message.get("type")
