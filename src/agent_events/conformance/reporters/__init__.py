@@ -17,6 +17,7 @@ from agent_events.conformance.reporters.base import Reporter
 from agent_events.conformance.reporters.html import HtmlReporter
 from agent_events.conformance.reporters.json import JsonReporter
 from agent_events.conformance.reporters.junit import JUnitReporter
+from agent_events.conformance.reporters.markdown import MarkdownReporter
 from agent_events.conformance.reporters.sarif import SarifReporter
 from agent_events.conformance.reporters.text import TextReporter
 
@@ -27,6 +28,7 @@ REPORTERS: dict[str, type[Reporter]] = {
     "html": HtmlReporter,
     "sarif": SarifReporter,
     "badge": BadgeReporter,
+    "markdown": MarkdownReporter,
 }
 
 
