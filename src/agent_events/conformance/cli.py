@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "proxy": "agent_events.conformance.commands.proxy",
     "load": "agent_events.conformance.commands.load",
     "schema": "agent_events.conformance.commands.schema",
+    "ci": "agent_events.conformance.commands.ci",
 }
 
 BUG_REPORT_URL = "https://github.com/agent-events/agent-events/issues"
