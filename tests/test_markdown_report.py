@@ -149,6 +149,14 @@ def test_failures_show_expected_and_observed_and_the_claim_is_fenced():
     assert "Failures and warnings" not in passing
 
 
+def test_a_report_of_every_broken_vector_fits_a_pull_request_comment():
+    report = report_for(*sorted(n for n in VECTORS if n.startswith("invalid/")))
+    text = render(report, "markdown")
+    assert len(text) <= 65536  # GitHub's limit on a comment body
+    assert text.count("\n#### ") == md.MAX_BLOCKS and "more violation(s)" in text
+    no_raw_html(parse(text))
+
+
 def _hostile_report() -> Report:
     hostile = "a|b <script>alert(1)</script>\nsecond line ``` `tick` &amp; *bold* [x](http://e)"
     v = Violation("seq.contiguous", "MUST", "error", "run|1", "c0", 3, expected=hostile, observed=hostile,

@@ -11,8 +11,8 @@ renders in one place breaks in another). What a reviewer needs first comes first
   then the rest in registry order). With more sections than fit a PR comment
   (``MAX_COLUMNS``), one column shows the worst status over all of them;
 * each **failure**, with its expected and observed values and the excerpt
-  (``SHOWN_PER_RULE`` per rule and section, ``MAX_BLOCKS`` in all: a job summary
-  is capped at 1 MiB);
+  (``SHOWN_PER_RULE`` per rule and section, ``MAX_BLOCKS`` in all, the rest counted:
+  a pull-request comment holds 65,536 characters, a job summary 1 MiB);
 * the **latency table** of every section that measured any.
 
 Every text that comes from the checked stream goes through :func:`cell` or
@@ -36,8 +36,8 @@ from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_AP
 
 #: Sections shown as their own matrix column; past it, one "all sections" column.
 MAX_COLUMNS = 8
-#: Failure blocks shown in all (the rest are counted): GitHub caps a job summary at 1 MiB.
-MAX_BLOCKS = 50
+#: Failure blocks shown in all (the rest are counted), so that a report fits a PR comment (65,536 characters).
+MAX_BLOCKS = 20
 
 #: Worst first, as reports merge statuses.
 _RANK = {FAIL: 0, WARN: 1, INFO: 2, INCONCLUSIVE: 3, PASS: 4, NOT_APPLICABLE: 5, OFF: 6}
