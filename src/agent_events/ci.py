@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from agent_events.conformance.cli_options import positive_float
 from agent_events.conformance.exitcodes import ExitCode
 
 #: The formats the action writes whatever is asked: the summary and the outputs are made from them.
@@ -318,8 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     agent.add_argument("--start", default=None, metavar="CMD", help="shell command that starts the agent; stopped after")
     agent.add_argument("--ready-url", default=None, metavar="URL",
                        help="readiness probe: http(s):// answering 2xx, or tcp://HOST:PORT (default: the URL's host and port)")
-    agent.add_argument("--ready-timeout", type=float, default=60.0, metavar="S", help="how long to wait for it (default 60)")
-    agent.add_argument("--stop-timeout", type=float, default=10.0, metavar="S",
+    agent.add_argument("--ready-timeout", type=positive_float, default=60.0, metavar="S", help="how long to wait for it (default 60)")
+    agent.add_argument("--stop-timeout", type=positive_float, default=10.0, metavar="S",
                        help="time between SIGTERM and SIGKILL when stopping it (default 10)")
     check = parser.add_argument_group("the check")
     check.add_argument("--scenario", "--scenarios", dest="scenarios", action="append", default=None, metavar="NAMES",
