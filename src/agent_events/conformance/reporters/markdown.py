@@ -35,7 +35,7 @@ from agent_events.conformance.reporters.base import (
 from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
 #: Sections shown as their own matrix column; past it, one "all sections" column.
-MAX_COLUMNS = 8
+MAX_COLUMNS = 10
 #: Failure blocks shown in all (the rest are counted), so that a report fits a PR comment (65,536 characters).
 MAX_BLOCKS = 20
 
