@@ -33,7 +33,7 @@ from agent_events.conformance.checker import Checker
 from agent_events.conformance.report import DEFAULT_POLICY, Report, Section, recorded_version
 from agent_events.conformance.transcript import feed, frames_from_vector
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 UPDATE = os.environ.get("AGENT_EVENTS_UPDATE_GOLDEN") == "1"
 FIXED_TIME = "2026-01-01T00:00:00.000Z"
 FIXED_VERSION = "0+golden"
