@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 from agent_events import schemas
 from agent_events.conformance import __version__
 from agent_events.conformance import rules as _rules
+from agent_events.conformance import timelines as _timelines
 from agent_events.conformance.exitcodes import ExitCode
 # Policy lives in gating (the judgement beside the settings that build it); re-exported here, where
 # it was first documented, with FAIL_ON and SEVERITIES
@@ -84,7 +85,7 @@ class Section:
         return cls(
             name=name, kind=kind, outcomes=checker.outcomes(), violations=list(checker.violations),
             violation_counts=dict(checker.violation_counts), latencies=checker.latencies.summary(),
-            timelines=list(checker.timelines), stats=stats, errors_received=dict(checker.errors_received),
+            timelines=[_timelines.build(rec) for rec in checker.timeline_records], stats=stats, errors_received=dict(checker.errors_received),
             notes=list(notes), header=dict(header) if header else None,
             protocol_version=checker.protocol_version(),
         )
