@@ -8,6 +8,15 @@ sockets, clocks or files in here (h11 is the model): the live probe, the
 offline validator and the load generator drive the same machine, so a rule
 means the same thing everywhere.
 
+The checker is one object in four modules, along its seams: this one judges;
+:mod:`~agent_events.conformance.run_ownership` decides which connection and run each
+frame belongs to; :mod:`~agent_events.conformance.latency_judging` holds the time rules;
+:mod:`~agent_events.conformance.evidence` counts how often each rule could have failed.
+The state machine itself (states, kinds, the transition table, the tool-call family)
+is :mod:`agent_events.run_rules`, shared with the reference agent's ``BaseAgent``;
+the run timelines a report shows are built on the report side
+(:mod:`~agent_events.conformance.timelines`).
+
 The rules of the machine
 ========================
 
@@ -35,7 +44,7 @@ connections with nothing open, the least recently active is forgotten.
 Each run event is then checked for ``seq`` (0, then +1 each: a gap, a repeat
 or a step back is ``seq.contiguous``; the expectation never moves backwards,
 so a reorder of two events is reported at both) and for delivery latency,
-and moves the run through the TRANSITIONS table below, keyed by
+and moves the run through the TRANSITIONS table (:mod:`agent_events.run_rules`), keyed by
 ``(state, kind)`` where kind is the event type, with ``agent_started`` split
 by attempt. A transition that names a rule reports it. Leaving an attempt
 state ends the attempt: every tool still open is ``pair.tool_matched`` (and,
@@ -47,7 +56,8 @@ primary attempt without fallback or cancellation, the profile's rules. Then
 the run's state is dropped (memory stays flat on endless streams); its key is
 remembered for a while so that a late event is ``order.completed_last``.
 
-Tools are paired by ``tool_call_id`` within the run: a completion must match
+Tools are paired by ``tool_call_id`` within the run (the tool-call family's key,
+``run_rules.TOOL_CALL``, which also names the rule each breach reports): a completion must match
 an open call of the same id and name (``pair.no_orphan``), an id is used once
 (``pair.unique_id``), and no tool event belongs in the fallback attempt
 (``fallback.continuity``).
@@ -79,6 +89,7 @@ from agent_events.conformance import schema_validation as _sv
 from agent_events.conformance import timelines as _timelines
 from agent_events.conformance.evidence import EvidenceCounting
 from agent_events.conformance.latencies import Latencies
+from agent_events.conformance.latency_judging import MAX_PENDING_LATENCY, LatencyJudging  # noqa: F401
 # re-exported: names of the checker module before run ownership moved out
 from agent_events.conformance.run_ownership import (  # noqa: F401
     ANONYMOUS_REFUSALS, COMPLETED_MEMORY, CONN_MEMORY, EXCERPT_LEN, TENTATIVE_MEMORY, Conn as _Conn, Run as _Run,
@@ -110,9 +121,6 @@ def state_diagram() -> str:
 
 #: Violations kept per rule; the rest are only counted.
 MAX_VIOLATIONS_PER_RULE = 100
-#: Over-budget latency samples held for the harness-lag judgement at close; past this many the
-#: rest are judged at once (a stream that late is failing anyway).
-MAX_PENDING_LATENCY = 10_000
 
 _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
@@ -123,11 +131,12 @@ _NUMBER = (int, float)
 _explain = V1.explain
 
 
-class Checker(RunOwnership, EvidenceCounting):
+class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
     """Checks one observed stream (any number of connections and runs).
 
-    The judging is here; which run a frame belongs to is :class:`~agent_events.conformance.run_ownership.RunOwnership`'s,
-    and how often each rule could have failed :class:`~agent_events.conformance.evidence.EvidenceCounting`'s.
+    The judging is here (the time rules in :class:`~agent_events.conformance.latency_judging.LatencyJudging`);
+    which run a frame belongs to is :class:`~agent_events.conformance.run_ownership.RunOwnership`'s, and
+    how often each rule could have failed :class:`~agent_events.conformance.evidence.EvidenceCounting`'s.
     """
 
     def __init__(self, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
@@ -381,19 +390,6 @@ class Checker(RunOwnership, EvidenceCounting):
                 run.fallback_ran = True
                 self.fallback_attempts += 1
 
-    def _first_event(self, run: _Run, at, index: int, ref, out: list) -> None:
-        if run.start_at is None or at is None or run.first_event_reported:
-            return
-        latency = at - run.start_at
-        self.first_event_checked += 1
-        self.latencies.first_event.add(latency)
-        if latency > self._first_budget:
-            run.first_event_reported = True
-            self._late(out, latency, self._first_budget, run.start_at,
-                       "latency.first_event", run.conn, run.run_id, index, at, ref,
-                       f"agent_started within {self._first_budget:g} ms of start_run",
-                       f"agent_started {latency:.1f} ms after start_run", run.recent, run)
-
     def _on_member_open(self, run: _Run, message, payload, at, index, ref, out, family=TOOL_CALL) -> None:
         """A member of ``family`` opens (v1: tool_executing): its key is used once (``unique``), and
         it stays open, with its name and the server's stamp, until a close matches it."""
@@ -517,46 +513,6 @@ class Checker(RunOwnership, EvidenceCounting):
                                       f"{low} to {high} agent_thinking on the primary path",
                                       f"{run.primary_thinking} agent_thinking", run.recent, run))
 
-    def _check_deadline(self, run: _Run, at, index, ref, out, *, still_open: bool = False) -> None:
-        start = run.origin()
-        if at is None or start is None or run.deadline_reported:
-            return
-        duration = at - start
-        if not still_open:
-            self.deadlines_checked += 1
-            self.latencies.run.add(duration)
-        if duration > self._deadline_ms:
-            run.deadline_reported = True
-            if still_open:
-                self.deadlines_checked += 1
-            observed = (f"still running {duration / 1000:.3f} s after its start" if still_open
-                        else f"completed {duration / 1000:.3f} s after its start")
-            out.append(self._flag("latency.run_deadline", run.conn, run.run_id, index, at, ref,
-                                  f"agent_completed within {self.profile.deadline_s:g} s", observed, run.recent, run))
-
-    def tick(self, at: float) -> list[Violation]:
-        """Report runs that have overrun the deadline (or first-event budget) by ``at``.
-
-        A live probe calls this while it waits, so that a hung run is reported
-        when its deadline passes rather than only at the end.
-        """
-        out: list[Violation] = []
-        for run in list(self._runs.values()):
-            self._tick_run(run, at, out)
-        return out
-
-    def _tick_run(self, run: _Run, at: float, out: list[Violation]) -> None:
-        if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
-            waited = at - run.start_at
-            if waited > self._first_budget:
-                run.first_event_reported = True
-                self.first_event_checked += 1
-                self._late(out, waited, self._first_budget, run.start_at,
-                           "latency.first_event", run.conn, run.run_id, None, at, None,
-                           f"agent_started within {self._first_budget:g} ms of start_run",
-                           f"no agent_started {waited:.1f} ms after start_run", run.recent, run)
-        self._check_deadline(run, at, None, None, out, still_open=True)
-
     def close(self, at: float | None = None) -> list[Violation]:
         """The stream has ended: report every run (and start_run) left open, and judge the
         over-budget latencies held back for the harness's lag."""
@@ -569,37 +525,6 @@ class Checker(RunOwnership, EvidenceCounting):
         self._settle_latency(out)
         self.closed = True
         return out
-
-    def _late(self, out: list, latency: float, budget: float, since: float | None, rule_id: str, conn: str,
-              run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
-        """An over-budget latency sample: a violation now (offline), or held until close, when the
-        harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
-        if self.lag is None or at is None or since is None or len(self._pending_latency) >= MAX_PENDING_LATENCY:
-            out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-            return
-        self._pending_latency.append((rule_id, latency, budget, since, at,
-                                      (conn, run_id, index, ref, expected, observed, tuple(recent), run)))
-
-    def _settle_latency(self, out: list) -> None:
-        """Each held sample: what remains once the harness's own stall in its window is taken
-        off either still breaks the budget (a violation, with both figures), or does not: then
-        the endpoint may have been in time, and the sample is inconclusive."""
-        lag = self.lag
-        for rule_id, latency, budget, since, at, (conn, run_id, index, ref, expected, observed, recent, run) \
-                in self._pending_latency:
-            harness = lag.delay_before(since, at)
-            if latency - harness > budget:
-                if harness > 0.0:
-                    observed = f"{observed}; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
-                out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-                continue
-            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
-            worst = self.inconclusive_worst.get(rule_id)
-            if worst is None or latency > worst["latency_ms"]:
-                self.inconclusive_worst[rule_id] = {
-                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
-                    "run_id": run_id, "conn": conn, "at": at}
-        self._pending_latency.clear()
 
     def _end_runs(self, runs: list[_Run], at: float | None, out: list[Violation],
                   ended: str = "the stream ended") -> None:
