@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 
 from agent_events import schemas
 from agent_events.conformance import rules as _rules
-from agent_events.conformance.live.clock_sync import SyncSample
+from agent_events.conformance.clock_sync import SyncSample
 from agent_events.conformance.client import RunRecord
 from agent_events.conformance.live.session import LiveConnection, ScenarioProbe
 
