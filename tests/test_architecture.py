@@ -189,3 +189,23 @@ def test_no_module_is_over_the_line_limit():
 def test_the_over_limit_list_is_not_stale(module):
     assert module in MODULES
     assert len(MODULES[module].read_text(encoding="utf-8").splitlines()) > MAX_LINES
+
+
+def test_the_session_knows_its_host_only_through_the_host_interface():
+    """No server<->session loop, not even for type checking: a Session sees a SessionHost."""
+    session = MODULES[f"{PACKAGE}.reference_agent.session"]
+    server = f"{PACKAGE}.reference_agent.server"
+    assert not [line for target, line in _all_imports(session) if target == server or target.startswith(server + ".")]
+    from agent_events.reference_agent import AgentServer, ServerConfig
+    from agent_events.reference_agent.session import SessionHost
+
+    assert isinstance(AgentServer(ServerConfig(port=0)), SessionHost)
+    # what the session uses of its host is what the interface names
+    tree = ast.parse(session.read_text(encoding="utf-8"))
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "server"
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+    used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+             and isinstance(node.value, ast.Name) and node.value.id == "server"}
+    members = {name for name in dir(SessionHost) if not name.startswith("_")} | set(SessionHost.__annotations__)
+    assert used and used <= members, sorted(used - members)
