@@ -127,6 +127,7 @@ _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
 _RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
 _kind_of = _run_rules.kind_of
+_ATTEMPT_END = _run_rules.ATTEMPT_END
 _NUMBER = (int, float)
 _explain = V1.explain
 
@@ -454,8 +455,8 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
         """The current attempt is over: check what must hold at the end of an attempt."""
         if run.attempt == 0:
             run.primary_thinking = run.thinking
-        if run.open_tools:  # the tool-call family: every member closed by the end of its attempt
-            family = TOOL_CALL
+        family = TOOL_CALL  # every member closed by the end of its attempt (or of the run: then at completion)
+        if run.open_tools and (family.closed_by == _ATTEMPT_END or closing or nxt is COMPLETED):
             where = "the fallback attempt started" if nxt is FALLBACK else (
                 "the stream ended" if closing else "the run completed")
             for call_id, (name, _) in run.open_tools.items():
