@@ -24,6 +24,7 @@ from agent_events import schemas
 from agent_events.conformance import rules as _rules
 from agent_events.conformance.live.clock_sync import SyncSample
 from agent_events.conformance.client import RunRecord
+from agent_events.conformance.live import races
 from agent_events.conformance.live.session import LiveConnection, ScenarioProbe
 
 #: How long the probe waits for an answer that is not a run (an error reply,
@@ -828,18 +829,19 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              (*_run_rules(), *FALLBACK_RULES), fallback),
     Scenario("multiplex", "several runs at once on one connection; a duplicate run_id, runs without run_id, "
              "and the bound on runs in flight",
-             (*_run_rules(), "isolation.run_scope", *START_RULES), multiplex),
+             (*_run_rules(), "isolation.run_scope", *START_RULES), races.then(multiplex, races.START_RACES)),
     Scenario("concurrency", "N connections at once (default 10): isolation, and nothing dropped",
              ("transport.connections", *_run_rules(), "isolation.run_scope"), concurrency),
     Scenario("latency", "clock offset by time_sync, then enough runs for p50/p95/p99/max",
              ("time_sync.reply", *_rules_where(category="latency")), latency),
     Scenario("cancel", "cancel_run mid-run, right after start_run, during a tool and at random delays across "
              "concurrent runs: each ends with a well-formed, cancelled agent_completed",
-             ("cancel.terminal", "cancel.before_first_event", "pair.tool_matched", "order.completed_last"), cancel),
+             ("cancel.terminal", "cancel.before_first_event", "pair.tool_matched", "order.completed_last"),
+             races.then(cancel, races.CANCEL_RACES)),
     Scenario("robustness", "malformed and oversize client input is answered with error messages (SHOULD level)",
              _rules_where(category="robustness"), robustness),
     Scenario("reconnect", "1.1: the connection dropped mid-run at three points, then resumed from a new one: "
              "nothing lost, nothing repeated; a resume without the secret is refused",
              ("capabilities.first", "capabilities.honest", *RESUME_RULES, "seq.contiguous", "order.completed_last",
-              "isolation.run_scope"), reconnect),
+              "isolation.run_scope"), races.then(reconnect, races.RESUME_RACES)),
 )}
