@@ -47,7 +47,7 @@ from websockets.uri import parse_uri
 from agent_events._loop_thread import LoopThread
 from agent_events._net import listen_url
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
-from agent_events.proxy.planner import Applied, Cut, Planner
+from agent_events.proxy.planner import Applied, Cut, Planner, Upstream
 
 logger = logging.getLogger("agent_events.proxy")
 
@@ -413,17 +413,45 @@ class _Session:
             if connection.state is not State.CLOSED:
                 connection.transport.abort()
 
-    # -- client -> upstream: untouched ----------------------------------------------------
+    # -- client -> upstream: untouched, but for coalesce -----------------------------------
     async def _from_client(self) -> None:
-        client, upstream = self.client, self.upstream
+        client, upstream, planner = self.client, self.upstream, self.planner
         while True:
+            deadline = planner.client_deadline
             try:
-                kind, data = await client.recv_message()
+                if deadline is None:
+                    kind, data = await client.recv_message()
+                else:  # a coalesce group is held: it goes as it is when its wait is over
+                    kind, data = await asyncio.wait_for(client.recv_message(), max(0.0, deadline - self.now()) / 1000.0)
+            except asyncio.TimeoutError:
+                await self._to_upstream(planner.flush_client(self.now()))
+                continue
             except ConnectionClosed as exc:
+                await self._to_upstream(planner.flush_client(self.now()))
                 await self._mirror(upstream, exc, "client")
                 return
+            await self._to_upstream(planner.from_client(kind, data, self.now()))
+
+    async def _to_upstream(self, actions) -> None:
+        upstream = self.upstream
+        for action in actions:
+            if isinstance(action, Applied):
+                self.proxy._record(action)
+                continue
+            frames = action.frames
             try:
-                await upstream.send(data, text=kind == "text")
+                if len(frames) == 1:
+                    await upstream.send(frames[0][1], text=frames[0][0] == "text")
+                    continue
+                # coalesce: every frame of the group framed by the protocol, then ONE transport.write
+                async with upstream.send_context():
+                    protocol = upstream.protocol
+                    for kind, data in frames:
+                        if kind == "text":
+                            protocol.send_text(data)
+                        else:
+                            protocol.send_binary(data)
+                    upstream.transport.write(b"".join(protocol.data_to_send()))
             except ConnectionClosed:
                 pass  # the upstream is gone: _from_upstream closes the client once what is held is out
 
