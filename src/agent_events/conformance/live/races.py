@@ -90,8 +90,7 @@ class Watch:
         self.triggers[run_id] = (events, action)
 
     def __call__(self, kind: str, data: bytes, at: float) -> None:
-        if kind != "text":
-            return
+        # binary frames too: the client core follows their content as the checker judges it (frame.text)
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -273,10 +272,20 @@ async def _calibrate(probe: ScenarioProbe) -> tuple[int, str | None] | None:
     if conn is None:
         return None
     run_id = await conn.start_run()
-    await conn.wait_runs([run_id])
     run = conn.runs[run_id]
+    if not await conn.wait(lambda: run.ended, _half_deadline(probe)):
+        # not done in half the run deadline (an endpoint that waits for a cancel, say): ended
+        # well within it, and the races that need its length are not made
+        await conn.cancel_run(run_id)
+        await conn.wait_runs([run_id])
+        await conn.close()
+        return None
     await conn.close()
-    return (run.events, run.resume_token) if run.completed else None
+    return (run.events, run.resume_token) if run.completed and run.result.get("cancelled") is not True else None
+
+
+def _half_deadline(probe: ScenarioProbe) -> float:
+    return probe.engine.options.profile.deadline_s / 2
 
 
 _WHERE = ("cancel sent on the second-to-last event before agent_completed",
@@ -301,6 +310,12 @@ def _cancel_near_completion(length: int) -> Try:
             return True
         run_id = box[0]
         run, seen = conn.runs[run_id], watch.runs[run_id]
+        if not await conn.wait(lambda: run.ended or run.cancel_sent_at is not None, _half_deadline(probe)):
+            watch.triggers.pop(run_id, None)  # it stopped short of the cancel point: ended by a cancel now
+            await conn.cancel_run(run_id)
+            await conn.wait(lambda: run.ended, conn.run_deadline(run_id))
+            tally.add(f"not provoked: the run stopped after {run.events} event(s), short of the cancel point")
+            return _silent(tally, "a try's run did not reach its cancel point within half the run deadline")
         await conn.wait(lambda: run.ended, conn.run_deadline(run_id))
         if run.completed:  # what may still come: a second agent_completed, or the cancel's unknown_run
             await conn.wait(lambda: bool(seen.errors) or len(seen.results) > 1, SETTLE_S)
@@ -324,7 +339,8 @@ async def cancel_near_completion(probe: ScenarioProbe) -> None:
     tally = RaceTally("cancel_run racing agent_completed")
     calibrated = await _calibrate(probe)
     if calibrated is None:
-        tally.not_applicable = "no uncancelled run completed, so the windows around agent_completed are unknown"
+        tally.not_applicable = ("no run completed uncancelled within half the run deadline, so the windows around "
+                                "agent_completed are unknown")
         probe.note(tally.text())
         return
     await _race(probe, tally, _cancel_near_completion(calibrated[0]))
