@@ -101,3 +101,41 @@ def test_coalesce_makes_a_polite_client_provoke_the_early_cancel_race():
     assert plain is not None and plain["type"] == "agent_started"  # the task had begun: no race
     assert coalesced is None  # start and cancel read together: the bug, provoked
     assert [a["fault"] for a in applied] == ["coalesce:2"]
+
+
+def test_the_sync_wire_sends_packed_frames_in_one_sendall():
+    """The Locust user's path (websockets.sync): start_run and cancel_run packed reach the silent
+    endpoint in one read, which the same frames sent one by one, a moment apart, do not."""
+    pytest.importorskip("starlette", reason="the race endpoints are Starlette apps: pip install -e '.[test]'")
+    pytest.importorskip("uvicorn", reason="the race endpoints run under uvicorn: pip install -e '.[test]'")
+    import time
+
+    from websockets.sync.client import connect as sync_connect
+
+    from agent_events.conformance.client import ClientConnection
+    from agent_events.conformance.checker import Checker
+    from agent_events.conformance.live.wire import sendall_packed
+    from race_endpoints import RaceEndpoint
+
+    def first_answer(url: str, packed: bool) -> dict | None:
+        core = ClientConnection("c0", Checker())
+        with sync_connect(url, subprotocols=["agent-events.v1"]) as ws:
+            run_id, start = core.start_run(0.0, input="x")
+            cancel = core.cancel_run(run_id, 0.0)
+            if packed:
+                sendall_packed(ws, core.pack(start, cancel))
+            else:
+                ws.send(start, text=True)
+                time.sleep(0.05)
+                ws.send(cancel, text=True)
+            try:
+                while True:
+                    message = json.loads(ws.recv(timeout=0.5))
+                    if message.get("run_id") == run_id:
+                        return message
+            except TimeoutError:
+                return None
+
+    with RaceEndpoint("silent_cancel") as url:
+        assert first_answer(url, packed=False)["type"] == "agent_started"
+        assert first_answer(url, packed=True) is None

@@ -606,6 +606,21 @@ class WireConnection:
             writer.close()
 
 
+def sendall_packed(connection, frames: "list[tuple[FrameKind, bytes]]") -> None:
+    """Several messages in ONE ``sock.sendall`` on a ``websockets.sync`` connection (the Locust
+    user's; :meth:`WireConnection.write_now` is the asyncio one): each framed by the protocol,
+    then written together, so that the endpoint reads them in one read. Raises websockets'
+    ``ConnectionClosed`` as ``connection.send`` would."""
+    with connection.send_context():
+        protocol = connection.protocol
+        for kind, data in frames:
+            if kind == "text":
+                protocol.send_text(data)
+            else:
+                protocol.send_binary(data)
+        connection.socket.sendall(b"".join(protocol.data_to_send()))
+
+
 async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
                           on_messages: OnMessages, on_close: OnClose,
                           subprotocols: list[str] | None) -> WireConnection:
