@@ -90,8 +90,9 @@ def connection_kwargs(args: argparse.Namespace, settings=None) -> dict[str, Any]
         kwargs["scenarios"] = getattr(settings, "scenarios", None) or args.scenarios
         kwargs["runs"] = getattr(settings, "runs", None) or args.runs
         kwargs["concurrency"] = getattr(settings, "concurrency", None) or args.concurrency or DEFAULT_CONCURRENCY
-        if getattr(args, "race_tries", None) is not None:
-            kwargs["race_tries"] = args.race_tries
+        race_tries = getattr(settings, "race_tries", None) or getattr(args, "race_tries", None)
+        if race_tries is not None:
+            kwargs["race_tries"] = race_tries
     return kwargs
 
 
