@@ -516,45 +516,31 @@ class WireConnection:
         return at
 
     def write_now(self, frames: "list[tuple[FrameKind, bytes]]") -> bool:
-        """Write several messages in ONE ``transport.write``, at once (no await): one write of a
-        few hundred bytes is one TCP segment, so the endpoint reads them together, in one read.
-        That is how the race probes (:mod:`agent_events.conformance.live.races`) make a server
-        meet ``start_run`` and ``cancel_run`` in the same read, which a polite client, writing
-        each frame on its own, never shows it. Synchronous so that it can be called from the
-        read loop's callback, right after the frame that triggers it; the caller drains later
-        (:meth:`send_many`). Returns False when nothing was written (the connection is not open,
-        or a fragment or an extension forces websockets' own framing, one frame at a time)."""
-        protocol = self.protocol
-        writer = self._writer
+        """Write several messages in ONE ``transport.write``, at once (no await): a few hundred
+        bytes in one write are one TCP segment, so the endpoint reads them together. That is how
+        the race probes (:mod:`agent_events.conformance.live.races`) make a server meet
+        ``start_run`` and ``cancel_run`` in one read, which a polite client never shows it.
+        Synchronous, so that a read-loop callback can answer the frame that opens a race window;
+        the read loop drains. False when the connection is not open (nothing written)."""
+        protocol, writer = self.protocol, self._writer
         if protocol.state is not State.OPEN or writer is None:
             return False
-        if protocol.expect_continuation_frame or protocol.extensions:
-            for kind, data in frames:  # websockets frames them: written in one go all the same
-                if kind == "text":
-                    protocol.send_text(data)
-                else:
-                    protocol.send_binary(data)
-            pending = b"".join(protocol.data_to_send())
-            if pending:
-                writer.write(pending)
+        if protocol.expect_continuation_frame or protocol.extensions:  # websockets frames them
+            for kind, data in frames:
+                protocol.send_text(data) if kind == "text" else protocol.send_binary(data)
+            writer.write(b"".join(protocol.data_to_send()))
             return True
         self._write_pending()  # what the protocol owes first (a pong, say), in order
         writer.write(b"".join(self._masked_frame(0x1 if kind == "text" else 0x2, data) for kind, data in frames))
         return True
 
     async def send_many(self, frames: "list[tuple[FrameKind, bytes]]") -> float | None:
-        """Send several messages packed in one write (see :meth:`write_now`); the send time, or
-        ``None`` when the connection is closed."""
+        """Several messages packed in one write (:meth:`write_now`); the send time, or ``None``."""
         at = self.clock.now()
         if not self.write_now(frames):
             return None
-        await self._flush_after_write()
+        await self._flush()
         return at
-
-    async def _flush_after_write(self) -> None:
-        writer = self._writer
-        if writer is not None and (writer.transport.get_write_buffer_size() > 0 or self._write_pending()):
-            await self._drain()
 
     def _masked_frame(self, opcode: int, data: bytes) -> bytes:
         """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
