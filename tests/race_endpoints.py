@@ -137,7 +137,7 @@ class RaceApp:
                 "success": True, "steps_generated": 5, "execution_time_ms": 45, "has_partial_extraction": False,
                 "fallback_used": False}})
             if self.bug == "double_completion":
-                await asyncio.sleep(0.01)  # saving the plan: the run is still "in flight" meanwhile
+                await asyncio.sleep(0.05)  # saving the plan: the run is still "in flight" meanwhile
             self.finish(run)
         except asyncio.CancelledError:
             if not run.done:
