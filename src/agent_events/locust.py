@@ -66,7 +66,7 @@ from agent_events.conformance.client import ClientConnection
 from agent_events.conformance.live.cli_args import TOKEN_ENV
 from agent_events.conformance.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT
-from agent_events.conformance.live.wire import Clock
+from agent_events.conformance.live.wire import Clock, sendall_packed
 
 __all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT"]
 
@@ -444,6 +444,19 @@ class AgentEventsUser(User):
             self._ws.send(data, text=True)
         except ConnectionClosed:
             pass  # the reader reports the runs the closed connection took with it
+
+    def send_packed(self, frames: list[tuple[str, bytes]]) -> bool:
+        """Send frames built by the client core (``self._client.pack(...)``) in ONE ``sock.sendall``,
+        so that the endpoint reads them together: a task of a subclass can provoke the races of
+        the spec (a ``start_run`` and its ``cancel_run`` in one read) under load. Whether it was
+        sent (False: the connection is gone; the reader reports what it took with it)."""
+        if self._ws is None:
+            return False
+        try:
+            sendall_packed(self._ws, frames)
+        except ConnectionClosed:
+            return False
+        return True
 
     def _end_run(self, run: _Run, at: float, problem: str | None = None) -> None:
         self._runs.pop(run.run_id, None)

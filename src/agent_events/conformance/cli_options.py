@@ -55,6 +55,7 @@ class Settings:
     scenarios: list[str] | None = None
     runs: int | None = None
     concurrency: int | None = None
+    race_tries: int | None = None
     input: str | None = None
     #: ``--baseline`` read (or, with ``--update-baseline``, to be written): apply it with
     #: :func:`agent_events.conformance.baseline.settle`
@@ -263,7 +264,7 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
     return Settings(profile=profile, policy=policy, format=pick("format", "text"), reports=reports,
                     color=color, config=config, config_values=values, group=bool(pick("group", False)),
                     badge=badge, scenarios=pick("scenarios"), runs=pick("runs"), concurrency=pick("concurrency"),
-                    input=pick("input"), baseline=baseline, update_baseline=update_baseline)
+                    race_tries=pick("race_tries"), input=pick("input"), baseline=baseline, update_baseline=update_baseline)
 
 
 def _baseline(path: Any, update: bool, flag_prefix: str = "--", where: str = ""):

@@ -228,6 +228,16 @@ class ClientConnection:
         self.provoked |= type(message) is not dict or not _sv.is_valid_client(message)
         return "text", self._sent(message, at)
 
+    @staticmethod
+    def pack(*frames: "bytes | tuple[str, bytes]") -> list[tuple[str, bytes]]:
+        """Several frames built by this core (``start_run``'s, ``cancel_run``'s, ...: each already
+        accounted, in order) as ONE send, ``[(kind, data), ...]``: a shell writes them in one
+        write (``WireConnection.send_many``, one ``sock.sendall``), so that the endpoint reads
+        them together. Plain ``bytes`` are text frames. That is how a client provokes the races
+        a polite one never shows: ``start_run`` and ``cancel_run`` in the same read of the server,
+        a duplicate ``start_run`` in the same read as the first."""
+        return [("text", f) if isinstance(f, (bytes, bytearray)) else (f[0], f[1]) for f in frames]
+
     def _sent(self, message: dict, at: float) -> bytes:
         data = _dumps(message)
         if self.recorder is not None:

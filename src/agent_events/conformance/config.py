@@ -211,6 +211,8 @@ KEYS: dict[str, KeySpec] = {
     "scenarios": KeySpec("scenarios a check runs (default all)", _scenario_list),
     "runs": KeySpec("runs per multi-run scenario", integer_at_least(1, MAX_RUNS)),
     "concurrency": KeySpec("connections of the concurrency scenario", integer_at_least(1, MAX_CONNECTIONS)),
+    "race_tries": KeySpec("tries of each race the cancel, multiplex and reconnect scenarios provoke",
+                          integer_at_least(1, MAX_RUNS)),
     "input": KeySpec("the request sent in start_run", _string),
 }
 

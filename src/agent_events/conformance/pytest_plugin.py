@@ -137,6 +137,7 @@ def check_options(config: pytest.Config, settings=None) -> dict[str, Any]:
         "insecure": get("agent_events_insecure") or None,
         "runs": settings.runs,
         "concurrency": settings.concurrency,
+        "race_tries": settings.race_tries,
         "input": settings.input,
     }
     return {k: v for k, v in options.items() if v not in (None, [])}

@@ -2,9 +2,11 @@
 
 A WebSocket proxy that forwards every connection to an upstream agent and
 breaks the server-to-client run events on purpose, by their ``seq``: drop,
-duplicate, swap, delay, corrupt, cut, stall, drip. Without faults it is
-transparent. So a team can prove what its UI client does when the stream
-breaks, and a harness can prove it notices::
+duplicate, swap, delay, corrupt, cut, stall, drip; and, the other way,
+``coalesce:N`` delivers N client frames to the upstream in one write (the
+races a polite client never provokes). Without faults it is transparent. So
+a team can prove what its UI client does when the stream breaks, and a
+harness can prove it notices::
 
     async with agent_events.proxy.FaultProxy(upstream_url, faults=["drop:3"]) as url:
         ...                                   # point the client under test at url
@@ -28,11 +30,11 @@ from agent_events.proxy.faults import (
     parse_fault,
     parse_random,
 )
-from agent_events.proxy.planner import Applied, Cut, Forward, Planner
+from agent_events.proxy.planner import Applied, Cut, Forward, Planner, Upstream
 from agent_events.proxy.server import DEFAULT_MAX_SIZE, FaultProxy, ProxyThread, run_in_thread
 
 __all__ = [
     "ACCEPTED_FORMS", "RANDOM_FORMS", "Applied", "Cut", "DEFAULT_MAX_SIZE", "Fault", "FaultPlan", "FaultProxy",
     "FaultSpecError", "Forward", "Planner", "ProxyThread", "RandomPlan", "make_plan", "parse_fault",
-    "parse_random", "run_in_thread",
+    "parse_random", "run_in_thread", "Upstream",
 ]

@@ -14,7 +14,16 @@ spec                       effect on the server-to-client run events of every ru
 ``cut:SEQ``                the client connection is dropped, without a close frame, just before the event
 ``stall:MS``               after the first event of each run, nothing of that run is forwarded for MS ms
 ``drip:BYTES_PER_S``       the client-bound byte stream is throttled to BYTES_PER_S
+``coalesce:N``             client to server: every N consecutive client frames reach the server in
+                           ONE write (one TCP segment, one read), so that ``start_run`` and
+                           ``cancel_run`` (say) meet the server's receive loop together
 =========================  ======================================================================
+
+``coalesce`` is the one fault on the client's frames: it provokes the races a
+polite client never shows (a cancel read with the start of its run), from the
+team's own client. A group still short of N frames after
+:data:`COALESCE_WAIT_MS` goes on as it is: a client that waits for an answer
+before it sends more is slowed, never stalled.
 
 A random plan (``drop=0.1,dup=0.05,delay=0.1:200``) gives each run event at
 most one fault, with those probabilities, drawn from a generator seeded by
@@ -33,12 +42,19 @@ from typing import Iterable, Mapping
 EVENT_KINDS = ("drop", "dup", "swap", "delay", "corrupt", "cut")
 #: The faults that apply to a whole run or connection.
 STREAM_KINDS = ("stall", "drip")
-KINDS = EVENT_KINDS + STREAM_KINDS
+#: The faults on the client-to-server frames.
+CLIENT_KINDS = ("coalesce",)
+KINDS = EVENT_KINDS + STREAM_KINDS + CLIENT_KINDS
+#: coalesce:N: N from 2 (a pair is the smallest race) to this.
+MAX_COALESCE = 1000
+#: How long a coalesce group short of N frames is held before it goes on as it is (ms).
+COALESCE_WAIT_MS = 200.0
 #: The kinds a random plan can pick (per event).
 RANDOM_KINDS = EVENT_KINDS
 
-ACCEPTED_FORMS = ("drop:SEQ, dup:SEQ, swap:SEQ, delay:SEQ:MS, corrupt:SEQ, cut:SEQ, stall:MS, drip:BYTES_PER_S "
-                  "(SEQ an integer >= 0, MS milliseconds > 0, BYTES_PER_S an integer >= 1)")
+ACCEPTED_FORMS = ("drop:SEQ, dup:SEQ, swap:SEQ, delay:SEQ:MS, corrupt:SEQ, cut:SEQ, stall:MS, drip:BYTES_PER_S, "
+                  "coalesce:N (SEQ an integer >= 0, MS milliseconds > 0, BYTES_PER_S an integer >= 1, N client frames "
+                  f"per write, 2 to {MAX_COALESCE})")
 RANDOM_FORMS = ("comma-separated KIND=P with P a probability in [0, 1] and KIND one of drop, dup, swap, corrupt, cut, "
                 "or delay=P:MS; the probabilities add up to at most 1 (e.g. drop=0.1,dup=0.05,delay=0.1:200)")
 
@@ -103,8 +119,17 @@ def parse_fault(spec: "str | Fault") -> Fault:
     if kind not in KINDS:
         raise _bad(spec, f"unknown fault {kind!r}")
     if len(args) != arity:
-        form = {"delay": "delay:SEQ:MS", "stall": "stall:MS", "drip": "drip:BYTES_PER_S"}.get(kind, f"{kind}:SEQ")
+        form = {"delay": "delay:SEQ:MS", "stall": "stall:MS", "drip": "drip:BYTES_PER_S",
+                "coalesce": "coalesce:N"}.get(kind, f"{kind}:SEQ")
         raise _bad(spec, f"{kind} is written {form}")
+    if kind == "coalesce":
+        try:
+            count = int(args[0], 10)
+        except ValueError:
+            raise _bad(spec, f"N must be an integer, not {args[0]!r}") from None
+        if not 2 <= count <= MAX_COALESCE:
+            raise _bad(spec, f"N must be between 2 and {MAX_COALESCE} (frames per write), not {count}")
+        return Fault("coalesce", None, float(count))
     if kind == "stall":
         return Fault("stall", None, _ms(spec, args[0]))
     if kind == "drip":
@@ -199,9 +224,12 @@ class FaultPlan:
     stall_ms: float | None = None
     drip_bytes_per_s: float | None = None
     random: RandomPlan | None = None
+    #: coalesce:N: client frames per write to the server (``None``: each as it came)
+    coalesce: int | None = None
 
     @property
     def empty(self) -> bool:
+        """No fault on the server-to-client stream (``coalesce`` is on the other one)."""
         return not self.by_seq and self.stall_ms is None and self.drip_bytes_per_s is None and self.random is None
 
     def describe(self) -> str:
@@ -212,6 +240,8 @@ class FaultPlan:
             parts.append(str(Fault("drip", None, self.drip_bytes_per_s)))
         if self.random is not None:
             parts.append(f"random {self.random} (seed {self.random.seed})")
+        if self.coalesce is not None:
+            parts.append(str(Fault("coalesce", None, self.coalesce)))
         return ", ".join(parts) or "none (transparent)"
 
 
@@ -221,10 +251,14 @@ def make_plan(faults: Iterable["str | Fault"] = (), random: "str | Mapping | Ran
     if isinstance(faults, (str, Fault)):
         faults = [faults]
     by_seq: dict[int, Fault] = {}
-    stall = drip = None
+    stall = drip = coalesce = None
     for spec in faults:
         fault = parse_fault(spec)
-        if fault.kind == "stall":
+        if fault.kind == "coalesce":
+            if coalesce is not None:
+                raise _bad(str(spec), "coalesce is given twice; give one coalesce:N")
+            coalesce = int(fault.value)
+        elif fault.kind == "stall":
             if stall is not None:
                 raise _bad(str(spec), "stall is given twice; give one stall:MS")
             stall = fault.value
@@ -238,4 +272,4 @@ def make_plan(faults: Iterable["str | Fault"] = (), random: "str | Mapping | Ran
                                       "give each seq at most one fault")
             by_seq[fault.seq] = fault
     plan_random = parse_random(random, seed) if random is not None else None
-    return FaultPlan(by_seq, stall, drip, plan_random)
+    return FaultPlan(by_seq, stall, drip, plan_random, coalesce)

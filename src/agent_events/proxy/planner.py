@@ -10,6 +10,12 @@ milliseconds) and returns what to do with it, in order:
   earlier frame of the lane has left;
 * :class:`Applied` - a fault was applied: the record to log.
 
+The client's frames go the other way through :meth:`Planner.from_client`,
+which returns :class:`Upstream` actions: the frames to write to the server in
+ONE write (``coalesce:N`` groups N of them; without it, each frame alone).
+A group still short of N is released by :meth:`Planner.flush_client` once the
+shell's clock passes :attr:`Planner.client_deadline`.
+
 So a test can drive it with made-up frames and times, and the asyncio shell
 (:mod:`agent_events.proxy.server`) stays a loop of ``recv``, ``receive``,
 ``send``. A run event is a JSON object with a string ``run_id`` and an
@@ -24,7 +30,7 @@ from typing import Any, Literal, Union
 
 import orjson
 
-from agent_events.proxy.faults import Fault, FaultPlan
+from agent_events.proxy.faults import COALESCE_WAIT_MS, Fault, FaultPlan
 
 Kind = Literal["text", "binary"]
 
@@ -61,7 +67,14 @@ class Applied:
                 "kind": self.fault.kind, "source": self.source}
 
 
-Action = Union[Forward, Cut, Applied]
+@dataclass(frozen=True)
+class Upstream:
+    """Client frames to write to the server in one write, in order: ``((kind, data), ...)``."""
+
+    frames: tuple[tuple[Kind, bytes], ...]
+
+
+Action = Union[Forward, Cut, Applied, Upstream]
 
 
 def corrupted(seq: int) -> bytes:
@@ -85,6 +98,42 @@ class Planner:
     runs: dict[str, _Run] = field(default_factory=dict)
     cut: bool = False
     frames: int = 0
+    #: coalesce: the client frames held for the next write, and when the first of them came
+    held_client: list[tuple[Kind, bytes]] = field(default_factory=list)
+    held_since: float | None = None
+
+    # -- client to server ------------------------------------------------------------
+    def from_client(self, kind: Kind, data: bytes, now: float) -> list[Action]:
+        """What to do with one client frame that arrived at ``now``: an :class:`Upstream` write (of
+        this frame alone, or of the N frames of a coalesce group it completes), or nothing yet."""
+        count = self.plan.coalesce
+        if count is None:
+            return [Upstream(((kind, data),))]
+        if not self.held_client:
+            self.held_since = now
+        self.held_client.append((kind, data))
+        if len(self.held_client) < count:
+            return []
+        return self._release(count)
+
+    @property
+    def client_deadline(self) -> float | None:
+        """When the held client frames must go even short of N (the shell's clock, ms), if any are held."""
+        return self.held_since + COALESCE_WAIT_MS if self.held_client and self.held_since is not None else None
+
+    def flush_client(self, now: float) -> list[Action]:
+        """The held client frames, as they are: their wait is over, or the client has gone."""
+        if not self.held_client:
+            return []
+        return self._release(len(self.held_client))
+
+    def _release(self, count: int) -> list[Action]:
+        frames, self.held_client, self.held_since = tuple(self.held_client), [], None
+        actions: list[Action] = []
+        if len(frames) > 1:
+            actions.append(Applied(self.connection, None, None, Fault("coalesce", None, float(len(frames)))))
+        actions.append(Upstream(frames))
+        return actions
 
     def receive(self, kind: Kind, data: bytes, now: float) -> list[Action]:
         """What to do with one upstream frame that arrived at ``now`` (milliseconds)."""

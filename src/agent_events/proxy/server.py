@@ -32,13 +32,13 @@ import os
 import ssl
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve as ws_serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -48,6 +48,9 @@ from agent_events._loop_thread import LoopThread
 from agent_events._net import listen_url
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
 from agent_events.proxy.planner import Applied, Cut, Planner
+from agent_events.proxy.upstream import (  # noqa: F401  (check_upstream, upstream_url: public here before)
+    HOP_HEADERS, check_upstream, copy_response as _copy_response, upstream_url, why as _why,
+)
 
 logger = logging.getLogger("agent_events.proxy")
 
@@ -60,14 +63,6 @@ MAX_HELD = 10_000
 OUT_QUEUE = 256
 #: Faults kept in :attr:`FaultProxy.applied` (all are logged).
 MAX_APPLIED_KEPT = 100_000
-#: Request headers that belong to one hop and are not forwarded.
-HOP_HEADERS = frozenset({
-    "host", "connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-    "sec-websocket-protocol", "sec-websocket-accept", "content-length", "transfer-encoding", "keep-alive",
-    "te", "trailer", "proxy-connection",
-})
-#: Response headers of a refused handshake that are not copied back to the client.
-HOP_RESPONSE_HEADERS = HOP_HEADERS | {"date", "server"}
 CLOSE_BAD_GATEWAY = 1014
 CLOSE_GOING_AWAY = 1001
 
@@ -107,34 +102,6 @@ class _Client(_KindsMixin, ServerConnection):
     proxy_index: int = -1
     upstream: _Upstream | None = None
     handled = False
-
-
-def check_upstream(url: str) -> None:
-    """``ValueError`` unless ``url`` is a ws:// or wss:// URL."""
-    try:
-        parse_uri(url)
-    except InvalidURI as exc:
-        raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
-
-
-def upstream_url(base: str, request_path: str) -> str:
-    """The upstream URL for a client's request path: the client's path under the upstream's, queries joined."""
-    parts = urlsplit(base)
-    path, _, query = request_path.partition("?")
-    if path and path != "/":
-        joined = parts.path.rstrip("/") + path
-    else:
-        joined = parts.path or "/"
-    queries = "&".join(q for q in (parts.query, query) if q)
-    return urlunsplit((parts.scheme, parts.netloc, joined, queries, ""))
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return os.strerror(exc.errno).lower()
-    return f"{type(exc).__name__}: {exc}"
 
 
 class FaultProxy:
@@ -351,14 +318,6 @@ def _select_subprotocol(connection: _Client, offered) -> str | None:
     return chosen if chosen in offered else None
 
 
-def _copy_response(response: Response) -> Response:
-    """The upstream's refusal, as the client's: same status, body and headers but the hop's own."""
-    body = bytes(response.body or b"")
-    headers = Headers([(k, v) for k, v in response.headers.raw_items() if k.lower() not in HOP_RESPONSE_HEADERS])
-    headers["Content-Length"] = str(len(body))
-    return Response(response.status_code, response.reason_phrase, headers, body)
-
-
 class _Close:
     """The writer's last item: close the client like the upstream closed (``None``: drop it)."""
 
@@ -413,17 +372,45 @@ class _Session:
             if connection.state is not State.CLOSED:
                 connection.transport.abort()
 
-    # -- client -> upstream: untouched ----------------------------------------------------
+    # -- client -> upstream: untouched, but for coalesce -----------------------------------
     async def _from_client(self) -> None:
-        client, upstream = self.client, self.upstream
+        client, upstream, planner = self.client, self.upstream, self.planner
         while True:
+            deadline = planner.client_deadline
             try:
-                kind, data = await client.recv_message()
+                if deadline is None:
+                    kind, data = await client.recv_message()
+                else:  # a coalesce group is held: it goes as it is when its wait is over
+                    kind, data = await asyncio.wait_for(client.recv_message(), max(0.0, deadline - self.now()) / 1000.0)
+            except asyncio.TimeoutError:
+                await self._to_upstream(planner.flush_client(self.now()))
+                continue
             except ConnectionClosed as exc:
+                await self._to_upstream(planner.flush_client(self.now()))
                 await self._mirror(upstream, exc, "client")
                 return
+            await self._to_upstream(planner.from_client(kind, data, self.now()))
+
+    async def _to_upstream(self, actions) -> None:
+        upstream = self.upstream
+        for action in actions:
+            if isinstance(action, Applied):
+                self.proxy._record(action)
+                continue
+            frames = action.frames
             try:
-                await upstream.send(data, text=kind == "text")
+                if len(frames) == 1:
+                    await upstream.send(frames[0][1], text=frames[0][0] == "text")
+                    continue
+                # coalesce: every frame of the group framed by the protocol, then ONE transport.write
+                async with upstream.send_context():
+                    protocol = upstream.protocol
+                    for kind, data in frames:
+                        if kind == "text":
+                            protocol.send_text(data)
+                        else:
+                            protocol.send_binary(data)
+                    upstream.transport.write(b"".join(protocol.data_to_send()))
             except ConnectionClosed:
                 pass  # the upstream is gone: _from_upstream closes the client once what is held is out
 

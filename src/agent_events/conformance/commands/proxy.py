@@ -38,8 +38,9 @@ def add_arguments(parser) -> None:
     net.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                        help="a fault: drop:SEQ, dup:SEQ, swap:SEQ, delay:SEQ:MS, corrupt:SEQ, cut:SEQ, stall:MS "
-                             "or drip:BYTES_PER_S (repeatable; at most one fault per seq)")
+                        help="a fault: drop:SEQ, dup:SEQ, swap:SEQ, delay:SEQ:MS, corrupt:SEQ, cut:SEQ, stall:MS, "
+                             "drip:BYTES_PER_S, or coalesce:N (every N client frames reach the upstream in one "
+                             "write) (repeatable; at most one fault per seq)")
     faults.add_argument("--random", default=None, metavar="SPEC",
                         help="random faults per run event, e.g. drop=0.1,dup=0.05,swap=0.05,corrupt=0.01,cut=0.01,"
                              "delay=0.1:200 (probabilities adding up to at most 1); reproducible from --seed")

@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from agent_events.conformance import profiles as _profiles
 from agent_events.conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, MAX_MESSAGES, LiveCheck, LiveOptions
+from agent_events.conformance.live.races import DEFAULT_TRIES as DEFAULT_RACE_TRIES
 from agent_events.conformance.live.wire import DEFAULT_MAX_SIZE, ConnectError, Endpoint, check_url
 from agent_events.conformance.profiles import Profile
 from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, _now
@@ -51,7 +52,8 @@ def live_options(url: str, *, profile: "str | Profile" = _profiles.DEFAULT_PROFI
                  cafile: str | os.PathLike | None = None, insecure: bool = False,
                  max_frame_bytes: int = DEFAULT_MAX_SIZE, open_timeout: float = 10.0,
                  record: str | os.PathLike | None = None, max_messages: int = MAX_MESSAGES,
-                 progress: Callable[[str], None] | None = None) -> LiveOptions:
+                 progress: Callable[[str], None] | None = None,
+                 race_tries: int = DEFAULT_RACE_TRIES) -> LiveOptions:
     """Validate the arguments of :func:`check` (``ValueError`` for a bad one)."""
     check_url(url)
     if cafile is not None and not Path(cafile).is_file():
@@ -66,7 +68,7 @@ def live_options(url: str, *, profile: "str | Profile" = _profiles.DEFAULT_PROFI
                        scenarios=tuple(scenarios) if scenarios else LiveOptions.scenarios,
                        input=input, runs=runs, concurrency=concurrency,
                        record=Path(record) if record is not None else None,
-                       max_messages_per_connection=max_messages, progress=progress)
+                       max_messages_per_connection=max_messages, progress=progress, race_tries=race_tries)
 
 
 async def run_options(options: LiveOptions, policy: Policy = DEFAULT_POLICY, command: str = "api") -> Report:
@@ -87,8 +89,9 @@ async def check_async(url: str, *, policy: Policy | None = None, strict: bool = 
     ``delivery_ms``, ``tool_gap_ms``, ``deadline_s``, ``headers`` (``"Name:
     value"`` strings, pairs or a mapping), ``token``, ``cafile``,
     ``insecure``, ``max_frame_bytes``, ``open_timeout``, ``record`` (a
-    transcript path), ``max_messages`` (per connection, a flood guard) and
-    ``progress`` (a callable given a status line a few times a second).
+    transcript path), ``max_messages`` (per connection, a flood guard),
+    ``progress`` (a callable given a status line a few times a second) and
+    ``race_tries`` (tries of each race a scenario provokes, default 44).
 
     Raises :class:`ConnectError` when the endpoint cannot be reached or
     refuses the handshake (the CLI's exit code 3), ``ValueError`` for a bad

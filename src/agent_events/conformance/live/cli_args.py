@@ -14,7 +14,7 @@ from typing import Any, Callable, TextIO
 
 from agent_events.conformance.cli_options import integer_at_least, positive_float as _positive_float
 from agent_events.conformance.config import MAX_CONNECTIONS, MAX_RUNS
-from agent_events.conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RUNS, MAX_MESSAGES
+from agent_events.conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, DEFAULT_RACE_TRIES, DEFAULT_RUNS, MAX_MESSAGES
 from agent_events.conformance.live.scenarios import SCENARIOS
 from agent_events.conformance.live.wire import DEFAULT_MAX_SIZE
 
@@ -67,6 +67,9 @@ def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--concurrency", type=_concurrency_arg, default=None, metavar="N",
                        help=f"connections opened at once by the concurrency scenario, at most {MAX_CONNECTIONS} "
                             f"(default {DEFAULT_CONCURRENCY})")
+    group.add_argument("--race-tries", type=integer_at_least(1, MAX_RUNS), default=None, metavar="N",
+                       help=f"tries of each race the cancel, multiplex and reconnect scenarios provoke (default "
+                            f"{DEFAULT_RACE_TRIES}: a race that shows one time in ten is hit with 99 %% confidence)")
 
 
 def token_of(args: argparse.Namespace) -> str | None:
@@ -87,6 +90,9 @@ def connection_kwargs(args: argparse.Namespace, settings=None) -> dict[str, Any]
         kwargs["scenarios"] = getattr(settings, "scenarios", None) or args.scenarios
         kwargs["runs"] = getattr(settings, "runs", None) or args.runs
         kwargs["concurrency"] = getattr(settings, "concurrency", None) or args.concurrency or DEFAULT_CONCURRENCY
+        race_tries = getattr(settings, "race_tries", None) or getattr(args, "race_tries", None)
+        if race_tries is not None:
+            kwargs["race_tries"] = race_tries
     return kwargs
 
 

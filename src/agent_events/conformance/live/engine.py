@@ -15,6 +15,7 @@ from typing import Callable
 
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.live import scenarios as _scenarios
+from agent_events.conformance.live.races import DEFAULT_TRIES as DEFAULT_RACE_TRIES
 from agent_events.conformance.harness_lag import LagMonitor, LagRecord
 from agent_events.conformance.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
 from agent_events.conformance.live.session import ScenarioProbe
@@ -52,6 +53,8 @@ class LiveOptions:
     progress: Callable[[str], None] | None = field(default=None, repr=False)
     #: the run_id of the first run started (``agent-events record --run-id``); the others are generated
     first_run_id: str | None = None
+    #: tries of each race a scenario provokes (see :mod:`agent_events.conformance.live.races`)
+    race_tries: int = DEFAULT_RACE_TRIES
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.scenarios if s not in _scenarios.SCENARIOS]
@@ -61,6 +64,8 @@ class LiveOptions:
             raise ValueError("no scenario selected")
         if self.runs is not None and self.runs < 1:
             raise ValueError(f"runs must be at least 1, not {self.runs}")
+        if isinstance(self.race_tries, bool) or not isinstance(self.race_tries, int) or self.race_tries < 1:
+            raise ValueError(f"race_tries must be an integer of at least 1, not {self.race_tries!r}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         # canonical order, no duplicates: the report reads the same whatever the flag order

@@ -22,6 +22,7 @@ registry, :data:`SCENARIOS`, and keeps every name it had importable.
 from __future__ import annotations
 
 # the registry's parts, and the names this module had before the split (imported from it elsewhere)
+from agent_events.conformance.live import races
 from agent_events.conformance.live.scenario_base import (  # noqa: F401
     CANCEL_RACE_MS, REPLY_TIMEOUT_S, Scenario, _connection, _rules_where, _run_rules, _single_run, judge_claim,
     not_claimed, reply_timeout, start_runs,
@@ -46,19 +47,22 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("fallback", "one run with options.simulate_failure \"primary\"; N/A when the endpoint has no fallback",
              (*_run_rules(), *FALLBACK_RULES), fallback),
     Scenario("multiplex", "several runs at once on one connection; a duplicate run_id, runs without run_id, "
-             "and the bound on runs in flight",
-             (*_run_rules(), "isolation.run_scope", *START_RULES), multiplex),
+             "and the bound on runs in flight; then the race of a duplicate start_run in the same write as the first",
+             (*_run_rules(), "isolation.run_scope", *START_RULES), races.then(multiplex, races.START_RACES)),
     Scenario("concurrency", "N connections at once (default 10): isolation, and nothing dropped",
              ("transport.connections", *_run_rules(), "isolation.run_scope"), concurrency),
     Scenario("latency", "clock offset by time_sync, then enough runs for p50/p95/p99/max",
              ("time_sync.reply", *_rules_where(category="latency")), latency),
     Scenario("cancel", "cancel_run mid-run, right after start_run, during a tool and at random delays across "
-             "concurrent runs: each ends with a well-formed, cancelled agent_completed",
-             ("cancel.terminal", "cancel.before_first_event", "pair.tool_matched", "order.completed_last"), cancel),
+             "concurrent runs: each ends with a well-formed, cancelled agent_completed; then the races of cancel_run "
+             "in the same write as start_run and of cancel_run racing agent_completed",
+             ("cancel.terminal", "cancel.before_first_event", "pair.tool_matched", "order.completed_last"),
+             races.then(cancel, races.CANCEL_RACES)),
     Scenario("robustness", "malformed and oversize client input is answered with error messages (SHOULD level)",
              _rules_where(category="robustness"), robustness),
     Scenario("reconnect", "1.1: the connection dropped mid-run at three points, then resumed from a new one: "
-             "nothing lost, nothing repeated; a resume without the secret is refused",
+             "nothing lost, nothing repeated; a resume without the secret is refused; then the races of resume_run "
+             "and the run's completion, and of cancel_run in the same write as resume_run",
              ("capabilities.first", "capabilities.honest", *RESUME_RULES, "seq.contiguous", "order.completed_last",
-              "isolation.run_scope"), reconnect),
+              "isolation.run_scope"), races.then(reconnect, races.RESUME_RACES)),
 )}

@@ -41,6 +41,9 @@ class LiveConnection:
         self._closing: asyncio.Task | None = None  # referenced, so the loop cannot drop it
         #: ``() -> bool``, checked after each frame: true drops the connection (see :meth:`cut_when`)
         self._cut_when: Callable[[], bool] | None = None
+        #: ``(kind, data, at) -> None``, called after each frame once the core has it (the race
+        #: probes: they answer a frame from inside the read, see :meth:`watch`)
+        self._watch: Callable[[FrameKind, bytes, float], None] | None = None
 
     # the core's bookkeeping, read by the scenarios
     @property
@@ -69,11 +72,18 @@ class LiveConnection:
             return  # past the cap: what is still in flight until the close completes is ignored
         core = self.core
         first_bad_utf8 = core.invalid_utf8 is None
-        if self._cut_when is None and core.received + len(messages) < self._max_messages:
+        if self._cut_when is None and self._watch is None and core.received + len(messages) < self._max_messages:
             core.receive_many(messages, at)  # the common case: no frame of the batch is special
         else:
-            for kind, data in messages:  # frame by frame: a cut or the cap may land inside the batch
+            watch = self._watch
+            for kind, data in messages:  # frame by frame: a cut, a watch or the cap may land inside the batch
                 core.receive(kind, data, at)
+                if watch is not None:
+                    try:
+                        watch(kind, data, at)
+                    except Exception as exc:  # noqa: BLE001 - a probe's bug is a note, never a dead read loop
+                        self.probe.note_once("watch_error", f"{self.name}: internal error in a race probe: "
+                                             f"{type(exc).__name__}: {exc}")
                 if self._after_frame(wire):
                     break
         if first_bad_utf8 and core.invalid_utf8 is not None:
@@ -184,6 +194,36 @@ class LiveConnection:
         run = self.core.unnamed[-1]
         await wire.send("text", data)
         return run
+
+    def watch(self, callback: "Callable[[FrameKind, bytes, float], None] | None") -> None:
+        """Call ``callback(kind, data, at)`` after each received frame, inside the read, once the
+        core and the checker have it: a probe that must answer a frame at once (a cancel_run on
+        the run's last tool_completed) sends from there with :meth:`send_now`, before the next
+        frame of the same read is even looked at. ``None`` stops watching."""
+        self._watch = callback
+
+    async def send_packed(self, build: "Callable[[ClientConnection, float], list[tuple[FrameKind, bytes]]]"
+                          ) -> float | None:
+        """Send the frames ``build(core, at)`` returns (each built by the core, so accounted for
+        the checker first) in ONE write: the endpoint reads them together (see
+        :meth:`WireConnection.write_now`). The send time, or ``None`` when the connection is closed
+        (then nothing is built)."""
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        if await wire.send_many(build(self.core, at)) is None:
+            return None
+        return at
+
+    def send_now(self, build: "Callable[[ClientConnection, float], list[tuple[FrameKind, bytes]]]") -> float | None:
+        """:meth:`send_packed` without waiting: for a :meth:`watch` callback, inside the read loop.
+        A few hundred bytes never wait for the transport's buffer; the read loop drains it."""
+        wire = self._usable()
+        if wire is None:
+            return None
+        at = self.probe.engine.clock.now()
+        return at if wire.write_now(build(self.core, at)) else None
 
     def cut_when(self, predicate: Callable[[], bool]) -> None:
         """Drop the connection (no close frame) right after the first frame that makes ``predicate()`` true."""

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import socket
 import ssl
 import struct
 import time
@@ -40,17 +39,14 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import (
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
-    PayloadTooBig,
-    ProtocolError,
-)
+from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
+
+# check_url, describe_handshake_failure: importable from here, as before the messages moved out
+from agent_events.conformance.live.handshake_errors import check_url, describe_handshake_failure  # noqa: F401
 
 try:  # websockets' own C masking, as its Frame.serialize uses; its pure-Python one otherwise
     from websockets.speedups import apply_mask as _apply_mask
@@ -150,47 +146,6 @@ class CloseInfo:
 #: ``(connection, [(kind, data), ...], arrival time)``: the messages of one read, in order
 OnMessages = Callable[["WireConnection", "list[tuple[FrameKind, bytes]]", float], None]
 OnClose = Callable[["WireConnection", CloseInfo], None]
-
-
-def check_url(url: str) -> None:
-    """Raise ``ValueError`` with a readable message unless ``url`` is ws:// or wss://."""
-    try:
-        parse_uri(url)
-    except InvalidURI as exc:
-        raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
-
-
-def describe_handshake_failure(exc: BaseException, host: str | None = None, path: str | None = None) -> str:
-    """One line a user can act on, for anything that stopped the handshake (``host`` and ``path``:
-    the URL's, named in the message when known)."""
-    if isinstance(exc, InvalidStatus):
-        response = exc.response
-        body = bytes(response.body or b"")[:200].decode("utf-8", "replace").strip()
-        at_path = f" {path!r}" if path else ""
-        hint = {401: " (unauthorized: pass --token or --header 'Authorization: ...')",
-                # Starlette/FastAPI answer a WebSocket handshake on a path with no route with 403
-                403: f" (forbidden: check the path{at_path} - some frameworks, such as Starlette and FastAPI, "
-                     "answer 403 for a path with no WebSocket route - then the token, or the Origin the endpoint allows)",
-                404: f" (no WebSocket endpoint at the path{at_path})"}.get(response.status_code, "")
-        text = f"HTTP {response.status_code} {response.reason_phrase}{hint}"
-        return f"{text}: {body}" if body else text
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc} (use --cafile for a private CA, --insecure for a self-signed test server)"
-    if isinstance(exc, socket.gaierror):  # its errno is an EAI_* code, which os.strerror does not know
-        name = f"the host name {host!r}" if host else "the host name"
-        return f"{name} does not resolve ({exc.strerror or exc}): check the URL's host"
-    if isinstance(exc, ConnectionResetError):
-        return "the endpoint reset the connection (for wss://, is it really serving TLS?)"
-    if isinstance(exc, OSError):
-        if exc.errno is not None:
-            return os.strerror(exc.errno).lower()
-        return exc.strerror or str(exc) or type(exc).__name__
-    if isinstance(exc, InvalidHandshake):
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        return f"invalid handshake: {exc}{cause}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class WireConnection:
@@ -515,6 +470,33 @@ class WireConnection:
         await self._flush()
         return at
 
+    def write_now(self, frames: "list[tuple[FrameKind, bytes]]") -> bool:
+        """Write several messages in ONE ``transport.write``, at once (no await): a few hundred
+        bytes in one write are one TCP segment, so the endpoint reads them together. That is how
+        the race probes (:mod:`agent_events.conformance.live.races`) make a server meet
+        ``start_run`` and ``cancel_run`` in one read, which a polite client never shows it.
+        Synchronous, so that a read-loop callback can answer the frame that opens a race window;
+        the read loop drains. False when the connection is not open (nothing written)."""
+        protocol, writer = self.protocol, self._writer
+        if protocol.state is not State.OPEN or writer is None:
+            return False
+        if protocol.expect_continuation_frame or protocol.extensions:  # websockets frames them
+            for kind, data in frames:
+                protocol.send_text(data) if kind == "text" else protocol.send_binary(data)
+            writer.write(b"".join(protocol.data_to_send()))
+            return True
+        self._write_pending()  # what the protocol owes first (a pong, say), in order
+        writer.write(b"".join(self._masked_frame(0x1 if kind == "text" else 0x2, data) for kind, data in frames))
+        return True
+
+    async def send_many(self, frames: "list[tuple[FrameKind, bytes]]") -> float | None:
+        """Several messages packed in one write (:meth:`write_now`); the send time, or ``None``."""
+        at = self.clock.now()
+        if not self.write_now(frames):
+            return None
+        await self._flush()
+        return at
+
     def _masked_frame(self, opcode: int, data: bytes) -> bytes:
         """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
         websockets serialises each frame with its own ``os.urandom(4)`` call, a system call that
@@ -563,6 +545,21 @@ class WireConnection:
         writer = self._writer
         if writer is not None and not writer.is_closing():
             writer.close()
+
+
+def sendall_packed(connection, frames: "list[tuple[FrameKind, bytes]]") -> None:
+    """Several messages in ONE ``sock.sendall`` on a ``websockets.sync`` connection (the Locust
+    user's; :meth:`WireConnection.write_now` is the asyncio one): each framed by the protocol,
+    then written together, so that the endpoint reads them in one read. Raises websockets'
+    ``ConnectionClosed`` as ``connection.send`` would."""
+    with connection.send_context():
+        protocol = connection.protocol
+        for kind, data in frames:
+            if kind == "text":
+                protocol.send_text(data)
+            else:
+                protocol.send_binary(data)
+        connection.socket.sendall(b"".join(protocol.data_to_send()))
 
 
 async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
