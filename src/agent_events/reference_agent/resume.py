@@ -81,6 +81,8 @@ class ResumeRegistry:
     #: Expired runs remembered (public half -> secret), so their client hears resume_expired,
     #: not resume_denied; the oldest are forgotten first.
     TOMBSTONES = 4096
+    #: the class of its runs' states (a shared store's keeps each frame in the store too)
+    state_class = ResumeState
 
     def __init__(self, window_s: float, buffer_events: int, max_detached: int | None = None) -> None:
         self.window_s = window_s
@@ -114,7 +116,7 @@ class ResumeRegistry:
         while public in self._states:  # a collision is the test of a lifetime
             public = base64.urlsafe_b64encode(self._random(9)).decode()
         secret = base64.urlsafe_b64encode(self._random(18)).decode()
-        state = ResumeState(run_id, handle, bridge, session, self.buffer_events, public, secret)
+        state = self.state_class(run_id, handle, bridge, session, self.buffer_events, public, secret)
         self._states[public] = state
         return state
 

@@ -68,6 +68,11 @@ def add_arguments(parser) -> None:
                           "(default 1)")
     net.add_argument("--certfile", help="PEM certificate (chain) for wss://")
     net.add_argument("--keyfile", help="PEM private key for --certfile, when not inside it")
+    net.add_argument("--resume-store", default=None, metavar="URL",
+                     help="1.1: keep every run's log in this shared store, redis://HOST:PORT/DB, so that a resume "
+                          "is served by whichever worker or machine it lands on (default $AGENT_EVENTS_RESUME_STORE, "
+                          "else resume_store in the config file; without one, --workers N above 1 declares no "
+                          "resume); unreachable at start-up exits 3")
     sec = parser.add_argument_group("access")
     sec.add_argument("--token", default=None,
                      help=f"require this bearer token ('Authorization: Bearer T' or ?token=T); default ${TOKEN_ENV}")
@@ -97,8 +102,24 @@ def config_from_args(args):
     try:
         return ServerConfig(host=args.host, port=args.port, token=token, allow_origins=tuple(args.allow_origin),
                             certfile=args.certfile, keyfile=args.keyfile,
-                            protocol_version=getattr(args, "protocol_version", "1.1"), **numeric)
+                            protocol_version=getattr(args, "protocol_version", "1.1"),
+                            resume_store=_resume_store(args), **numeric)
     except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _resume_store(args) -> str | None:
+    """--resume-store, else $AGENT_EVENTS_RESUME_STORE, else the config file's resume_store."""
+    from agent_events.conformance import config as config_file
+    from agent_events.conformance.cli import UsageError
+    from agent_events.reference_agent.resume_store import RESUME_STORE_ENV
+
+    given = getattr(args, "resume_store", None) or os.environ.get(RESUME_STORE_ENV) or None
+    if given is not None:
+        return given
+    try:
+        return config_file.load().for_command("serve").get("resume_store")
+    except config_file.ConfigError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -110,10 +131,22 @@ def run(args) -> int:
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
-    if workers > 1:
-        return _serve_workers(config, workers)
+    from agent_events.reference_agent.resume_store import StoreMissing, StoreUnavailable, plan_workers, ping
+
+    config, why = plan_workers(config, workers)
+    if why is not None:
+        logging.getLogger("reference_agent").warning("%s", why)
     try:
+        if workers > 1 and config.resume_store and config.resumable:
+            asyncio.run(ping(config.resume_store))  # once, here: not a failed start in every worker
+        if workers > 1:
+            return _serve_workers(config, workers)
         return asyncio.run(_serve(config))
+    except StoreMissing as exc:
+        raise UsageError(str(exc)) from None
+    except StoreUnavailable as exc:
+        print(f"agent-events serve: {exc}", file=sys.stderr, flush=True)
+        return ExitCode.CONNECT
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot serve on {config.host}:{config.port}: {exc}") from None
 
