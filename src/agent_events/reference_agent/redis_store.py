@@ -217,6 +217,7 @@ class RedisStore:
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
+        self._pubsub = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ class RedisStore:
         self._wake = asyncio.Event()
         self._spawn(self._writer())
         self._spawn(self._heartbeat())
+        self._pubsub = pubsub
         self._spawn(self._listen(pubsub))
         logger.info("resume store %s: this process is owner %s", self.url, self.owner)
 
@@ -253,12 +255,19 @@ class RedisStore:
                     await self._flush()
             except (RedisError, OSError, TimeoutError):
                 pass
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._wake is not None:
+            self._wake.set()
+        if tasks:
+            # bounded: a cancellation that lands inside redis-py's read may be absorbed there, and the
+            # task then only ends at its next check of _closing
+            await asyncio.wait(tasks, timeout=2.0)
         try:
             async with asyncio.timeout(1.0):
                 await self._redis.delete(_lease(self.owner))
+                await self._pubsub.aclose()
         except (RedisError, OSError, TimeoutError):
             pass
         await self._redis.aclose()
@@ -300,7 +309,7 @@ class RedisStore:
 
     async def _writer(self) -> None:
         wake = self._wake
-        while True:
+        while not self._closing:
             await wake.wait()
             wake.clear()
             try:
@@ -355,7 +364,7 @@ class RedisStore:
             logger.warning("resume store %s answers again", self.url)
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(LEASE_S / 3)
             try:
                 await self._redis.set(_lease(self.owner), b"1", px=int(LEASE_S * 1000))
@@ -364,7 +373,7 @@ class RedisStore:
 
     async def _listen(self, pubsub) -> None:
         """Control messages for the runs this process owns: ``<kind> <public>``."""
-        while True:
+        while not self._closing:
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
@@ -459,7 +468,7 @@ class RedisStore:
         expected = last_seq + 1
         attached_at = loop.time()
         try:
-            while True:
+            while not self._closing:
                 try:
                     reply = await self._redis.xread({key: cursor}, count=512, block=FOLLOW_BLOCK_MS)
                     entries = _entries(reply)
