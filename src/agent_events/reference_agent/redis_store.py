@@ -59,19 +59,26 @@ SOCKET_TIMEOUT_S = 5.0
 #: written a loop turn after the client may already hold the token.
 LOOKUP_RETRIES = (0.05, 0.15)
 TERMINAL = b'{"type":"agent_completed"'
-#: Frames sent in one round trip at most (one loop turn's worth under load; more would hold the loop).
-BATCH = 2048
+#: Operations sent in one round trip at most: enough that the writer keeps up with a saturated agent
+#: (a round trip takes a few loop turns then), few enough that packing them holds the loop ~ms.
+BATCH = 4096
 #: The append of a batch of frames, run by the store: one XADD per frame (entry id ``<seq>-1``,
-#: exact MAXLEN: the replay bound); the pipeline then sets each stream's PEXPIRE. One command
+#: exact MAXLEN: the replay bound), the frames grouped by run as ``first_seq, count, frames...``
+#: (one argument per frame); the pipeline then sets each stream's PEXPIRE. One command
 #: for the batch instead of one per frame: redis-py packs and parses each command in Python, and
 #: that cost the agent three times its own CPU per event. ``pcall``: a refused frame (an id not
 #: above the last, after a store restart) does not stop the others.
 APPEND_LUA = """
-local maxlen = ARGV[1]
+local maxlen, a = ARGV[1], 2
 for i = 1, #KEYS do
-  redis.pcall('XADD', KEYS[i], 'MAXLEN', maxlen, ARGV[2 * i + 1], 'f', ARGV[2 * i + 2])
+  local seq, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  for j = 0, n - 1 do
+    redis.pcall('XADD', KEYS[i], 'MAXLEN', maxlen, (seq + j) .. '-1', 'f', ARGV[a + j])
+  end
+  a = a + n
 end
-return #KEYS
+return a
 """
 
 
@@ -349,16 +356,21 @@ class RedisStore:
         # So: every record, then every frame in one command, then every deletion.
         pipe = self._redis.pipeline(transaction=False)
         touched: set[str] = set()
-        keys: list[str] = []
-        args: list[Any] = [self.buffer_events, self.ttl_ms]
+        #: per run, runs of consecutive seqs: [first_seq, frames]
+        groups: dict[str, list] = {}
         after: list[tuple] = []
+        appended = 0
         for op in ops:
             kind = op[0]
             if kind == "x":
-                keys.append(_log(op[1]))
-                args.append(f"{op[2]}-1")
-                args.append(op[3])
-                touched.add(op[1])
+                appended += 1
+                group = groups.get(op[1])
+                if group is not None and group[-1][0] + len(group[-1][1]) == op[2]:
+                    group[-1][1].append(op[3])
+                elif group is not None:  # a gap (writes were dropped): a new span
+                    group.append([op[2], [op[3]]])
+                else:
+                    groups[op[1]] = [[op[2], [op[3]]]]
             elif kind == "reg":
                 pipe.hset(_meta(op[1]), mapping=op[2])
                 touched.add(op[1])
@@ -366,8 +378,17 @@ class RedisStore:
                 touched.add(op[1])
             elif kind in ("del", "gone"):
                 after.append(op)
-        appended = len(keys)
-        if keys:
+        if groups:
+            keys: list[str] = []
+            args: list[Any] = [self.buffer_events]
+            for public, spans in groups.items():
+                touched.add(public)
+                key = _log(public)
+                for first, frames in spans:
+                    keys.append(key)
+                    args.append(first)
+                    args.append(len(frames))
+                    args.extend(frames)
             # EVAL, not EVALSHA: the text is a few hundred bytes a batch, and a restarted store needs no reload
             pipe.eval(APPEND_LUA, len(keys), *keys, *args)
         for public in touched:

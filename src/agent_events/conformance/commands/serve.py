@@ -63,9 +63,8 @@ def add_arguments(parser) -> None:
     net.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks a free one (default {DEFAULT_PORT})")
     net.add_argument("--workers", type=int, default=1, metavar="N",
                      help="N server processes on one port, SO_REUSEPORT spreading the connections (Linux; "
-                          "elsewhere N above 1 exits 2); runs are connection-scoped, so nothing is shared: "
-                          "the limits below apply per worker, /healthz names the answering worker's pid "
-                          "(default 1)")
+                          "elsewhere N above 1 exits 2); the limits below apply per worker, /healthz names the "
+                          "answering worker's pid; resume needs --resume-store with N above 1 (default 1)")
     net.add_argument("--certfile", help="PEM certificate (chain) for wss://")
     net.add_argument("--keyfile", help="PEM private key for --certfile, when not inside it")
     net.add_argument("--resume-store", default=None, metavar="URL",
