@@ -62,21 +62,38 @@ TERMINAL = b'{"type":"agent_completed"'
 #: Operations sent in one round trip at most: enough that the writer keeps up with a saturated agent
 #: (a round trip takes a few loop turns then), few enough that packing them holds the loop ~ms.
 BATCH = 4096
-#: The append of a batch of frames, run by the store: one XADD per frame (entry id ``<seq>-1``,
-#: exact MAXLEN: the replay bound), the frames grouped by run as ``first_seq, count, frames...``
-#: (one argument per frame); the pipeline then sets each stream's PEXPIRE. One command
-#: for the batch instead of one per frame: redis-py packs and parses each command in Python, and
-#: that cost the agent three times its own CPU per event. ``pcall``: a refused frame (an id not
-#: above the last, after a store restart) does not stop the others.
+#: A batch of writes, run by the store as one command (redis-py packs and parses each command in
+#: Python: a command per frame cost the agent three times its own CPU per event, and even one
+#: per run was most of what remained). Per run, in order: its record (``HSET``: run_id, the
+#: secret's digest, owner), one ``XADD`` per frame (entry id ``<seq>-1``, exact ``MAXLEN``: the
+#: replay bound), then ``PEXPIRE`` (the resume window) or its deletion. KEYS: the run's stream and
+#: record, in pairs; ARGV: maxlen, ttl, tombstone ttl, then per run ``first_seq, count, flags``
+#: (1: record follows, 2: delete, 4: expired), the record's 3 values, the frames. ``pcall``: a
+#: refused frame (an id not above the last, after a store restart) does not stop the others.
 APPEND_LUA = """
-local maxlen, a = ARGV[1], 2
-for i = 1, #KEYS do
-  local seq, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
+local maxlen, ttl, gone_ttl, a = ARGV[1], ARGV[2], ARGV[3], 4
+for i = 1, #KEYS, 2 do
+  local log, meta = KEYS[i], KEYS[i + 1]
+  local first, n, flags = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  if flags % 2 == 1 then
+    redis.call('HSET', meta, 'run_id', ARGV[a], 'h', ARGV[a + 1], 'owner', ARGV[a + 2])
+    a = a + 3
+  end
   for j = 0, n - 1 do
-    redis.pcall('XADD', KEYS[i], 'MAXLEN', maxlen, (seq + j) .. '-1', 'f', ARGV[a + j])
+    redis.pcall('XADD', log, 'MAXLEN', maxlen, (first + j) .. '-1', 'f', ARGV[a + j])
   end
   a = a + n
+  if math.floor(flags / 2) % 2 == 1 then
+    redis.call('DEL', log, meta)
+  elseif math.floor(flags / 4) % 2 == 1 then
+    redis.call('DEL', log)
+    redis.call('HSET', meta, 'state', 'expired')
+    redis.call('PEXPIRE', meta, gone_ttl)
+  else
+    redis.call('PEXPIRE', log, ttl)
+    redis.call('PEXPIRE', meta, ttl)
+  end
 end
 return a
 """
@@ -352,55 +369,50 @@ class RedisStore:
             self._ops = []
         if not ops:
             return
-        # Order that matters is per run: its record before its frames, its deletion after them.
-        # So: every record, then every frame in one command, then every deletion.
-        pipe = self._redis.pipeline(transaction=False)
-        touched: set[str] = set()
-        #: per run, runs of consecutive seqs: [first_seq, frames]
-        groups: dict[str, list] = {}
-        after: list[tuple] = []
+        # Per run: [record or None, spans of consecutive seqs [first, frames], end flag]
+        runs: dict[str, list] = {}
         appended = 0
         for op in ops:
-            kind = op[0]
+            kind, public = op[0], op[1] if len(op) > 1 else None
+            if public is None:
+                continue
+            run = runs.get(public)
+            if run is None:
+                run = runs[public] = [None, [], 0]
             if kind == "x":
                 appended += 1
-                group = groups.get(op[1])
-                if group is not None and group[-1][0] + len(group[-1][1]) == op[2]:
-                    group[-1][1].append(op[3])
-                elif group is not None:  # a gap (writes were dropped): a new span
-                    group.append([op[2], [op[3]]])
-                else:
-                    groups[op[1]] = [[op[2], [op[3]]]]
+                spans = run[1]
+                if spans and spans[-1][0] + len(spans[-1][1]) == op[2]:
+                    spans[-1][1].append(op[3])
+                else:  # the first, or after a gap (writes were dropped)
+                    spans.append([op[2], [op[3]]])
             elif kind == "reg":
-                pipe.hset(_meta(op[1]), mapping=op[2])
-                touched.add(op[1])
-            elif kind == "touch":
-                touched.add(op[1])
-            elif kind in ("del", "gone"):
-                after.append(op)
-        if groups:
-            keys: list[str] = []
-            args: list[Any] = [self.buffer_events]
-            for public, spans in groups.items():
-                touched.add(public)
-                key = _log(public)
-                for first, frames in spans:
-                    keys.append(key)
-                    args.append(first)
-                    args.append(len(frames))
-                    args.extend(frames)
-            # EVAL, not EVALSHA: the text is a few hundred bytes a batch, and a restarted store needs no reload
-            pipe.eval(APPEND_LUA, len(keys), *keys, *args)
-        for public in touched:
-            pipe.pexpire(_meta(public), self.ttl_ms)
-            pipe.pexpire(_log(public), self.ttl_ms)
-        for kind, public in after:
-            if kind == "del":
-                pipe.delete(_meta(public), _log(public))
-            else:  # the owner's window passed: remember it, so its client hears resume_expired
-                pipe.delete(_log(public))
-                pipe.hset(_meta(public), "state", "expired")
-                pipe.pexpire(_meta(public), self.gone_ttl_ms)
+                run[0] = op[2]
+            elif kind == "del":
+                run[2] = 2
+            elif kind == "gone":
+                run[2] = 4
+        keys: list[str] = []
+        args: list[Any] = [self.buffer_events, self.ttl_ms, self.gone_ttl_ms]
+        for public, (record, spans, end) in runs.items():
+            log, meta = _log(public), _meta(public)
+            spans = spans or [[0, []]]
+            last = len(spans) - 1
+            for k, (first, frames) in enumerate(spans):
+                keys.append(log)
+                keys.append(meta)
+                flags = (1 if k == 0 and record is not None else 0) | (end if k == last else 0)
+                args.append(first)
+                args.append(len(frames))
+                args.append(flags)
+                if flags & 1:
+                    args.append(record["run_id"])
+                    args.append(record["h"])
+                    args.append(record["owner"])
+                args.extend(frames)
+        pipe = self._redis.pipeline(transaction=False)
+        # EVAL, not EVALSHA: the text is a kilobyte a batch, and a restarted store needs no reload
+        pipe.eval(APPEND_LUA, len(keys), *keys, *args)
         try:
             replies = await pipe.execute(raise_on_error=False)
         except BaseException:
