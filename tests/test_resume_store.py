@@ -373,9 +373,9 @@ def test_the_bounds_hold_in_the_store(redis_server, redis_url):
         token, _, seen = await _start_and_cut(owner, "bounded", 8)
         public = token.partition(".")[0]
         await asyncio.sleep(0.2)  # the writer's next loop turn
-        length = int(redis_server.command("XLEN", f"agent-events:log:{public}")[1:].split(b"\r")[0])
-        ttl = int(redis_server.command("PTTL", f"agent-events:log:{public}")[1:].split(b"\r")[0])
-        stored = redis_server.command("HGETALL", f"agent-events:run:{public}")
+        length = int(redis_server.command("XLEN", f"agent_events:log:{public}")[1:].split(b"\r")[0])
+        ttl = int(redis_server.command("PTTL", f"agent_events:log:{public}")[1:].split(b"\r")[0])
+        stored = redis_server.command("HGETALL", f"agent_events:run:{public}")
         ws, _ = await _connect_to(other)
         await ws.send(_resume("bounded", token, 0))
         expired = await _events(ws, "bounded", _ended)

@@ -2,17 +2,17 @@
 
 Built on Redis primitives only, through ``redis.asyncio`` (the maintained client):
 
-* **One stream per run** (``agent-events:log:<public>``): every frame the run emits is
+* **One stream per run** (``agent_events:log:<public>``): every frame the run emits is
   ``XADD``-ed with the stream entry id ``<seq>-1``, so a reader resumes with ``XREAD`` after
   ``<last_seq>-1`` and sees gaps at once. ``MAXLEN`` (exact) is the replay bound
   (``resume_buffer_events``), as in memory; ``PEXPIRE`` is the resume window.
-* **One hash per run** (``agent-events:run:<public>``): its ``run_id``, the SHA-256 of its token's
+* **One hash per run** (``agent_events:run:<public>``): its ``run_id``, the SHA-256 of its token's
   secret (compared with :func:`hmac.compare_digest`; the store never holds a usable token), the
   owner (the process that runs it) and, once the owner's window passed, ``state=expired``.
-* **A lease per owner** (``agent-events:owner:<id>``, ``SET PX``, renewed every
+* **A lease per owner** (``agent_events:owner:<id>``, ``SET PX``, renewed every
   ``LEASE_S / 3``): a run whose owner's lease is gone and whose log has no ``agent_completed`` is
   lost, and a resuming client is told so (``error`` ``run_lost``), never left waiting.
-* **A control channel per owner** (pub/sub ``agent-events:ctl:<id>``): the worker serving a resumed
+* **A control channel per owner** (pub/sub ``agent_events:ctl:<id>``): the worker serving a resumed
   run publishes ``attach`` (the owner stops sending to the old connection and restarts the run's
   window; repeated as a heartbeat while the follower lives) and ``cancel`` (a ``cancel_run`` from
   the new connection).
@@ -44,7 +44,7 @@ from agent_events.reference_agent.resume_store import StoreUnavailable
 
 logger = logging.getLogger("reference_agent")
 
-PREFIX = "agent-events"
+PREFIX = "agent_events"
 #: Seconds an owner's lease lives without renewal: how long a dead owner's runs look alive at most.
 LEASE_S = 3.0
 #: Milliseconds a follower blocks in XREAD before it checks the owner's lease again.
