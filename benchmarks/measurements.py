@@ -114,7 +114,7 @@ async def _drive(url: str, pid: int, scale: Scale) -> dict[str, float]:
 
 
 async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
-    order = ("agent", "bare", "bare_batched")
+    order = ("agent", "agent_v10", "bare", "bare_batched")
     samples: dict[str, list[dict]] = {name: [] for name in order}
     for _ in range(scale.repeats):
         for name in order:  # interleaved, so a noisy minute hurts every series alike
@@ -134,6 +134,15 @@ async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
          "cpu_ratio": cpu_ratio,
          "capacity_events_per_cpu_s": {n: round(1e6 / med[n]["server_us_per_event"]) for n in order},
          "bare_batched_events_per_s": round(med["bare_batched"]["events_per_s"]),
+         # issue 26 target 1: resume on (1.1) within 10 % of the same agent speaking 1.0, and at least
+         # half the one-write-per-run ceiling, both in server CPU per event (what the load on the
+         # shared machine disturbs least) and events/s
+         "resume_cost": {
+             "events_per_s_vs_1_0": _ratio(agent, med["agent_v10"]["events_per_s"]),
+             "cpu_vs_1_0": _ratio(med["agent_v10"]["server_us_per_event"], med["agent"]["server_us_per_event"]),
+             "cpu_vs_one_write_ceiling": _ratio(med["bare_batched"]["server_us_per_event"],
+                                                med["agent"]["server_us_per_event"]),
+             "target": "cpu_vs_1_0 >= 0.9 and cpu_vs_one_write_ceiling >= 0.5"},
          "samples": samples})
 
 

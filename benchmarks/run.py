@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import capacity, measurements as m
+from benchmarks import capacity, measurements as m, resume_store
 from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
@@ -28,9 +28,11 @@ SERVERS = {
     "bare": m.BARE,
     "bare_batched": [*m.BARE, "--mode", "batched"],
     "agent_workers2": capacity.WORKERS2,
+    "agent_v10": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",
+                                         "--max-runs-per-connection", "64", "--protocol-version", "1.0"),
 }
-NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
-         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",)}
+NEEDS = {1: ("agent", "agent_v10", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
+         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: ()}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -58,6 +60,8 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
         results.append(await m.memory(scale))
     if 4 in only:
         results.append(await m.checker(scale))
+    if 9 in only:
+        results.append(await resume_store.resume_store_cost(scale))
     results.sort(key=lambda r: r["id"])
     machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -78,8 +82,14 @@ def _detail(result: dict[str, Any]) -> list[str]:
     i = result["id"]
     if i == 1:
         us = d["server_us_per_event"]
-        return [f"server CPU per event: agent {us['agent']} us, bare {us['bare']} us (CPU ratio {d['cpu_ratio']}), "
-                f"bare with one write per run {us['bare_batched']} us ({d['bare_batched_events_per_s']:,} ev/s)"]
+        lines = [f"server CPU per event: agent {us['agent']} us, bare {us['bare']} us (CPU ratio {d['cpu_ratio']}), "
+                 f"bare with one write per run {us['bare_batched']} us ({d['bare_batched_events_per_s']:,} ev/s)"]
+        if "resume_cost" in d:
+            rc = d["resume_cost"]
+            lines.append(f"resume on (1.1) against --protocol-version 1.0 ({us['agent_v10']} us): CPU {rc['cpu_vs_1_0']}, "
+                         f"events/s {rc['events_per_s_vs_1_0']}; against the one-write ceiling: CPU "
+                         f"{rc['cpu_vs_one_write_ceiling']} (issue 26 target 1: >= 0.9 and >= 0.5)")
+        return lines
     if i == 2:
         a, b, n = d["agent_ms"], d["bare_ms"], d["machine_wakeup_lateness"]
         return [f"agent p50 {a['p50']} / p99.9 {a['p99.9']} / max {a['max']} ms; bare p50 {b['p50']} / p99.9 {b['p99.9']} "
@@ -107,6 +117,14 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"memory per connection: locust {mem['locust']['kib_per_connection']} KiB, "
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
                 f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
+    if i == 9:
+        if d.get("skipped"):
+            return ["not measured: redis-server is not installed (apt-get install redis-server)"]
+        eps, kib = d["events_per_s"], d["kib_per_in_flight_run"]
+        return [f"events/s: redis {eps['redis']:,}, in-process {eps['memory']:,}; redis-server's own CPU "
+                f"{d['redis_server_us_per_event']} us per event",
+                f"RSS per in-flight run: redis {kib['redis']} KiB, in-process {kib['memory']} KiB "
+                f"(runs completed {d['runs_completed']}, violations {d['violations']})"]
     if i == 5:
         live, load, costs = d["live_check"], d["load_command"], d["in_process_us_per_event"]
         return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations; whole command "

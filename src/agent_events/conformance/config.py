@@ -29,7 +29,7 @@ CONFIG_FILE = "agent-events.toml"
 PYPROJECT = "pyproject.toml"
 TOOL_TABLE = "agent-events"
 #: Sub-tables that hold per-command overrides.
-COMMANDS = ("check", "validate", "load", "record", "demo")
+COMMANDS = ("check", "validate", "load", "record", "demo", "serve")
 
 
 class ConfigError(ValueError):
@@ -189,6 +189,14 @@ def _string(value: Any) -> str:
     return value
 
 
+def _resume_store(value: Any) -> str:
+    from agent_events.reference_agent.resume_store import check_url
+
+    if not isinstance(value, str):
+        raise ValueError("a resume store URL redis://HOST:PORT/DB")
+    return check_url(value)
+
+
 KEYS: dict[str, KeySpec] = {
     "profile": KeySpec("profile to check against", _profile),
     "first_event_ms": KeySpec("budget: agent_started after start_run, ms", _positive_number),
@@ -214,6 +222,9 @@ KEYS: dict[str, KeySpec] = {
     "race_tries": KeySpec("tries of each race the cancel, multiplex and reconnect scenarios provoke",
                           integer_at_least(1, MAX_RUNS)),
     "input": KeySpec("the request sent in start_run", _string),
+    # agent-events serve
+    "resume_store": KeySpec("serve: the shared run log for resume across workers and machines "
+                            "(like --resume-store)", _resume_store),
 }
 
 

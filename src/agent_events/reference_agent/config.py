@@ -76,6 +76,10 @@ class ServerConfig:
     #: and how many of its latest events it keeps for the replay.
     resume_window_s: float = 30.0
     resume_buffer_events: int = 256
+    #: 1.1 resume across processes and machines: the shared run log, ``redis://HOST:PORT/DB``
+    #: (see :mod:`agent_events.reference_agent.redis_store`); ``None`` keeps each run's log in
+    #: the process that runs it, which serves a resume only when it lands there.
+    resume_store: str | None = None
     #: ``() -> BaseAgent``: builds the agent of each run. Default: an
     #: ``ActionsAgent`` using the offline planner with ``llm_delay_ms``.
     agent_factory: Callable[[], Any] | None = None
@@ -113,6 +117,13 @@ class ServerConfig:
                 problems.append(f"{name} must be a finite number >= 0 (or None), not {value}")
         if self.handshake_timeout == 0:
             problems.append("handshake_timeout must be above 0")
+        if self.resume_store is not None:
+            from agent_events.reference_agent.resume_store import check_url
+
+            try:
+                check_url(self.resume_store)
+            except ValueError as exc:
+                problems.append(f"resume_store must be {exc}")
         if self.keyfile and not self.certfile:
             problems.append("keyfile needs certfile")
         if self.token == "":

@@ -64,7 +64,7 @@ from agent_events.reference_agent.logs import RateLimitedLog
 from agent_events.reference_agent.llm import OfflinePlanner
 from agent_events._loop_thread import LoopThread
 from agent_events._net import listen_url
-from agent_events.reference_agent.resume import ResumeRegistry
+from agent_events.reference_agent.resume_store import open_store
 from agent_events.reference_agent.session import Session
 
 logger = logging.getLogger("reference_agent")
@@ -111,8 +111,10 @@ class AgentServer:
         self._run_id_prefix = f"run_{uuid.uuid4().hex[:8]}_"
         self._run_numbers = itertools.count(1)
         #: 1.1: runs that outlive their connection for a resume (None under 1.0 or with resume off)
-        self.resume = (ResumeRegistry(self.config.resume_window_s, self.config.resume_buffer_events,
-                                      self.config.max_connections * self.config.max_runs_per_connection)
+        #: where runs' logs live for a resume: this process (the default) or a shared store
+        self.resume_store = open_store(self.config)
+        self.resume = (self.resume_store.make_registry(self.config.resume_window_s, self.config.resume_buffer_events,
+                                                       self.config.max_connections * self.config.max_runs_per_connection)
                        if self.config.resumable else None)
         self._features: dict[str, Any] | None = None
         self._make_agent = self.config.agent_factory or functools.partial(self._default_agent, self.config)
@@ -173,6 +175,8 @@ class AgentServer:
     async def start(self) -> "AgentServer":
         self._fit_limits()
         config = self.config
+        if self.resume is not None:
+            await self.resume_store.start()  # StoreUnavailable: no half-started server
         self._idle = asyncio.Event()
         self._quiet_accept_errors(asyncio.get_running_loop())
         options: dict[str, Any] = dict(
@@ -250,6 +254,8 @@ class AgentServer:
             await self._ws.wait_closed()
         for task in list(self._background):
             task.cancel()
+        if self.resume is not None:
+            await self.resume_store.close()
         loop = asyncio.get_running_loop()
         if self._exception_handler is not None and loop.get_exception_handler() is self._exception_handler:
             loop.set_exception_handler(None)
@@ -298,6 +304,7 @@ class AgentServer:
                        "max_pending_handshakes": self.config.max_pending_handshakes, "fd_limit": self.fd_limit},
             "paused_connections": sum(1 for s in self.sessions if getattr(s.websocket, "write_paused", False)),
             "slow_readers_closed": self.slow_readers_closed,
+            "resume_store": self.resume_store.describe() if self.resume is not None else None,
         }
 
     # -- connections ----------------------------------------------------------------

@@ -72,6 +72,8 @@ class SessionHost(Protocol):
     config: ServerConfig
     #: 1.1: the registry of runs that outlive their connection (``None``: resume off)
     resume: Any
+    #: where runs' logs live: in this process, or shared (a resume elsewhere is served from it)
+    resume_store: Any
     #: no new runs: the server is draining
     shutting_down: bool
     #: the rate-limited logger (``quiet_log.error(key, message, *args, exc=...)``)
@@ -257,6 +259,10 @@ class Session:
             if registry is not None and registry.expired(message.run_id, message.resume_token):
                 return ProtocolError("resume_expired", f"run {message.run_id!r} was kept {registry.window_s:g} s "
                                      "after its connection dropped, and that window has passed", run_id=message.run_id)
+            if registry is not None:  # not this process's run: maybe another's, through a shared store
+                elsewhere = await self.server.resume_store.resume_elsewhere(self, message)
+                if elsewhere is not False:
+                    return elsewhere
             return ProtocolError("resume_denied", f"no resumable run {message.run_id!r} with that resume_token",
                                  run_id=message.run_id)
         run_id = message.run_id

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
 import ssl
 import sys
 
+from agent_events.reference_agent.resume_store import ping, plan_workers
 from agent_events.reference_agent.server import AgentServer
 
 #: Exit statuses (the CLI's ExitCode values, which this package cannot import).
@@ -167,6 +169,13 @@ def serve_workers(config, workers: int) -> int:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(config.certfile, config.keyfile)
         except (OSError, ssl.SSLError) as exc:
             raise WorkersError(f"cannot load --certfile {config.certfile}: {exc}") from None
+    # honest capabilities: without a shared store a reconnect may land on another worker, so none
+    # declares resume (one line says why); with one, it must answer once here, not fail in every worker
+    config, why = plan_workers(config, workers)
+    if why is not None:
+        logging.getLogger("reference_agent").warning("%s", why)
+    if config.resume_store and config.resumable:
+        asyncio.run(ping(config.resume_store))  # StoreUnavailable / StoreMissing: the caller's to report
     sockets: list[socket.socket] = []
     try:
         sockets.append(_listen(config.host, config.port))

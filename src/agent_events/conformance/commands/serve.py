@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import sys
 
+from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.live.cli_args import TOKEN_ENV, token_of
 
 HELP = "run the reference agent (a protocol v1 WebSocket server)"
@@ -62,11 +64,15 @@ def add_arguments(parser) -> None:
     net.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks a free one (default {DEFAULT_PORT})")
     net.add_argument("--workers", type=int, default=1, metavar="N",
                      help="N server processes on one port, SO_REUSEPORT spreading the connections (Linux; "
-                          "elsewhere N above 1 exits 2); runs are connection-scoped, so nothing is shared: "
-                          "the limits below apply per worker, /healthz names the answering worker's pid "
-                          "(default 1)")
+                          "elsewhere N above 1 exits 2); the limits below apply per worker, /healthz names the "
+                          "answering worker's pid; resume needs --resume-store with N above 1 (default 1)")
     net.add_argument("--certfile", help="PEM certificate (chain) for wss://")
     net.add_argument("--keyfile", help="PEM private key for --certfile, when not inside it")
+    net.add_argument("--resume-store", default=None, metavar="URL",
+                     help="1.1: keep every run's log in this shared store, redis://HOST:PORT/DB, so that a resume "
+                          "is served by whichever worker or machine it lands on (default $AGENT_EVENTS_RESUME_STORE, "
+                          "else resume_store in the config file; without one, --workers N above 1 declares no "
+                          "resume); unreachable at start-up exits 3")
     sec = parser.add_argument_group("access")
     sec.add_argument("--token", default=None,
                      help=f"require this bearer token ('Authorization: Bearer T' or ?token=T); default ${TOKEN_ENV}")
@@ -96,8 +102,24 @@ def config_from_args(args):
     try:
         return ServerConfig(host=args.host, port=args.port, token=token, allow_origins=tuple(args.allow_origin),
                             certfile=args.certfile, keyfile=args.keyfile,
-                            protocol_version=getattr(args, "protocol_version", "1.1"), **numeric)
+                            protocol_version=getattr(args, "protocol_version", "1.1"),
+                            resume_store=_resume_store(args), **numeric)
     except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _resume_store(args) -> str | None:
+    """--resume-store, else $AGENT_EVENTS_RESUME_STORE, else the config file's resume_store."""
+    from agent_events.conformance import config as config_file
+    from agent_events.conformance.cli import UsageError
+    from agent_events.reference_agent.resume_store import RESUME_STORE_ENV
+
+    given = getattr(args, "resume_store", None) or os.environ.get(RESUME_STORE_ENV) or None
+    if given is not None:
+        return given
+    try:
+        return config_file.load().for_command("serve").get("resume_store")
+    except config_file.ConfigError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -109,10 +131,17 @@ def run(args) -> int:
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
-    if workers > 1:
-        return _serve_workers(config, workers)
-    try:
+    from agent_events.reference_agent.resume_store import StoreMissing, StoreUnavailable
+
+    try:  # (serve_workers plans resume for N processes: declared only with a shared store)
+        if workers > 1:
+            return _serve_workers(config, workers)
         return asyncio.run(_serve(config))
+    except StoreMissing as exc:
+        raise UsageError(str(exc)) from None
+    except StoreUnavailable as exc:
+        print(f"agent-events serve: {exc}", file=sys.stderr, flush=True)
+        return ExitCode.CONNECT
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot serve on {config.host}:{config.port}: {exc}") from None
 
