@@ -1,0 +1,575 @@
+"""The paired-family judge: one sans-I/O state machine for every foreign dialect.
+
+It has the checker's surface (:meth:`receive`, :meth:`send`, :meth:`end_connection`,
+:meth:`close`, :meth:`outcomes`, the counters a report section reads), so the
+reports, the offline validator and the live shells drive it unchanged. What it
+judges is the dialect's data (:class:`agent_events.dialects.model.Dialect`):
+
+* a frame decodes in the dialect's framing into events, or is ``frame.json``;
+* an event's type is at the type pointer; a type the dialect does not list is its
+  ``unknown_type`` rule (never fatal in AG-UI), a known one is validated against the
+  dialect's schema when it has one, then the dialect's hooks run (chunk expansion);
+* a run is scoped positionally (opens, its events, then it finishes or errors; runs
+  follow one another) or keyed by the run id pointer; the lifecycle rules are the
+  dialect's ``lifecycle`` roles: ``first`` (an event before any run), ``nested`` (an
+  open inside an open run, past the allowed restarts), ``after_end`` (an event after
+  the run ended: a new open, or a late error where the dialect allows one, excepted),
+  ``ended`` (a run still open when its connection or the stream ends);
+* each family of paired events (a row of data: opens, content, closes, a key or
+  by-name-in-order pairing) is judged per run: content or a close with nothing open
+  is the family's ``paired_rule``, an open of an open key its ``open_once_rule``, an
+  item open when the run finishes its ``unclosed_rule`` (an error ends a run without
+  that judgement: a failed run owes nothing), a change of the attribution field its
+  ``attribution_rule``;
+* ``seq`` (when the dialect has a seq pointer) starts at 0 and rises by one per run;
+  latency: first event after the client's start, run deadline, tool span on receive
+  times, delivery only with a declared timestamp unit.
+
+A rule is counted as checked each time it could have been broken, so a rule with no
+evidence is N/A with the reason, never a pass.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable
+
+from agent_events.conformance import profiles as _profiles
+from agent_events.conformance import rules as _rules
+from agent_events.conformance.latencies import Latencies
+from agent_events.conformance.violations import RuleOutcome, Violation, excerpt_line
+from agent_events.dialects.framing import FrameProblem, decode
+from agent_events.dialects.hooks import HOOKS
+from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect, Family
+from agent_events.dialects.pointer import MISSING
+
+EXCERPT_LEN = 4
+MAX_VIOLATIONS_PER_RULE = 100
+#: ended run keys remembered per connection (keyed scope), to recognise an event after the end
+ENDED_MEMORY = 4096
+_NUMBER = (int, float)
+
+
+class _Run:
+    __slots__ = ("key", "run_id", "start_at", "first_at", "open", "by_name", "seq", "restarts", "events")
+
+    def __init__(self, key: Any, start_at: float | None) -> None:
+        self.key = key
+        self.run_id = key
+        self.start_at = start_at
+        self.first_at: float | None = None
+        #: family name -> {key: (opened at, attribution, name)}
+        self.open: dict[str, dict[Any, tuple]] = {}
+        #: family name -> {name: deque of opened-at} (pairing by name, in order)
+        self.by_name: dict[str, dict[Any, deque]] = {}
+        self.seq = 0
+        self.restarts = 0
+        self.events = 0
+
+    def origin(self) -> float | None:
+        return self.start_at if self.start_at is not None else self.first_at
+
+
+class _Conn:
+    __slots__ = ("name", "received", "recent", "runs", "ended", "starts", "hooks")
+
+    def __init__(self, name: str, hooks: list) -> None:
+        self.name = name
+        self.received = 0
+        self.recent: deque = deque(maxlen=EXCERPT_LEN)
+        self.runs: dict[Any, _Run] = {}
+        #: run key -> "finished" | "errored" | "late_error"
+        self.ended: dict[Any, str] = {}
+        #: send times of the client's start messages not yet answered by a run
+        self.starts: deque = deque()
+        self.hooks = hooks
+
+
+class DialectChecker:
+    """Judges one observed stream (any number of connections) in a foreign dialect."""
+
+    def __init__(self, dialect: Dialect, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
+                 max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE) -> None:
+        self.dialect = dialect
+        self.profile = _profiles.get(profile)
+        self._max_kept = max_violations_per_rule
+        self._families = dialect.family_of()
+        self._runs = dialect.runs
+        self._opens = frozenset(dialect.runs.opens)
+        self._finishes = frozenset(dialect.runs.finishes)
+        self._errors = frozenset(dialect.runs.errors)
+        self._known = frozenset(dialect.types)
+        self._roles = dict(dialect.lifecycle)
+        self._judged = frozenset(dialect.rules)
+        self._validate = None
+        if dialect.schema is not None:
+            from agent_events.dialects.schema import validator_for
+
+            self._validate = validator_for(dialect)
+        self._unit = TIMESTAMP_UNITS.get(dialect.timestamp_unit) if dialect.timestamp_unit else None
+        self._fast_tools = frozenset(self.profile.fast_tools)
+        self._conns: dict[str, _Conn] = {}
+        self._checked: dict[str, int] = {}
+        self._not_applicable: dict[str, str] = {}
+        self.latencies = Latencies()
+        self.violations: list[Violation] = []
+        self.violation_counts: dict[str, int] = {}
+        self.timelines: list[dict] = []
+        self.errors_received: dict[str, int] = {}
+        self.inconclusive: dict[str, int] = {}
+        self.closed = False
+        self.frames = 0
+        self.objects = 0
+        self.events = 0
+        self.run_events = 0
+        self.runs = 0
+        self.runs_completed = 0
+        self.runs_errored = 0
+        self.fallback_attempts = 0
+        self.starts_sent = 0
+        self.cancels_sent = 0
+        self.runs_refused = 0
+        self.delivery_checked = 0
+        self.frames_unread = 0
+
+    # -- the client's side -----------------------------------------------------------------
+
+    def send(self, message: Any, at: float | None = None, conn: str = "c0") -> list[Violation]:
+        """A frame the client sent: a start message (``RunAgentInput``) starts the clock of the next run."""
+        c = self._conn(conn)
+        self.starts_sent += 1
+        c.starts.append(at)
+        return []
+
+    # -- the server's side -----------------------------------------------------------------
+
+    def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: Any = None) -> list[Violation]:
+        c = self._conns.get(conn) or self._conn(conn)
+        index = c.received
+        c.received = index + 1
+        self.frames += 1
+        out: list[Violation] = []
+        if isinstance(frame, (bytes, bytearray, memoryview)):
+            self._check("frame.text")
+            c.recent.append((index, at, bytes(frame)))
+            out.append(self._flag("frame.text", c, None, index, at, ref, "a text frame",
+                                  f"a binary frame of {len(frame)} bytes"))
+        elif type(frame) is str:
+            self._check("frame.text")
+        self._check("frame.json")
+        try:
+            values = decode(frame, self.dialect.framing, self.dialect.envelope)
+        except FrameProblem as exc:
+            c.recent.append((index, at, frame))
+            out.append(self._flag("frame.json", c, None, index, at, ref,
+                                  f"{self.dialect.label} events in {self.dialect.framing} framing", str(exc)))
+            return out
+        for value in values:
+            self._value(value, at, c, index, ref, out)
+        return out
+
+    def _value(self, value: Any, at, c: _Conn, index: int, ref, out: list) -> None:
+        if type(value) is not dict:
+            c.recent.append((index, at, value))
+            out.append(self._flag("frame.json", c, None, index, at, ref, "a JSON object (an event)",
+                                  f"a JSON {type(value).__name__}, not an object"))
+            return
+        self.objects += 1
+        c.recent.append((index, at, value))
+        type_ = self.dialect.type.resolve(value, None)
+        type_rule = self._roles["type"]
+        self._check(type_rule)
+        if type(type_) is not str:
+            out.append(self._flag(type_rule, c, None, index, at, ref,
+                                  f"an event with a string type at {self.dialect.type.text!r}",
+                                  "no type" if type_ is None else f"type {type_!r}"))
+            return
+        if self._known:
+            unknown = self._roles.get("unknown_type")
+            if unknown:
+                self._check(unknown)
+            if type_ not in self._known:
+                if unknown:
+                    out.append(self._flag(unknown, c, None, index, at, ref, f"one of the {self.dialect.label} event types",
+                                          f"type {type_!r} (dropped, as a consumer does)"))
+                return
+        if self._validate is not None:
+            for rule_id, expected, observed in self._validate(type_, value):
+                out.append(self._flag(rule_id, c, None, index, at, ref, expected, observed))
+            self._check(self._roles.get("schema"), self._roles.get("schema_strict"))
+        events = [value]
+        for hook in c.hooks:
+            expanded = []
+            for event in events:
+                more, problems = hook.expand(event, self.dialect.type.resolve(event, None))
+                for rule_id, expected, observed in problems:
+                    out.append(self._flag(rule_id, c, self._current_id(c), index, at, ref, expected, observed))
+                expanded.extend(more)
+            events = expanded
+        for hook in c.hooks:
+            self._check(*getattr(hook, "RULES", ("ag-ui.chunk.first_id", "ag-ui.chunk.consistent")))
+        for event in events:
+            self._event(event, self.dialect.type.resolve(event, None), at, c, index, ref, out)
+
+    def _current_id(self, c: _Conn):
+        return next(iter(c.runs), None)
+
+    def _key(self, event: dict) -> Any:
+        if self._runs.scope == "keyed" and self.dialect.run_id is not None:
+            value = self.dialect.run_id.resolve(event, None)
+            return value if type(value) in (str, int) else None
+        return None
+
+    def _event(self, event: dict, type_: str, at, c: _Conn, index: int, ref, out: list) -> None:
+        self.events += 1
+        key = self._key(event)
+        run = c.runs.get(key)
+        roles = self._roles
+        if type_ in self._opens:
+            self._check(roles["nested"])
+            if run is not None:
+                if run.restarts < self._runs.restarts:
+                    run.restarts += 1
+                    self.fallback_attempts += 1
+                    self._close_families(run, c, index, at, ref, out, "the run restarted")
+                    self._run_event(run, event, at, c, index, ref, out)
+                    return
+                out.append(self._flag(roles["nested"], c, run.run_id, index, at, ref,
+                                      f"no {type_} while a run is still active",
+                                      f"{type_} while run {run.run_id!r} is still active" if run.run_id is not None
+                                      else f"{type_} while a run is still active"))
+                return
+            c.ended.pop(key, None)
+            self._check(roles["first"])
+            run = self._start_run(c, key, event, at, out)
+            self._run_event(run, event, at, c, index, ref, out)
+            return
+        if run is None:
+            ended = c.ended.get(key)
+            if type_ in self._errors:
+                if ended is None and self._runs.errors_first:
+                    self._check(roles["first"])
+                    c.ended[key] = "errored"
+                    self.runs += 1
+                    self.runs_errored += 1
+                    return
+                if ended == "finished" and self._runs.late_error:
+                    self._check(roles["after_end"])
+                    c.ended[key] = "late_error"
+                    return
+            if ended is not None:
+                self._check(roles["after_end"])
+                out.append(self._flag(roles["after_end"], c, None, index, at, ref,
+                                      f"after {'RUN_FINISHED' if ended == 'finished' else 'the run ended'}: only a new run"
+                                      + (" or a late error" if ended == "finished" and self._runs.late_error else ""),
+                                      f"{type_}: the run has already ended ({ended})"))
+                return
+            self._check(roles["first"])
+            out.append(self._flag(roles["first"], c, None, index, at, ref,
+                                  f"a run's first event is {' or '.join(self._runs.opens + (self._runs.errors if self._runs.errors_first else ()))}",
+                                  f"{type_} before any run started"))
+            run = self._start_run(c, key, event, at, out)  # judge the rest as this run's, reported once
+        self._run_event(run, event, at, c, index, ref, out)
+        if type_ in self._finishes:
+            self._check(roles["ended"])
+            self._close_families(run, c, index, at, ref, out, f"{type_}")
+            self._end_run(run, c, "finished", at, index, ref, out)
+            self.runs_completed += 1
+        elif type_ in self._errors:
+            self._check(roles["ended"])
+            self._end_run(run, c, "errored", at, index, ref, out)
+            self.runs_errored += 1
+            self.runs_completed += 1
+
+    def _start_run(self, c: _Conn, key: Any, event: dict, at, out: list) -> _Run:
+        start_at = c.starts.popleft() if c.starts else None
+        run = c.runs[key] = _Run(key, start_at)
+        if key is None and self.dialect.run_id is not None:
+            value = self.dialect.run_id.resolve(event, None)
+            run.run_id = value if type(value) is str else None
+        self.runs += 1
+        if start_at is not None and at is not None and "latency.first_event" in self._judged:
+            self._check("latency.first_event")
+            waited = at - start_at
+            self.latencies["first_event"].add(waited)
+            if waited > self.profile.first_event_ms:
+                out.append(self._flag(
+                    "latency.first_event", c, run.run_id, None, at, None,
+                    f"the run's first event within {self.profile.first_event_ms:g} ms of the client's start",
+                    f"first event {waited:.1f} ms after the start"))
+        return run
+
+    def _run_event(self, run: _Run, event: dict, at, c: _Conn, index: int, ref, out: list) -> None:
+        self.run_events += 1
+        run.events += 1
+        if at is not None and run.first_at is None:
+            run.first_at = at
+        d = self.dialect
+        if d.seq is not None:
+            self._check("seq.contiguous")
+            seq = d.seq.resolve(event, None)
+            if seq != run.seq or type(seq) is not int:
+                out.append(self._flag("seq.contiguous", c, run.run_id, index, at, ref, f"seq {run.seq}",
+                                      f"seq {seq!r}"))
+            if type(seq) is int and seq >= run.seq:
+                run.seq = seq + 1
+        if self._unit is not None and at is not None:
+            ts = d.timestamp.resolve(event, None)
+            if type(ts) in _NUMBER:
+                self._check("latency.delivery")
+                self.delivery_checked += 1
+                late = at - ts * self._unit
+                self.latencies.delivery.add(late)
+                if late > self.profile.delivery_ms:
+                    out.append(self._flag("latency.delivery", c, run.run_id, index, at, ref,
+                                          f"received within {self.profile.delivery_ms:g} ms of its timestamp",
+                                          f"received {late:.1f} ms after it"))
+        type_ = d.type.resolve(event, None)
+        family = self._families.get(type_)
+        if family is not None:
+            self._family_event(family, type_, event, run, at, c, index, ref, out)
+
+    def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
+        name = fam.name_pointer.resolve(event, None) if fam.name_pointer is not None else None
+        attribution = fam.attribution.resolve(event, None) if fam.attribution is not None else None
+        if fam.pairing == "name-in-order":
+            queues = run.by_name.setdefault(fam.name, {})
+            if type_ in fam.opens:
+                queues.setdefault(name, deque()).append((at, attribution, name))
+                return
+            self._check(fam.paired_rule)
+            queue = queues.get(name)
+            if not queue:
+                out.append(self._flag(fam.paired_rule, c, run.run_id, index, at, ref,
+                                      f"a {type_} only after an open {' or '.join(fam.opens)} of the same name",
+                                      f"{type_} of {name!r} with none open"))
+                return
+            if type_ in fam.closes:
+                opened = queue.popleft()
+                if not queue:
+                    del queues[name]
+                self._span(fam, opened, name, run, at, c, index, ref, out)
+            return
+        key = fam.key.resolve(event, None) if fam.key is not None else None
+        items = run.open.setdefault(fam.name, {})
+        if type_ in fam.opens:
+            if fam.open_once_rule:
+                self._check(fam.open_once_rule)
+                if key in items:
+                    out.append(self._flag(fam.open_once_rule, c, run.run_id, index, at, ref,
+                                          f"no {type_} for a {fam.key.text} that is still open",
+                                          f"{type_} of {key!r} while it is open"))
+                    return
+            items[key] = (at, attribution, name)
+            return
+        self._check(fam.paired_rule)
+        opened = items.get(key)
+        if opened is None:
+            out.append(self._flag(fam.paired_rule, c, run.run_id, index, at, ref,
+                                  f"a {type_} only for an open {' or '.join(fam.opens)} with the same "
+                                  f"{fam.key.text if fam.key else 'key'}",
+                                  f"No active {fam.name.replace('_', ' ')} found with ID {key!r}: {type_} with none open"))
+            return
+        if fam.attribution_rule and attribution is not None:
+            self._check(fam.attribution_rule)
+            if opened[1] is not None and attribution != opened[1]:
+                out.append(self._flag(fam.attribution_rule, c, run.run_id, index, at, ref,
+                                      f"{fam.attribution.text} {opened[1]!r}, as its {fam.opens[0]}",
+                                      f"{type_} of {key!r} with {fam.attribution.text} {attribution!r}: it does not match"))
+            elif opened[1] is None:
+                items[key] = (opened[0], attribution, opened[2])
+        if type_ in fam.closes:
+            del items[key]
+            self._span(fam, opened, opened[2], run, at, c, index, ref, out)
+
+    def _span(self, fam: Family, opened: tuple, name, run: _Run, at, c: _Conn, index, ref, out) -> None:
+        """A tool call's span, on receive times (``latency.tool_gap``, for the profile's fast tools)."""
+        if not fam.tool or at is None or opened[0] is None or "latency.tool_gap" not in self._judged:
+            return
+        if name not in self._fast_tools:
+            return
+        self._check("latency.tool_gap")
+        gap = at - opened[0]
+        self.latencies["tool_gap"].add(gap)
+        if gap > self.profile.tool_gap_ms:
+            out.append(self._flag("latency.tool_gap", c, run.run_id, index, at, ref,
+                                  f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)"))
+
+    def _close_families(self, run: _Run, c: _Conn, index, at, ref, out: list, why: str) -> None:
+        for fam in self.dialect.families:
+            self._check(fam.unclosed_rule)
+            left = list(run.open.get(fam.name, {}))
+            left += [n for n, q in run.by_name.get(fam.name, {}).items() for _ in q]
+            if left:
+                shown = ", ".join(repr(k) for k in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                out.append(self._flag(fam.unclosed_rule, c, run.run_id, index, at, ref,
+                                      f"every {fam.name.replace('_', ' ')} closed ({' or '.join(fam.closes)}) first",
+                                      f"{why} while {fam.name.replace('_', ' ')}(s) {shown} still open"))
+            run.open.pop(fam.name, None)
+            run.by_name.pop(fam.name, None)
+
+    def _end_run(self, run: _Run, c: _Conn, how: str, at, index, ref, out: list) -> None:
+        del c.runs[run.key]
+        c.ended[run.key] = how
+        if len(c.ended) > ENDED_MEMORY:
+            del c.ended[next(iter(c.ended))]
+        self._deadline(run, c, at, index, ref, out)
+
+    def _deadline(self, run: _Run, c: _Conn, at, index, ref, out: list, *, still_open: bool = False) -> None:
+        start = run.origin()
+        if at is None or start is None or "latency.run_deadline" not in self._judged:
+            return
+        self._check("latency.run_deadline")
+        duration = at - start
+        self.latencies.run.add(duration)
+        if duration > self.profile.deadline_s * 1000.0:
+            out.append(self._flag("latency.run_deadline", c, run.run_id, index, at, ref,
+                                  f"the run ends within {self.profile.deadline_s:g} s",
+                                  f"{'still running' if still_open else 'ended'} {duration / 1000:.3f} s after its start"))
+
+    # -- ends ----------------------------------------------------------------------------------
+
+    def end_connection(self, conn: str, at: float | None = None) -> list[Violation]:
+        """A connection closed: its open chunk streams flush, its open runs did not end."""
+        c = self._conns.pop(conn, None)
+        out: list[Violation] = []
+        if c is not None:
+            self._end(c, at, out, "its connection closed")
+        return out
+
+    def new_recording(self, at: float | None = None) -> list[Violation]:
+        out: list[Violation] = []
+        for name in list(self._conns):
+            out.extend(self.end_connection(name, at))
+        return out
+
+    def _end(self, c: _Conn, at, out: list, why: str) -> None:
+        for hook in c.hooks:
+            for event in hook.flush():
+                self._event(event, self.dialect.type.resolve(event, None), at, c, c.received, None, out)
+        for run in list(c.runs.values()):
+            rule = self._roles["ended"]
+            self._check(rule)
+            out.append(self._flag(rule, c, run.run_id, None, at, None,
+                                  f"the run ends with {' or '.join(self._runs.finishes + self._runs.errors)}",
+                                  f"{why} with the run still open"))
+            self._deadline(run, c, at, None, None, out, still_open=True)
+            del c.runs[run.key]
+
+    def tick(self, at: float) -> list[Violation]:
+        return []
+
+    def close(self, at: float | None = None) -> list[Violation]:
+        out: list[Violation] = []
+        for name in list(self._conns):
+            c = self._conns[name]
+            self._end(c, at, out, "the stream ended")
+        self.closed = True
+        return out
+
+    def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
+                         ref: str | None = None) -> Violation | None:
+        c = self._conn(conn)
+        c.received += 1
+        self.frames += 1
+        self.frames_unread += 1
+        return self.external("frame.size", False, conn=conn, at=at, location=ref,
+                             expected=f"every message at most {limit} bytes (the frame limit)",
+                             observed=f"{size} bytes; not read")
+
+    # -- checks made elsewhere ---------------------------------------------------------------
+
+    def not_applicable(self, rule_id: str, reason: str) -> None:
+        _rules.get(rule_id)
+        self._not_applicable[rule_id] = reason
+
+    def external(self, rule_id: str, passed: bool, *, expected: str = "", observed: str = "",
+                 conn: str = "c0", run_id: str | None = None, at: float | None = None,
+                 location: str | None = None, checks: int = 1) -> Violation | None:
+        _rules.get(rule_id)
+        self._checked[rule_id] = self._checked.get(rule_id, 0) + checks
+        if passed:
+            return None
+        c = self._conns.get(conn) or _Conn(conn, [])
+        return self._flag(rule_id, c, run_id, None, at, location, expected, observed)
+
+    # -- results -------------------------------------------------------------------------------
+
+    def protocol_version(self) -> str:
+        return self.dialect.version
+
+    @property
+    def active_runs(self) -> int:
+        return sum(len(c.runs) for c in self._conns.values())
+
+    def rule_ids(self) -> list[str]:
+        """The rules this judgement reports: the dialect's, then those it declares N/A, in registry order."""
+        wanted = set(self.dialect.rules) | set(self.dialect.not_applicable) | set(self._not_applicable)
+        return [r.id for r in _rules.ALL_RULES if r.id in wanted]
+
+    def outcomes(self) -> dict[str, RuleOutcome]:
+        result = {}
+        declared = dict(self.dialect.not_applicable)
+        declared.update(self._not_applicable)
+        for rule_id in self.rule_ids():
+            count = self.violation_counts.get(rule_id, 0)
+            checked = self._checked.get(rule_id, 0)
+            reason = None
+            if rule_id in declared and not count:
+                checked, reason = 0, declared[rule_id]
+            elif not (count or checked):
+                reason = _no_evidence(rule_id, self)
+            result[rule_id] = RuleOutcome(rule_id, max(checked, count), count, reason)
+        return result
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _conn(self, conn: str) -> _Conn:
+        c = self._conns.get(conn)
+        if c is None:
+            c = self._conns[conn] = _Conn(conn, [HOOKS[name]() for name in self.dialect.hooks])
+        return c
+
+    def _check(self, *rule_ids) -> None:
+        checked = self._checked
+        for rule_id in rule_ids:
+            if rule_id:
+                checked[rule_id] = checked.get(rule_id, 0) + 1
+
+    def _flag(self, rule_id: str, c: _Conn, run_id, index, at, ref, expected: str, observed: str) -> Violation:
+        if type(ref) is tuple:
+            ref = f"{ref[0]}:{ref[1]}"
+        rule = _rules.BY_ID[rule_id]
+        excerpt = tuple(excerpt_line(i, t, m) for (i, t, m) in c.recent)
+        violation = Violation(rule_id, rule.level.value, rule.severity, run_id if type(run_id) is str else None,
+                              c.name, index, expected, observed, excerpt, at, ref)
+        count = self.violation_counts.get(rule_id, 0) + 1
+        self.violation_counts[rule_id] = count
+        if count <= self._max_kept:
+            self.violations.append(violation)
+        return violation
+
+
+def _no_evidence(rule_id: str, judge: DialectChecker) -> str:
+    """Why a rule the dialect judges had nothing to judge in this stream."""
+    no_timing = "no receive times in the input (plain events, or frames without \"t\")"
+    if rule_id.startswith("latency."):
+        if rule_id == "latency.first_event":
+            return "no client start message with a send time was answered" if judge.delivery_checked or judge.starts_sent \
+                else no_timing + ", or no client start message"
+        if rule_id == "latency.tool_gap":
+            return (f"profile {judge.profile.name} names no fast tools" if not judge._fast_tools
+                    else "no fast tool call ended")
+        return no_timing
+    if not judge.frames:
+        return "no frame was received"
+    return "nothing in the stream exercised it"
+
+
+def judge_events(dialect: Dialect, events: Iterable[Any], profile: str = _profiles.DEFAULT_PROFILE) -> DialectChecker:
+    """Judge decoded events (one connection, no timing) and close: for tests and the Python API."""
+    checker = DialectChecker(dialect, profile)
+    for event in events:
+        checker.receive(event)
+    checker.close()
+    return checker
