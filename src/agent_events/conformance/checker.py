@@ -83,68 +83,20 @@ from agent_events.conformance.latencies import Latencies
 if TYPE_CHECKING:
     from agent_events.conformance.harness_lag import LagRecord
 from agent_events.conformance.violations import RuleOutcome, Violation, clip, excerpt_line, summarise
+# re-exported: the checker's public names since 1.0; the table itself is agent_events.run_rules'
+from agent_events.run_rules import (  # noqa: F401
+    ATTEMPT_STATES, AWAITING_START, CLOSE, COMPLETED, COMPLETED_EVENT, FALLBACK, HEADLESS, IN_ATTEMPT_KINDS,
+    KINDS, PRIMARY, STARTED, STARTED_FALLBACK, STARTED_PRIMARY, STATES, THINKING, TOOL_COMPLETED,
+    TOOL_EXECUTING, TOOL_KINDS, TRANSITIONS, V1,
+)
+from agent_events import run_rules as _run_rules
 
-# -- states and kinds ---------------------------------------------------------
+# -- states, kinds and the transition table: agent_events.run_rules (shared with BaseAgent) -------
 
-AWAITING_START = "awaiting_start"   #: start_run sent (or nothing yet), no event of the run received
-HEADLESS = "headless"               #: events arrived before any agent_started (already reported)
-PRIMARY = "primary"                 #: inside the primary attempt
-FALLBACK = "fallback"               #: inside the fallback attempt
-COMPLETED = "completed"             #: agent_completed received; nothing may follow
-STATES = (AWAITING_START, HEADLESS, PRIMARY, FALLBACK, COMPLETED)
-#: States in which an attempt is open (the headless prefix counts as the primary attempt).
-ATTEMPT_STATES = frozenset({HEADLESS, PRIMARY, FALLBACK})
-
-STARTED, THINKING, TOOL_EXECUTING, TOOL_COMPLETED, COMPLETED_EVENT = (
-    "agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
-assert {STARTED, THINKING, TOOL_EXECUTING, TOOL_COMPLETED, COMPLETED_EVENT} <= set(schemas.RUN_EVENT_TYPES)
-_ATTEMPTS = tuple(schemas.load("defs")["$defs"]["attempt"]["enum"])  # ("primary", "fallback")
-STARTED_PRIMARY = f"{STARTED}:{_ATTEMPTS[0]}"
-STARTED_FALLBACK = f"{STARTED}:{_ATTEMPTS[1]}"
-#: End of the stream (or of the check) while the run is still in a state.
-CLOSE = "close"
-#: Event kinds that happen inside an attempt: every run event type that neither
-#: starts nor completes a run (derived from the schemas, so a new type lands here).
-IN_ATTEMPT_KINDS = tuple(t for t in schemas.RUN_EVENT_TYPES if t not in (STARTED, COMPLETED_EVENT))
-TOOL_KINDS = (TOOL_EXECUTING, TOOL_COMPLETED)
-KINDS = (STARTED_PRIMARY, STARTED_FALLBACK, *IN_ATTEMPT_KINDS, COMPLETED_EVENT, CLOSE)
-
-
-def _build_transitions() -> dict[tuple[str, str], tuple[str, str | None]]:
-    """(state, kind) -> (next state, rule id the transition breaks or None)."""
-    t: dict[tuple[str, str], tuple[str, str | None]] = {}
-    for kind in IN_ATTEMPT_KINDS:
-        t[AWAITING_START, kind] = (HEADLESS, "order.first_started")
-        t[HEADLESS, kind] = (HEADLESS, None)
-        t[PRIMARY, kind] = (PRIMARY, None)
-        t[FALLBACK, kind] = (FALLBACK, "fallback.continuity" if kind in TOOL_KINDS else None)
-    t.update({
-        (AWAITING_START, STARTED_PRIMARY): (PRIMARY, None),
-        (AWAITING_START, STARTED_FALLBACK): (PRIMARY, "order.first_started"),
-        (AWAITING_START, COMPLETED_EVENT): (COMPLETED, "order.first_started"),
-        (AWAITING_START, CLOSE): (COMPLETED, "order.completed_last"),
-        (HEADLESS, STARTED_PRIMARY): (PRIMARY, None),
-        (HEADLESS, STARTED_FALLBACK): (PRIMARY, None),
-        (HEADLESS, COMPLETED_EVENT): (COMPLETED, None),
-        (HEADLESS, CLOSE): (COMPLETED, "order.completed_last"),
-        (PRIMARY, STARTED_PRIMARY): (PRIMARY, "fallback.single"),
-        (PRIMARY, STARTED_FALLBACK): (FALLBACK, None),
-        (PRIMARY, COMPLETED_EVENT): (COMPLETED, None),
-        (PRIMARY, CLOSE): (COMPLETED, "order.completed_last"),
-        (FALLBACK, STARTED_PRIMARY): (FALLBACK, "fallback.single"),
-        (FALLBACK, STARTED_FALLBACK): (FALLBACK, "fallback.single"),
-        (FALLBACK, COMPLETED_EVENT): (COMPLETED, None),
-        (FALLBACK, CLOSE): (COMPLETED, "order.completed_last"),
-    })
-    for kind in KINDS:
-        t[COMPLETED, kind] = (COMPLETED, None if kind == CLOSE else "order.completed_last")
-    return t
-
-
-#: The per-run state machine, as data. The docs draw it with :func:`state_diagram`.
-TRANSITIONS: dict[tuple[str, str], tuple[str, str | None]] = _build_transitions()
-assert all((s, k) in TRANSITIONS for s in STATES for k in KINDS), "the transition table must be total"
 assert all(rule is None or rule in _rules.BY_ID for _, rule in TRANSITIONS.values())
+assert V1.rule_ids <= set(_rules.BY_ID), sorted(V1.rule_ids - set(_rules.BY_ID))
+#: The tool-call family: how the checker pairs tool events (key, name, uniqueness, breaches).
+TOOL_CALL = V1.family("tool_call")
 
 
 def refused_run_id(error: Mapping) -> str | None:
@@ -166,17 +118,7 @@ def refused_run_id(error: Mapping) -> str | None:
 
 def state_diagram() -> str:
     """The transition table as mermaid ``stateDiagram-v2`` text (for the docs)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {AWAITING_START}"]
-    merged: dict[tuple[str, str, str | None], list[str]] = {}
-    for (state, kind), (nxt, rule) in TRANSITIONS.items():
-        merged.setdefault((state, nxt, rule), []).append(kind)
-    for (state, nxt, rule), kinds in merged.items():
-        label = ", ".join(kinds)
-        if rule:
-            label += f" / violates {rule}"
-        lines.append(f"    {state} --> {nxt} : {label}")
-    lines.append(f"    {COMPLETED} --> [*]")
-    return "\n".join(lines) + "\n"
+    return V1.state_diagram()
 
 
 # -- limits that keep memory flat ----------------------------------------------
@@ -210,7 +152,7 @@ ANONYMOUS_REFUSALS = frozenset(("too_many_runs", "shutting_down"))
 _NOT_REFUSALS = frozenset((_DUPLICATE_RUN, "unknown_run"))
 assert _NOT_REFUSALS <= set(schemas.ERROR_CODES)
 _RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
-_FALLBACK_ATTEMPT = _ATTEMPTS[1]
+_kind_of = _run_rules.kind_of
 _NUMBER = (int, float)
 
 
@@ -357,10 +299,12 @@ class Checker:
         self.runs_refused = 0
         self.connections_forgotten = 0
         self.frames_unread = 0     # frames over the frame limit, counted but not read
-        self._effects = {
-            TOOL_EXECUTING: self._on_tool_executing,
-            TOOL_COMPLETED: self._on_tool_completed,
-        }
+        #: kind -> what it does to its family's open members (v1: the tool call's two kinds)
+        self._effects = {}
+        for kind in TOOL_CALL.opens:
+            self._effects[kind] = self._on_member_open
+        for kind in TOOL_CALL.closes:
+            self._effects[kind] = self._on_member_close
 
     def reset_latencies(self) -> None:
         """Start every latency series afresh (a load's warm-up is not its measurement)."""
@@ -682,8 +626,7 @@ class Checker:
             payload = None
         kind = type_
         if type_ == STARTED:
-            attempt = payload.get("attempt") if payload is not None else None
-            kind = STARTED_FALLBACK if attempt == _FALLBACK_ATTEMPT else STARTED_PRIMARY
+            kind = _kind_of(type_, payload)
             token = payload.get("resume_token") if payload is not None else None
             if type(token) is str and run.token is None:
                 run.token = token
@@ -707,7 +650,7 @@ class Checker:
                 return
             effect = self._effects.get(kind)
             if effect is not None:
-                effect(run, payload, at, index, ref, out)
+                effect(run, message, payload, at, index, ref, out)
             elif kind == COMPLETED_EVENT:
                 if prev is AWAITING_START:
                     self._end_attempt(run, nxt, index, at, ref, out)
@@ -784,41 +727,47 @@ class Checker:
                        f"agent_started within {self._first_budget:g} ms of start_run",
                        f"agent_started {latency:.1f} ms after start_run", run.recent, run)
 
-    def _on_tool_executing(self, run: _Run, payload, at, index, ref, out) -> None:
+    def _on_member_open(self, run: _Run, message, payload, at, index, ref, out, family=TOOL_CALL) -> None:
+        """A member of ``family`` opens (v1: tool_executing): its key is used once (``unique``), and
+        it stays open, with its name and the server's stamp, until a close matches it."""
         self.tool_calls += 1
         if payload is None:
             return
-        name = payload.get("tool_name")
+        name = family.name_of(message)
         if run.attempt == 0:
             run.primary_tools.append(name)
-        call_id = payload.get("tool_call_id")
+        call_id = family.key_of(message)
         if type(call_id) is not str:
             return
         if call_id in run.tool_ids:
-            out.append(self._flag("pair.unique_id", run.conn, run.run_id, index, at, ref,
-                                  f"a tool_call_id not used before in run {run.run_id!r}",
-                                  f"tool_call_id {call_id!r} again (tool {_short(name)})", run.recent, run))
+            if family.unique:
+                out.append(self._flag(family.breaches.duplicate, run.conn, run.run_id, index, at, ref,
+                                      f"a {family.key[-1]} not used before in run {run.run_id!r}",
+                                      f"{family.key[-1]} {call_id!r} again (tool {_short(name)})", run.recent, run))
         else:
             run.tool_ids.add(call_id)
         # The server's stamp, not the receive time: a tool's duration is the server's to show, and the
         # network (or the harness's own lag) must not make a fast tool look slow, or hide a slow one.
         run.open_tools[call_id] = (name, run.emitted)
 
-    def _on_tool_completed(self, run: _Run, payload, at, index, ref, out) -> None:
+    def _on_member_close(self, run: _Run, message, payload, at, index, ref, out, family=TOOL_CALL) -> None:
+        """A member of ``family`` closes (v1: tool_completed): it must match an open member of the same
+        key and name (``breaches.orphan``); a fast tool's gap is its latency."""
         self.tool_completions += 1
         if payload is None:
             return
-        call_id = payload.get("tool_call_id")
+        call_id = family.key_of(message)
         if type(call_id) is not str:
             return
-        name = payload.get("tool_name")
+        name = family.name_of(message)
         opened = run.open_tools.get(call_id)
         if opened is None or opened[0] != name:
-            observed = (f"tool_completed {call_id!r} ({_short(name)}) with no open tool_executing of that id"
+            close, open_ = family.closes[0], family.opens[0]
+            observed = (f"{close} {call_id!r} ({_short(name)}) with no open {open_} of that id"
                         if opened is None else
-                        f"tool_completed {call_id!r} names {_short(name)}, its tool_executing named {_short(opened[0])}")
-            out.append(self._flag("pair.no_orphan", run.conn, run.run_id, index, at, ref,
-                                  "a tool_completed matching an open tool_executing (same id and name)",
+                        f"{close} {call_id!r} names {_short(name)}, its {open_} named {_short(opened[0])}")
+            out.append(self._flag(family.breaches.orphan, run.conn, run.run_id, index, at, ref,
+                                  f"a {close} matching an open {open_} (same id and name)",
                                   observed, run.recent, run))
             return
         del run.open_tools[call_id]
@@ -842,15 +791,16 @@ class Checker:
         """The current attempt is over: check what must hold at the end of an attempt."""
         if run.attempt == 0:
             run.primary_thinking = run.thinking
-        if run.open_tools:
+        if run.open_tools:  # the tool-call family: every member closed by the end of its attempt
+            family = TOOL_CALL
             where = "the fallback attempt started" if nxt is FALLBACK else (
                 "the stream ended" if closing else "the run completed")
             for call_id, (name, _) in run.open_tools.items():
-                out.append(self._flag("pair.tool_matched", run.conn, run.run_id, index, at, ref,
-                                      f"a tool_completed for {call_id!r} ({_short(name)}) before the attempt ends",
+                out.append(self._flag(family.breaches.unclosed, run.conn, run.run_id, index, at, ref,
+                                      f"a {family.closes[0]} for {call_id!r} ({_short(name)}) before the attempt ends",
                                       f"{where} with tool {call_id!r} ({_short(name)}) still open", run.recent, run))
-                if nxt is FALLBACK:
-                    out.append(self._flag("fallback.continuity", run.conn, run.run_id, index, at, ref,
+                if nxt is FALLBACK and family.breaches.unclosed_into_fallback is not None:
+                    out.append(self._flag(family.breaches.unclosed_into_fallback, run.conn, run.run_id, index, at, ref,
                                           "no tool left open from the primary attempt when the fallback starts",
                                           f"tool {call_id!r} ({_short(name)}) still open", run.recent, run))
             run.open_tools.clear()
@@ -1229,21 +1179,7 @@ def _timeline_details(message: dict) -> dict:
     return {key: clip(value, 80) for key in _TIMELINE_DETAILS if type(value := payload.get(key)) is str}
 
 
-def _explain(rule_id: str, state: str, kind: str) -> tuple[str, str]:
-    """Expected / observed for a transition that breaks a rule."""
-    if rule_id == "order.first_started":
-        if kind == STARTED_FALLBACK:
-            return "the run's first agent_started has attempt primary", "agent_started with attempt fallback"
-        return "agent_started (attempt primary) as the run's first event", f"{kind} first"
-    if rule_id == "order.completed_last":
-        return "nothing of the run after its agent_completed", f"{kind} after agent_completed"
-    if rule_id == "fallback.single":
-        return ("at most one further agent_started, with attempt fallback",
-                f"{kind.replace(':', ' attempt ')} while in the {state} attempt")
-    if rule_id == "fallback.continuity":
-        return "the fallback attempt goes agent_started -> agent_thinking -> agent_completed, no tools", \
-               f"{kind} in the fallback attempt"
-    return _rules.BY_ID[rule_id].title, kind  # pragma: no cover - every table rule is explained above
+_explain = V1.explain
 
 
 def _run_id_of(message: dict) -> str | None:

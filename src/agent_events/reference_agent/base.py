@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_events import run_rules as _rr
 from agent_events import schemas
 from agent_events.reference_agent.errors import AgentUsageError, BridgeNotSetError, PayloadError
 
@@ -40,6 +41,25 @@ _perf = time.perf_counter
 _DEFS = schemas.load("defs")["$defs"]
 _NAME = re.compile(_DEFS["name"]["pattern"])
 MAX_MESSAGE = _DEFS["message"]["maxLength"]
+
+#: The run rules BaseAgent refuses with: the checker's own table (:mod:`agent_events.run_rules`), so an
+#: agent is refused exactly what the checker would flag. The tool call is the table's tool family.
+RULES = _rr.V1
+_TOOLS = RULES.family("tool_call")
+_ATTEMPT_OF_STATE = {_rr.PRIMARY: "primary", _rr.FALLBACK: "fallback"}
+
+#: Why a row of the table that names a rule is refused, in an agent author's words, by
+#: ``(rule id, kind)`` (``kind`` None: any kind); the rule id is appended.
+_REFUSALS: dict[tuple[str, str | None], str] = {
+    ("order.completed_last", None): "run {run_id!r} already sent agent_completed; nothing may follow it",
+    ("order.first_started", _rr.STARTED_FALLBACK):
+        "a fallback attempt needs a primary attempt before it, and happens at most once",
+    ("order.first_started", None):
+        "the first event of a run must be agent_started (call emit_agent_started first)",
+    ("fallback.single", _rr.STARTED_PRIMARY): "agent_started (primary) must be the first event of the run, and only once",
+    ("fallback.single", None): "a fallback attempt needs a primary attempt before it, and happens at most once",
+    ("fallback.continuity", None): "the fallback attempt uses no tools (protocol v1: started -> thinking -> completed)",
+}
 
 #: Why a run was ended from outside, as ``(result.error.type, message)``.
 CANCEL_REASONS: dict[str, tuple[str, str]] = {
@@ -143,6 +163,8 @@ class BaseAgent:
         self.run_id: str | None = None
         self.attempt: str | None = None
         self._open_tools: dict[str, str] = {}
+        #: every tool_call_id the run used (the tool family's ids are unique per run)
+        self._tool_ids: set[str] = set()
         self._thinking_in_attempt = 0
         self._tool_calls = 0
         self._completed = False
@@ -205,17 +227,9 @@ class BaseAgent:
 
     async def emit_agent_started(self, message: str, *, attempt: str = "primary") -> None:
         """Open the run (attempt primary) or its one fallback attempt."""
-        self._check_open()
-        if attempt == "primary":
-            if self.attempt is not None:
-                raise AgentUsageError("agent_started (primary) must be the first event of the run, and only once")
-        elif attempt == "fallback":
-            if self.attempt != "primary":
-                raise AgentUsageError("a fallback attempt needs a primary attempt before it, and happens at most once")
-            if self._open_tools:
-                raise AgentUsageError(f"tools still open when the fallback starts: {sorted(self._open_tools)}")
-        else:
+        if attempt not in _rr.ATTEMPTS:
             raise AgentUsageError(f"attempt must be 'primary' or 'fallback', not {attempt!r}")
+        self._guard(_rr.kind_of(_rr.STARTED, {"attempt": attempt}))
         self._check_message(message)
         previous = (self.attempt, self._thinking_in_attempt)
 
@@ -227,7 +241,7 @@ class BaseAgent:
         await self._emit("agent_started", {"message": message, "attempt": attempt}, undo)
 
     async def emit_thinking(self, message: str, *, step: int | None = None) -> None:
-        self._check_started()
+        self._guard(_rr.THINKING)
         self._check_message(message)
         payload: dict[str, Any] = {"message": message}
         if step is not None:
@@ -240,31 +254,43 @@ class BaseAgent:
     async def emit_tool_executing(self, tool_name: str, message: str, *, arguments: dict | None = None,
                                   tool_call_id: str | None = None) -> str:
         """Announce a tool call; return its ``tool_call_id`` for :meth:`emit_tool_completed`."""
-        self._check_started()
-        if self.attempt == "fallback":
-            raise AgentUsageError("the fallback attempt uses no tools (protocol v1: started -> thinking -> completed)")
+        self._guard(_rr.TOOL_EXECUTING)
         if not isinstance(tool_name, str) or not _NAME.match(tool_name):
             raise AgentUsageError(f"tool name {tool_name!r} is not a protocol name (letters, digits, _ . : -)")
         self._check_message(message)
-        self._tool_calls += 1
         if tool_call_id is None:
+            self._tool_calls += 1
             tool_call_id = f"call_{self._tool_calls}"
-        elif tool_call_id in self._open_tools or not 0 < len(tool_call_id) <= 128:
-            raise AgentUsageError(f"tool_call_id {tool_call_id!r} is open already or not 1-128 characters")
+            while tool_call_id in self._tool_ids:  # an id the author chose before: never used twice
+                self._tool_calls += 1
+                tool_call_id = f"call_{self._tool_calls}"
+        elif not isinstance(tool_call_id, str) or not 0 < len(tool_call_id) <= 128:
+            raise AgentUsageError(f"tool_call_id {tool_call_id!r} is not 1-128 characters")
+        elif tool_call_id in self._open_tools or (_TOOLS.unique and tool_call_id in self._tool_ids):
+            raise AgentUsageError(f"tool_call_id {tool_call_id!r} is used already in this run "
+                                  f"[{_TOOLS.breaches.duplicate}]")
         payload: dict[str, Any] = {"tool_call_id": tool_call_id, "tool_name": tool_name, "message": message}
         if arguments is not None:
             payload["arguments"] = arguments
         self._open_tools[tool_call_id] = tool_name
-        await self._emit("tool_executing", payload, lambda: self._open_tools.pop(tool_call_id, None))
+        self._tool_ids.add(tool_call_id)
+
+        def undo() -> None:
+            self._open_tools.pop(tool_call_id, None)
+            self._tool_ids.discard(tool_call_id)
+
+        await self._emit("tool_executing", payload, undo)
         return tool_call_id
 
     async def emit_tool_completed(self, tool_call_id: str, message: str, *, status: str = "success",
                                   duration_ms: float = 0.0, result: dict | None = None,
                                   error: dict | None = None) -> None:
         """Complete an open tool call; status error needs ``error`` ({message, type?})."""
+        self._guard(_rr.TOOL_COMPLETED)
         tool_name = self._open_tools.get(tool_call_id)
         if tool_name is None:
-            raise AgentUsageError(f"tool_call_id {tool_call_id!r} is not an open tool call of this run")
+            raise AgentUsageError(f"tool_call_id {tool_call_id!r} is not an open tool call of this run "
+                                  f"[{_TOOLS.breaches.orphan}]")
         if status not in ("success", "error"):
             raise AgentUsageError(f"status must be 'success' or 'error', not {status!r}")
         if status == "error" and not error:
@@ -280,7 +306,7 @@ class BaseAgent:
         await self._emit("tool_completed", payload, lambda: self._open_tools.__setitem__(tool_call_id, tool_name))
 
     async def emit_progress(self, message: str, *, percent: float | None = None) -> None:
-        self._check_started()
+        self._guard(_rr.PROGRESS)
         self._check_message(message)
         payload: dict[str, Any] = {"message": message}
         if percent is not None:
@@ -294,9 +320,7 @@ class BaseAgent:
         from what actually happened, because the protocol makes them facts
         about the run, not claims of the agent.
         """
-        self._check_started()
-        if self._open_tools:
-            raise AgentUsageError(f"tools still open at agent_completed: {sorted(self._open_tools)}")
+        self._guard(_rr.COMPLETED_EVENT)
         self._check_message(message)
         result = dict(result or {})
         result.setdefault("success", True)
@@ -312,14 +336,29 @@ class BaseAgent:
         """``async with agent.tool("search", "Searching...") as call: ...`` - see :class:`ToolCall`."""
         return ToolCall(self, tool_name, message, arguments)
 
-    def _check_open(self) -> None:
+    @property
+    def state(self) -> str:
+        """Where the run is in :data:`agent_events.run_rules.TRANSITIONS` (an agent is never headless:
+        it is refused the event that would make it so)."""
         if self._completed:
-            raise AgentUsageError(f"run {self.run_id!r} already sent agent_completed; nothing may follow it")
-
-    def _check_started(self) -> None:
-        self._check_open()
+            return _rr.COMPLETED
         if self.attempt is None:
-            raise AgentUsageError("the first event of a run must be agent_started (call emit_agent_started first)")
+            return _rr.AWAITING_START
+        return _rr.FALLBACK if self.attempt == "fallback" else _rr.PRIMARY
+
+    def _guard(self, kind: str) -> None:
+        """Refuse ``kind`` when the table's row for the run's state names a rule, or when it would end
+        an attempt with tool calls open (the tool family is closed by the end of each attempt)."""
+        state = self.state
+        nxt, rule_id = RULES.transitions[state, kind]
+        if rule_id is not None:
+            text = _REFUSALS.get((rule_id, kind)) or _REFUSALS.get((rule_id, None)) \
+                or "{kind} in state {state}"
+            raise AgentUsageError(text.format(run_id=self.run_id, kind=kind, state=state) + f" [{rule_id}]")
+        if (self._open_tools and _TOOLS.closed_by == _rr.ATTEMPT_END and state in RULES.attempt_states
+                and nxt != state):
+            where = "when the fallback starts" if nxt == _rr.FALLBACK else f"at {kind}"
+            raise AgentUsageError(f"tools still open {where}: {sorted(self._open_tools)} [{_TOOLS.breaches.unclosed}]")
 
     @staticmethod
     def _check_message(message: str) -> None:
