@@ -183,6 +183,20 @@ def _scenario_list(value: Any) -> list[str]:
     return names
 
 
+def _dialect(value: Any):
+    """A built-in dialect's name or a dialect file's path: resolved now, so a bad dialect file is the
+    same usage error (naming its line and key) wherever it was named."""
+    from agent_events.dialects import DialectError, resolve
+    from agent_events.dialects.toml_file import DialectFileError
+
+    if not isinstance(value, str) or not value:
+        raise ValueError("a built-in dialect name (agent-events, ag-ui) or a dialect file path")
+    try:
+        return resolve(value)
+    except (DialectError, DialectFileError) as exc:
+        raise InvalidValue(str(exc)) from None
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("a non-empty string")
@@ -191,6 +205,7 @@ def _string(value: Any) -> str:
 
 KEYS: dict[str, KeySpec] = {
     "profile": KeySpec("profile to check against", _profile),
+    "dialect": KeySpec("the wire format judged: agent-events (ours, the default), ag-ui, or a dialect file", _dialect),
     "first_event_ms": KeySpec("budget: agent_started after start_run, ms", _positive_number),
     "delivery_ms": KeySpec("budget: receipt after emitted_at, ms", _positive_number),
     "tool_gap_ms": KeySpec("budget: fast tool executing -> completed, ms", _positive_number),

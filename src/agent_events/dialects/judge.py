@@ -563,6 +563,8 @@ def _no_evidence(rule_id: str, judge: DialectChecker) -> str:
         return no_timing
     if not judge.frames:
         return "no frame was received"
+    if rule_id == "frame.text":
+        return "the input holds decoded events, not raw frames: whether each was a text frame is not recorded"
     return "nothing in the stream exercised it"
 
 
