@@ -196,7 +196,8 @@ class DialectChecker:
         if self._validate is not None:
             for rule_id, expected, observed in self._validate(type_, value):
                 out.append(self._flag(rule_id, c, None, index, at, ref, expected, observed))
-            self._check(self._roles.get("schema"), self._roles.get("schema_strict"))
+            schema_rule = self._roles.get("schema")
+            self._check(schema_rule if schema_rule != type_rule else None, self._roles.get("schema_strict"))
         events = [value]
         for hook in c.hooks:
             expanded = []
