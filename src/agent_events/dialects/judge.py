@@ -541,7 +541,7 @@ class DialectChecker:
         if type(ref) is tuple:
             ref = f"{ref[0]}:{ref[1]}"
         rule = _rules.BY_ID[rule_id]
-        excerpt = tuple(excerpt_line(i, t, m) for (i, t, m) in c.recent)
+        excerpt = tuple(excerpt_line(i, t, self._view(m)) for (i, t, m) in c.recent)
         violation = Violation(rule_id, rule.level.value, rule.severity, run_id if type(run_id) is str else None,
                               c.name, index, expected, observed, excerpt, at, ref)
         count = self.violation_counts.get(rule_id, 0) + 1
@@ -549,6 +549,14 @@ class DialectChecker:
         if count <= self._max_kept:
             self.violations.append(violation)
         return violation
+
+
+    def _view(self, message: Any) -> Any:
+        """An event as an excerpt shows it: its type under ``type`` wherever the dialect keeps it."""
+        if type(message) is not dict or self.dialect.type.text == "/type":
+            return message
+        type_ = self.dialect.type.resolve(message, None)
+        return {"type": type_ if type_ is not None else "<no type>", **{k: v for k, v in message.items() if k != "type"}}
 
 
 def _no_evidence(rule_id: str, judge: DialectChecker) -> str:

@@ -122,7 +122,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], str]]] = {
         "closes": (_types, "types that close an item"),
         "key": (_pointer, "where the item's id is (pairing = \"id\")"),
         "pairing": (_choice(PAIRINGS), "id (by the key) or name-in-order (no call id: by name, first open first closed)"),
-        "name": (_pointer, "where the item's name is (the tool name)"),
+        "name_at": (_pointer, "where the item's name is (the tool name)"),
         "reopen": (_bool, "a closed id may open again"),
         "tool": (_bool, "the items are tool calls (latency.tool_gap judges the profile's fast tools)"),
     },
@@ -260,14 +260,14 @@ def loads(text: str, source: str = "<dialect>") -> Dialect:
         pairing = fam.get("pairing", "id" if "key" in fam else None)
         if pairing is None:
             raise fail("families", i, None, 'a family pairs by an id (key = "/pointer") or by name '
-                                             '(pairing = "name-in-order" with name = "/pointer")')
+                                             '(pairing = "name-in-order" with name_at = "/pointer")')
         if pairing == "id" and "key" not in fam:
             raise fail("families", i, "pairing", 'pairing = "id" needs key = "/pointer/to/the/id"')
-        if pairing == "name-in-order" and "name" not in fam:
-            raise fail("families", i, "pairing", 'pairing = "name-in-order" needs name = "/pointer/to/the/name"')
+        if pairing == "name-in-order" and "name_at" not in fam:
+            raise fail("families", i, "pairing", 'pairing = "name-in-order" needs name_at = "/pointer/to/the/name"')
         built_families.append(Family(
             fam["name"], opens=fam["opens"], closes=fam["closes"], content=fam.get("content", ()),
-            key=fam.get("key") if pairing == "id" else None, pairing=pairing, name_pointer=fam.get("name"),
+            key=fam.get("key") if pairing == "id" else None, pairing=pairing, name_pointer=fam.get("name_at"),
             reopen=fam.get("reopen", True), tool=fam.get("tool", False),
             open_once_rule="pair.unique_id" if pairing == "id" else None))
     if fields.get("timestamp_unit") and not fields.get("timestamp") and not (base and base.timestamp):
