@@ -445,6 +445,21 @@ class DialectChecker:
         return out
 
     def _end(self, c: _Conn, at, out: list, why: str) -> None:
+        while c.starts:  # a start the endpoint never answered with a run: silence is no run
+            sent = c.starts.popleft()
+            rule = self._roles["ended"]
+            self._check(rule)
+            waited = f" {at - sent:.0f} ms" if at is not None and sent is not None else ""
+            out.append(self._flag(rule, c, None, None, at, None,
+                                  f"a run ({' or '.join(self._runs.opens)} .. {' or '.join(self._runs.finishes + self._runs.errors)}) "
+                                  f"answering the client's start",
+                                  f"no event{waited} after the client's start, until {why.replace('its ', 'the ')}"))
+            if sent is not None and at is not None and "latency.first_event" in self._judged:
+                self._check("latency.first_event")
+                if at - sent > self.profile.first_event_ms:
+                    out.append(self._flag("latency.first_event", c, None, None, at, None,
+                                          f"the run's first event within {self.profile.first_event_ms:g} ms of the start",
+                                          f"none after {at - sent:.0f} ms"))
         for hook in c.hooks:
             for event in hook.flush():
                 self._event(event, self.dialect.type.resolve(event, None), at, c, c.received, None, out)
@@ -561,6 +576,8 @@ class DialectChecker:
 
 def _no_evidence(rule_id: str, judge: DialectChecker) -> str:
     """Why a rule the dialect judges had nothing to judge in this stream."""
+    if _rules.get(rule_id).scope == "live":
+        return "checked only by a live probe (agent-events check --dialect NAME URL)"
     no_timing = "no receive times in the input (plain events, or frames without \"t\")"
     if rule_id.startswith("latency."):
         if rule_id == "latency.first_event":
