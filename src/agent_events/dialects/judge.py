@@ -109,6 +109,9 @@ class DialectChecker:
         self.run_rules = build_run_rules(dialect)
         self._table = self.run_rules.transitions
         self._rows = {row.name: row for row in self.run_rules.families}
+        #: type -> its kind in the table (absent: EVENT)
+        self._kinds = {t: self._kind_of(t) for t in (*dialect.runs.opens, *dialect.runs.finishes,
+                                                     *dialect.runs.errors, *self._families)}
         self._running = self.run_rules.attempt_states
         self._role_of = {rule: role for role, rule in self._roles.items()}
         #: rows that break no rule but could have (a run's open could have been a nested one): the rules
@@ -158,6 +161,7 @@ class DialectChecker:
         #: family -> the single member names of its key, name and attribution pointers (the fast path)
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
+        self._seq = dialect.seq
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -272,13 +276,13 @@ class DialectChecker:
         key = self._key(event) if self._keyed else None
         states = c.states
         state = states.get(key, IDLE)
-        kind = self._kind_of(type_)
+        kind = self._kinds.get(type_, EVENT)
         nxt, rule = self._table[state, kind]
         if rule is not None:
             self._check(rule)
             out.append(self._flag(rule, c, self._run_id_of(c, key), index, at, ref,
                                   *self._explain(rule, state, kind, type_)))
-        else:
+        elif kind is not EVENT and kind not in self._families:
             for role_rule in self._row_checks.get((state, kind), ()):
                 self._check(role_rule)
         run = c.runs.get(key)
@@ -367,7 +371,7 @@ class DialectChecker:
         if at is not None and run.first_at is None:
             run.first_at = at
         d = self.dialect
-        if d.seq is not None:
+        if self._seq is not None:
             self._check("seq.contiguous")
             seq = d.seq.resolve(event, None)
             if seq != run.seq or type(seq) is not int:
@@ -375,7 +379,7 @@ class DialectChecker:
                                       f"seq {seq!r}"))
             if type(seq) is int and seq >= run.seq:
                 run.seq = seq + 1
-        if self._unit is not None and at is not None:
+        if at is not None and self._unit is not None:
             ts = d.timestamp.resolve(event, None)
             if type(ts) in _NUMBER:
                 self._check("latency.delivery")
