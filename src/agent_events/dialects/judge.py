@@ -44,9 +44,9 @@ from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
 from agent_events.dialects.lifecycle import CLOSE, ERRORED, EVENT, FINISHED, IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN
 from agent_events.dialects.lifecycle import build as build_run_rules
+from agent_events.dialects.families import FamilyJudging
 from agent_events.dialects.evidence import _row_checks, derived_checks, outcomes, rule_ids
-from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect, Family
-from agent_events.dialects.pointer import MISSING
+from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect
 
 EXCERPT_LEN = 4
 MAX_VIOLATIONS_PER_RULE = 100
@@ -90,7 +90,7 @@ class _Conn:
         self.hooks = hooks
 
 
-class DialectChecker:
+class DialectChecker(FamilyJudging):
     """Judges one observed stream (any number of connections) in a foreign dialect."""
 
     def __init__(self, dialect: Dialect, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
@@ -132,6 +132,8 @@ class DialectChecker:
         self.violations: list[Violation] = []
         self.violation_counts: dict[str, int] = {}
         self.timelines: list[dict] = []
+        #: run timelines for the HTML report (the report side builds them; none kept for a foreign dialect yet)
+        self.timeline_records: list = []
         self.errors_received: dict[str, int] = {}
         self.inconclusive: dict[str, int] = {}
         self.closed = False
@@ -393,94 +395,6 @@ class DialectChecker:
         family = self._families.get(type_)
         if family is not None:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
-
-    def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        key_tok, name_tok, attr_tok = self._tokens[fam.name]
-        breaches = self._rows[fam.name].breaches  # the family's row of the run-rules table: its rule per breach
-        orphan, duplicate = breaches.orphan, breaches.duplicate
-        name = (event.get(name_tok) if name_tok is not None else fam.name_pointer.resolve(event, None)) \
-            if fam.name_pointer is not None else None
-        attribution = (event.get(attr_tok) if attr_tok is not None else fam.attribution.resolve(event, None)) \
-            if fam.attribution is not None else None
-        if fam.pairing == "name-in-order":
-            queues = run.by_name.setdefault(fam.name, {})
-            if type_ in fam.opens:
-                queues.setdefault(name, deque()).append((at, attribution, name))
-                return
-            self._check(orphan)
-            queue = queues.get(name)
-            if not queue:
-                out.append(self._flag(orphan, c, run.run_id, index, at, ref,
-                                      f"a {type_} only after an open {' or '.join(fam.opens)} of the same name",
-                                      f"{type_} of {name!r} with none open"))
-                return
-            if type_ in fam.closes:
-                opened = queue.popleft()
-                if not queue:
-                    del queues[name]
-                self._span(fam, opened, name, run, at, c, index, ref, out)
-            return
-        key = (event.get(key_tok) if key_tok is not None else fam.key.resolve(event, None)) if fam.key is not None else None
-        items = run.open.get(fam.name)
-        if items is None:
-            items = run.open[fam.name] = {}
-        if type_ in fam.opens:
-            if duplicate:
-                self._check(duplicate)
-                if key in items:
-                    out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
-                                          f"no {type_} for a {fam.key.text} that is still open",
-                                          f"{type_} of {key!r} while it is open"))
-                    return
-            items[key] = (at, attribution, name)
-            return
-        self._check(orphan)
-        opened = items.get(key)
-        if opened is None:
-            out.append(self._flag(orphan, c, run.run_id, index, at, ref,
-                                  f"a {type_} only for an open {' or '.join(fam.opens)} with the same "
-                                  f"{fam.key.text if fam.key else 'key'}",
-                                  f"No active {fam.name.replace('_', ' ')} found with ID {key!r}: {type_} with none open"))
-            return
-        if fam.attribution_rule and attribution is not None:
-            self._check(fam.attribution_rule)
-            if opened[1] is not None and attribution != opened[1]:
-                out.append(self._flag(fam.attribution_rule, c, run.run_id, index, at, ref,
-                                      f"{fam.attribution.text} {opened[1]!r}, as its {fam.opens[0]}",
-                                      f"{type_} of {key!r} with {fam.attribution.text} {attribution!r}: it does not match"))
-            elif opened[1] is None:
-                items[key] = (opened[0], attribution, opened[2])
-        if type_ in fam.closes:
-            del items[key]
-            self._span(fam, opened, opened[2], run, at, c, index, ref, out)
-
-    def _span(self, fam: Family, opened: tuple, name, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        """A tool call's span, on receive times (``latency.tool_gap``, for the profile's fast tools)."""
-        if not fam.tool or at is None or opened[0] is None or "latency.tool_gap" not in self._judged:
-            return
-        if name not in self._fast_tools:
-            return
-        self._check("latency.tool_gap")
-        gap = at - opened[0]
-        self.latencies["tool_gap"].add(gap)
-        if gap > self.profile.tool_gap_ms:
-            out.append(self._flag("latency.tool_gap", c, run.run_id, index, at, ref,
-                                  f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)"))
-
-    def _close_families(self, run: _Run, c: _Conn, index, at, ref, out: list, why: str) -> None:
-        self.closings += 1  # each family's unclosed rule checked once more (see _derived_checks)
-        if not run.open and not run.by_name:
-            return
-        for fam in self.dialect.families:
-            left = list(run.open.get(fam.name, {}))
-            left += [n for n, q in run.by_name.get(fam.name, {}).items() for _ in q]
-            if left:
-                shown = ", ".join(repr(k) for k in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-                out.append(self._flag(self._rows[fam.name].breaches.unclosed, c, run.run_id, index, at, ref,
-                                      f"every {fam.name.replace('_', ' ')} closed ({' or '.join(fam.closes)}) first",
-                                      f"{why} while {fam.name.replace('_', ' ')}(s) {shown} still open"))
-            run.open.pop(fam.name, None)
-            run.by_name.pop(fam.name, None)
 
     def _end_run(self, run: _Run, c: _Conn, at, index, ref, out: list) -> None:
         del c.runs[run.key]
