@@ -50,14 +50,25 @@ def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles
                   started_at=started, protocol_version=recorded_version([section]))
 
 
-def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Profile" = _profiles.DEFAULT_PROFILE) -> Section:
+def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Profile" = _profiles.DEFAULT_PROFILE,
+                   dialect: Any = None) -> Section:
     """Check one transcript or plain JSONL, streamed line by line, into one report section.
 
-    Raises :class:`agent_events.conformance.transcript.TranscriptError` for a malformed transcript frame.
+    With a foreign ``dialect`` (:mod:`agent_events.dialects`) an SSE capture is read too, and the
+    dialect's judge replaces our checker. Raises
+    :class:`agent_events.conformance.transcript.TranscriptError` for a malformed transcript frame.
     """
-    checker = Checker(profile)
     header: dict = {}
-    fed = feed(checker, iter_frames(read_lines(lines), source, header), source)
+    if dialect is not None and not dialect.is_ours:
+        from agent_events.dialects import make_checker
+        from agent_events.dialects.offline import iter_dialect_frames
+
+        checker = make_checker(dialect, profile)
+        frames = iter_dialect_frames(read_lines(lines), source, header)
+    else:
+        checker = Checker(profile)
+        frames = iter_frames(read_lines(lines), source, header)
+    fed = feed(checker, frames, source)
     if fed > checker.violation_counts.get("frame.size", 0):  # every line within the frame limit
         checker.external("frame.size", True, checks=fed - checker.violation_counts.get("frame.size", 0))
     checker.close()
@@ -66,6 +77,8 @@ def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Pr
         notes.append("no receive times: latency rules are not applicable")
     if not checker.starts_sent and checker.frames:
         notes.append("no client frames: runs were identified from their events; isolation is not applicable")
+    if dialect is not None and not dialect.is_ours:
+        notes.insert(0, f"judged as dialect {dialect.label} ({dialect.title}); {dialect.source}")
     return Section.from_checker(source, checker, kind="file", notes=notes, header=header or None)
 
 

@@ -132,7 +132,7 @@ class Baseline:
 
     def dumps(self) -> str:
         """The file's text: stable (entries sorted by section, then rule order), one entry per line."""
-        order = {r.id: i for i, r in enumerate(_rules.RULES)}
+        order = {r.id: i for i, r in enumerate(_rules.ALL_RULES)}
         entries = sorted(set(self.entries), key=lambda e: (e.section, order.get(e.rule, len(order)), e.rule))
         lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in entries]
         body = ",\n    ".join(lines)

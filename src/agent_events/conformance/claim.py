@@ -45,7 +45,7 @@ assert set(_BUDGET_WORDS) == set(_profiles.BUDGETS)
 
 #: The values of ``withheld_because``, in the order the conditions are tried.
 WITHHELD_REASONS = ("lowered_must", "nothing_checked", "must_failed", "gate_failed", "no_runs", "inconclusive",
-                    "looser_budgets")
+                    "looser_budgets", "foreign_dialect")
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,11 @@ def claim_for(report) -> Claim:
     def withheld(because: str, reason: str) -> Claim:
         return Claim(status, None, reason, withheld_because=because, **base)
 
+    if getattr(report, "foreign", False):  # another protocol's stream: never an agent-events claim
+        judged = report.dialect_dict()["statement"]
+        verdict = "not conformant to it: see the verdict" if failed else "every MUST rule of it held"
+        return withheld("foreign_dialect", f"{judged}; {verdict}; no agent-events conformance claim is made for "
+                                           f"a stream of another protocol")
     if policy.lowered_must:
         lowered = ", ".join(f"{r} to {s}" for r, s in sorted(policy.lowered_must_rules.items()))
         broken = f"; with the default severities, {', '.join(failed)} failed" if failed else ""
@@ -205,12 +210,20 @@ def badge_svg(report) -> str:
     features claimed and proven), ``not conformant`` (red) or ``no claim`` (grey); its tooltip is the
     claim statement or the reason."""
     claim = report.claim()
+    if getattr(report, "foreign", False):
+        return _svg(f"judged as {report.dialect.label}", f"{'not conformant' if claim.status == NOT_CONFORMANT else 'passed'}: "
+                    f"{report.dialect_dict()['applicable']} of {report.dialect_dict()['rules']} rules applicable",
+                    _COLORS[claim.status], claim.reason or "")
     label, message = f"agent-events v{claim.protocol_version}", claim.status
     claimed = _claimed_features(report)
     if claimed and claim.status == CONFORMANT:  # 1.1: what was claimed, and (the claim holds) proven
         message = f"{message}: {'+'.join(claimed)}"
     color = _COLORS[claim.status]
     title = claim.statement or f"agent-events v{claim.protocol_version}, profile {claim.profile}: {claim.reason}"
+    return _svg(label, message, color, title)
+
+
+def _svg(label: str, message: str, color: str, title: str) -> str:
     lw, mw = round(_text_width(label) + 10), round(_text_width(message) + 10)
     width = lw + mw
     lx, mx = lw / 2, lw + mw / 2

@@ -40,6 +40,8 @@ class Settings:
 
     profile: Profile
     policy: Policy = Policy()
+    #: the wire format judged (:mod:`agent_events.dialects`); ``None`` = ours, the default
+    dialect: Any = None
     format: str | None = "text"
     reports: list[tuple[str, Path]] = field(default_factory=list)
     #: True / False, or None for "when stdout is a terminal"
@@ -177,6 +179,9 @@ def add_check_options(parser: argparse.ArgumentParser, *, outputs: bool = True) 
     group = parser.add_argument_group("conformance options")
     group.add_argument("--profile", choices=list(_profiles.PROFILES), default=None,
                        help=f"expectations to check against (default {_profiles.DEFAULT_PROFILE})")
+    group.add_argument("--dialect", default=None, metavar="NAME|FILE",
+                       help="the wire format judged: agent-events (ours, the default), ag-ui (AG-UI 1.1), or a "
+                            "dialect file (.toml) for a home-grown shape")
     for flag, (dest, metavar, help_) in BUDGET_FLAGS.items():
         group.add_argument(flag, dest=dest, type=positive_float, metavar=metavar, default=None, help=help_)
     group.add_argument("--config", type=Path, metavar="PATH", default=None,
@@ -261,7 +266,7 @@ def settings_from_options(given: dict[str, Any], command: str | None, *, cwd: Pa
     color = {"always": True, "never": False, "auto": None}[pick("color", "auto")]
     from_file = f"{source}: baseline: " if given.get("baseline") is None and values.get("baseline") else ""
     baseline, update_baseline = _baseline(pick("baseline"), bool(given.get("update_baseline")), flag_prefix, from_file)
-    return Settings(profile=profile, policy=policy, format=pick("format", "text"), reports=reports,
+    return Settings(profile=profile, policy=policy, dialect=pick("dialect"), format=pick("format", "text"), reports=reports,
                     color=color, config=config, config_values=values, group=bool(pick("group", False)),
                     badge=badge, scenarios=pick("scenarios"), runs=pick("runs"), concurrency=pick("concurrency"),
                     race_tries=pick("race_tries"), input=pick("input"), baseline=baseline, update_baseline=update_baseline)

@@ -183,6 +183,25 @@ def _scenario_list(value: Any) -> list[str]:
     return names
 
 
+def _dialect(value: Any):
+    """A built-in dialect's name or a dialect file's path: resolved now, so a bad dialect file is the
+    same usage error (naming its line and key) wherever it was named."""
+    from agent_events.dialects import DialectError, resolve
+    from agent_events.dialects.toml_file import DialectFileError
+
+    from pathlib import Path as _Path
+
+    from agent_events.dialects import BUILTIN
+
+    if not isinstance(value, str) or not value or (
+            value not in BUILTIN and not value.endswith(".toml") and not _Path(value).exists()):
+        raise ValueError(f"a built-in dialect name ({', '.join(BUILTIN)}) or a dialect file (.toml) path")
+    try:
+        return resolve(value)
+    except (DialectError, DialectFileError) as exc:
+        raise InvalidValue(str(exc)) from None
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("a non-empty string")
@@ -199,6 +218,7 @@ def _resume_store(value: Any) -> str:
 
 KEYS: dict[str, KeySpec] = {
     "profile": KeySpec("profile to check against", _profile),
+    "dialect": KeySpec("the wire format judged: agent-events (ours, the default), ag-ui, or a dialect file", _dialect),
     "first_event_ms": KeySpec("budget: agent_started after start_run, ms", _positive_number),
     "delivery_ms": KeySpec("budget: receipt after emitted_at, ms", _positive_number),
     "tool_gap_ms": KeySpec("budget: fast tool executing -> completed, ms", _positive_number),

@@ -34,7 +34,7 @@ class GatingError(ValueError):
 
 def nearest_rule(rule_id: str) -> str | None:
     """The registry id closest to a mistyped one, if any is close enough to be a plausible typo."""
-    ids = [r.id for r in _rules.RULES]
+    ids = [r.id for r in _rules.ALL_RULES]
     close = difflib.get_close_matches(rule_id, ids, n=1, cutoff=0.6)
     if not close:  # a bare last component ("thinking") is a common shorthand
         close = [i for i in ids if i.rsplit(".", 1)[-1] == rule_id.rsplit(".", 1)[-1]][:1]
@@ -46,7 +46,7 @@ def check_rule_id(rule_id: Any) -> str:
     if isinstance(rule_id, str) and rule_id in _rules.BY_ID:
         return rule_id
     near = nearest_rule(rule_id) if isinstance(rule_id, str) else None
-    hint = f"; did you mean {near!r}?" if near else f"; known ids: {', '.join(r.id for r in _rules.RULES)}"
+    hint = f"; did you mean {near!r}?" if near else f"; known ids: {', '.join(r.id for r in _rules.ALL_RULES)}"
     raise GatingError(f"unknown rule id {rule_id!r}{hint}")
 
 

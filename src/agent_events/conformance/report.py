@@ -128,6 +128,22 @@ class Report:
     #: known failures (``--baseline``, :class:`agent_events.conformance.baseline.Baseline`): the gate then
     #: fails only on failures it does not list and on entries that no longer fail
     baseline: Any = None
+    #: the dialect the stream was judged as (:mod:`agent_events.dialects`); ``None``: ours. A foreign
+    #: dialect's report carries no agent-events claim or badge (see :mod:`agent_events.conformance.claim`)
+    dialect: Any = None
+
+    @property
+    def foreign(self) -> bool:
+        """Whether the stream was judged as another protocol than ours (AG-UI, a dialect file)."""
+        return self.dialect is not None and not self.dialect.is_ours
+
+    @property
+    def rules(self) -> tuple:
+        """The rules this report judges, in report order: ours, or those its dialect's sections report."""
+        if not self.foreign:
+            return _rules.RULES
+        wanted = {r for s in self.sections for r in s.outcomes}
+        return tuple(r for r in _rules.ALL_RULES if r.id in wanted)
 
     def __repr__(self) -> str:
         """Short, so that ``assert report.conformant`` in a test shows the verdict, not every field
@@ -143,7 +159,7 @@ class Report:
     def rule_outcomes(self) -> dict[str, RuleOutcome]:
         """Per rule, the sum over sections (reason: the first section's, if none applied)."""
         merged: dict[str, RuleOutcome] = {}
-        for rule in _rules.RULES:
+        for rule in self.rules:
             parts = [s.outcomes[rule.id] for s in self.sections if rule.id in s.outcomes]
             checked = sum(p.checked for p in parts)
             violations = sum(p.violations for p in parts)
@@ -285,7 +301,17 @@ class Report:
             "notes": list(self.notes),
             "claim": self.claim().to_dict(),
             "baseline": self.baseline_comparison().to_dict() if self.baseline is not None else None,
+            **({"dialect": self.dialect_dict()} if self.foreign else {}),
         }
+
+    def dialect_dict(self) -> dict[str, Any]:
+        """What a foreign dialect's report says it judged: the dialect, and k of n rules applicable."""
+        outcomes = self.rule_outcomes()
+        applicable = sum(1 for o in outcomes.values() if o.applicable)
+        d = self.dialect
+        return {"name": d.name, "version": d.version, "title": d.title, "source": d.source,
+                "rules": len(outcomes), "applicable": applicable,
+                "statement": f"judged as dialect {d.label}: {applicable} of {len(outcomes)} rules applicable"}
 
     def claim(self):
         """The conformance claim this report supports, or why it supports none (:mod:`agent_events.conformance.claim`)."""

@@ -49,6 +49,11 @@ class Rule:
     #: The profile the rule belongs to; ``None`` for rules of the protocol itself.
     profile: str | None = None
     deprecated: bool = False
+    #: The dialect whose streams the rule judges (:mod:`agent_events.dialects`); ours is ``agent-events``.
+    dialect: str = "agent-events"
+    #: For a foreign dialect's rule: the section of that protocol's own specification it states
+    #: (e.g. AG-UI's ``/spec/1.1/events/lifecycle``), so a finding can be checked against the source.
+    cite: str | None = None
 
     @property
     def severity(self) -> str:
@@ -206,8 +211,101 @@ RULES += (
          "resume", scope="live"),
 )
 
-BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
-assert len(BY_ID) == len(RULES), "duplicate rule id in the registry"
+# -- dialect ag-ui: AG-UI 1.1 (agent_events.dialects.ag_ui) ----------------------
+# The AG-UI spec's own rules, judged on an AG-UI stream after chunk expansion. Each cites the section
+# of the AG-UI 1.1 specification that states it (``cite``); where AG-UI's spec and its client verifier
+# disagree the spec is followed and the rule stays at SHOULD. A foreign stream is never judged by the
+# rules above except those its dialect declares applicable (frame, latency), see docs/spec.md#dialects.
+_AG = dict(dialect="ag-ui", section="dialect-ag-ui")
+_LIFECYCLE = "/spec/1.1/events/lifecycle"
+_STREAMING = "/spec/1.1/basic/patterns/streaming"
+AG_UI_RULES: tuple[Rule, ...] = (
+    Rule("ag-ui.run.first", M, "ag-ui.lifecycle", "The first event is RUN_STARTED (or a RUN_ERROR)",
+         "A client shows nothing of a run until it has begun; content before RUN_STARTED has no run to belong to.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.run.nested", M, "ag-ui.lifecycle", "No RUN_STARTED while a run is still active",
+         "Runs follow one another; a second start inside a run leaves the client unable to tell whose events follow.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.run.after_finished", M, "ag-ui.lifecycle",
+         "After RUN_FINISHED only a new RUN_STARTED or a late RUN_ERROR; after RUN_ERROR only a new RUN_STARTED",
+         "A finished run is over for the client; an event after it belongs to no run and is lost.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.run.finished_open", M, "ag-ui.lifecycle",
+         "RUN_FINISHED only when every text message, reasoning message, tool call, step and subagent is closed",
+         "Finishing a run with something still open leaves a spinner or a half message in the user's view for ever.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.run.ended", M, "ag-ui.lifecycle", "A started run ends with RUN_FINISHED or RUN_ERROR before the stream ends",
+         "RUN_FINISHED or RUN_ERROR is the client's signal to stop waiting; without one the client hangs.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.run.cancelled", M, "ag-ui.lifecycle",
+         "A cancelled run ends with RUN_FINISHED whose outcome is {type: cancelled}, not RUN_ERROR",
+         "Cancellation is an outcome the user asked for, not a failure; reporting it as an error misleads them.",
+         cite=_LIFECYCLE, scope="live", **_AG),
+    Rule("ag-ui.message.paired", M, "ag-ui.messages",
+         "TEXT_MESSAGE_CONTENT and TEXT_MESSAGE_END only for a message opened by TEXT_MESSAGE_START with the same messageId",
+         "Content is appended to the message its id names; content for no open message cannot be placed.",
+         cite="/spec/1.1/events/text-messages", **_AG),
+    Rule("ag-ui.message.open_once", M, "ag-ui.messages",
+         "No TEXT_MESSAGE_START for a messageId that is still open (a closed one may be reopened and appends)",
+         "Two open streams under one id interleave into one message the user cannot read.",
+         cite="/spec/1.1/events/text-messages", **_AG),
+    Rule("ag-ui.reasoning.paired", M, "ag-ui.reasoning",
+         "REASONING_MESSAGE_CONTENT/END only for an open REASONING_MESSAGE_START, REASONING_END only for an open REASONING_START, by messageId",
+         "Reasoning is shown under the message or span it names; reasoning for nothing open cannot be placed.",
+         cite="/spec/1.1/events/reasoning", **_AG),
+    Rule("ag-ui.tool.paired", M, "ag-ui.tool-calls",
+         "TOOL_CALL_ARGS and TOOL_CALL_END only for a call opened by TOOL_CALL_START with the same toolCallId (a TOOL_CALL_RESULT is never required)",
+         "Arguments are assembled per toolCallId; arguments for no open call cannot be shown or executed.",
+         cite="/spec/1.1/events/tool-calls", **_AG),
+    Rule("ag-ui.tool.open_once", M, "ag-ui.tool-calls", "No TOOL_CALL_START for a toolCallId that is still open",
+         "Two open calls under one id merge their arguments into one call nobody made.",
+         cite="/spec/1.1/events/tool-calls", **_AG),
+    Rule("ag-ui.step.paired", M, "ag-ui.steps", "STEP_FINISHED only for a step started by STEP_STARTED with the same stepName",
+         "A step that finishes without starting cannot be shown in the run's outline.",
+         cite=_LIFECYCLE, **_AG),
+    Rule("ag-ui.subagent.paired", M, "ag-ui.subagents",
+         "SUBAGENT_FINISHED and SUBAGENT_ERROR only for a subagent started by SUBAGENT_STARTED with the same subagentRunId",
+         "A subagent that ends without starting cannot be placed under the run that delegated to it.",
+         cite="/spec/1.1/events/subagents", **_AG),
+    Rule("ag-ui.subagent.attribution", M, "ag-ui.subagents",
+         "The events of one message or tool call that name a subagentRunId all name the same one",
+         "Attribution tells the user which agent said or did something; a call that changes owner half way is attributed to no one.",
+         cite="/spec/1.1/events/subagents", **_AG),
+    Rule("ag-ui.chunk.first_id", M, "ag-ui.chunks",
+         "The first chunk of a stream carries its id (messageId; toolCallId and toolCallName for a tool call)",
+         "Chunks expand to START/CONTENT/END; a first chunk without its id opens a stream nobody can name.",
+         cite=_STREAMING, **_AG),
+    Rule("ag-ui.chunk.consistent", M, "ag-ui.chunks",
+         "A chunk does not change its open stream's role or toolCallName",
+         "A stream's role and tool name are fixed by its first chunk; a change would turn half a message into another's.",
+         cite=_STREAMING, **_AG),
+    Rule("ag-ui.schema.event", M, "ag-ui.schema",
+         "Every event is valid for its type against the AG-UI 1.1 schema (unknown properties and unknown union members tolerated)",
+         "Clients read the fields the schema defines; a known field with the wrong type breaks them.",
+         cite="/spec/1.1/basic/processing", scope="frame", **_AG),
+    Rule("ag-ui.schema.strict", S, "ag-ui.schema",
+         "Every event is valid against the AG-UI 1.1 schema as published: no unknown property, outcome or content part",
+         "Consumers strip what they do not know, so it is lost information, not an error.",
+         cite="/spec/1.1/basic/processing", scope="frame", **_AG),
+    Rule("ag-ui.transport.bad_input", S, "ag-ui.transport",
+         "Input that is not a RunAgentInput is refused outside a run's stream: a RUN_ERROR or a close, never a run, never silence",
+         "A client that sent something wrong must learn so instead of waiting; a run started on garbage does what nobody asked.",
+         cite="/spec/1.1/basic/transports", scope="live", **_AG),
+    Rule("ag-ui.unknown_type", Y, "ag-ui.schema", "Event types outside AG-UI 1.1 are reported, never fatal",
+         "A consumer drops an event type it does not know and goes on; a newer producer must not break an older client.",
+         cite="/spec/1.1/basic/processing", scope="frame", **_AG),
+)
+
+#: Every rule of every dialect: ours first (their order is the reports' order), then each dialect's.
+ALL_RULES: tuple[Rule, ...] = RULES + AG_UI_RULES
+
+BY_ID: dict[str, Rule] = {rule.id: rule for rule in ALL_RULES}
+assert len(BY_ID) == len(ALL_RULES), "duplicate rule id in the registry"
+
+
+def of_dialect(name: str) -> tuple[Rule, ...]:
+    """The rules a dialect's own namespace holds (``agent-events``: :data:`RULES`)."""
+    return RULES if name == "agent-events" else tuple(r for r in ALL_RULES if r.dialect == name)
 
 
 def get(rule_id: str) -> Rule:

@@ -70,7 +70,8 @@ def run(args) -> int:
     finally:
         progress.clear()
     report = Report(settings.profile, sections, settings.policy, target={"kind": "files", "files": names},
-                    command="validate", started_at=started, protocol_version=recorded_version(sections))
+                    command="validate", started_at=started, protocol_version=recorded_version(sections),
+                    dialect=settings.dialect)
     publish(report, settings, args)
     return report.exit_code()
 
@@ -87,7 +88,7 @@ def _validate_one(path: str, names: list[str], settings, progress: FileProgress)
         raise UsageError(f"{name}: cannot open: {exc.strerror or exc}") from None
     try:
         _sniff(stream, name)
-        section = validate_lines(progress.lines(read_lines(stream), name), name, settings.profile)
+        section = validate_lines(progress.lines(read_lines(stream), name), name, settings.profile, settings.dialect)
     except TranscriptError as exc:
         raise UsageError(str(exc)) from None
     except (OSError, EOFError) as exc:  # unreadable, or a truncated .gz

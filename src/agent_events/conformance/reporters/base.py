@@ -53,6 +53,8 @@ def verdict_line(report) -> str:
     warned = [r for r, s in statuses.items() if s == WARN]
     inconclusive = [r for r, s in statuses.items() if s == INCONCLUSIVE]
     head = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    if getattr(report, "foreign", False):  # to the dialect's rules, never a claim of ours
+        head += f" to {report.dialect.label}"
     if report.conformant and inconclusive:
         head = "INCONCLUSIVE"  # every MUST rule judged held, but some were not judged: never a plain pass
     parts = []

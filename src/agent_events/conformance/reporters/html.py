@@ -118,7 +118,9 @@ class HtmlReporter(Reporter):
             f"<title>agent-events report: {escape(what)}</title><style>{_CSS}</style></head><body>",
             "<h1>agent-events conformance report</h1>",
             f"<div class=mut>{escape(report.command or 'check')} {escape(what)} &middot; profile "
-            f"<b>{escape(report.profile.name)}</b> &middot; protocol {escape(report.protocol_version)} &middot; "
+            f"<b>{escape(report.profile.name)}</b> &middot; "
+            + (f"judged as dialect {escape(report.dialect.label)}" if getattr(report, "foreign", False)
+               else f"protocol {escape(report.protocol_version)}") + " &middot; "
             f"kit {escape(report.kit_version)} &middot; {escape(report.started_at)}</div>",
             f"<div class=mut>budgets: {escape(budgets_line(report.profile))}"
             f"{' &middot; strict' if policy.gate == 'warning' else ''}</div>",
@@ -138,7 +140,7 @@ class HtmlReporter(Reporter):
         for note in report.notes:
             parts.append(f"<p class=mut>{escape(note)}</p>")
         if report.sections:
-            parts.append(_matrix(report.sections, policy))
+            parts.append(_matrix(report.sections, policy, report.rules))
         # One timeline open as an example when no run broke anything; otherwise the runs that did.
         example = next((i for i, section in enumerate(report.sections) if section.timelines), None)
         for number, section in enumerate(report.sections):
@@ -147,9 +149,9 @@ class HtmlReporter(Reporter):
         return "".join(parts)
 
 
-def _matrix(sections, policy) -> str:
+def _matrix(sections, policy, rules=_rules.RULES) -> str:
     """Sections x rules, one linked cell each, rules grouped by the family their id starts with."""
-    rule_ids = [rule.id for rule in _rules.RULES]
+    rule_ids = [rule.id for rule in rules]
     first = {r for i, r in enumerate(rule_ids) if i and r.split(".", 1)[0] != rule_ids[i - 1].split(".", 1)[0]}
     out = ["<h2 id=overview>Overview</h2><div class=scroll><table class=matrix><tr><th></th>"]
     out.extend(f"<th class='r{' g' if r in first else ''}' title='{escape(_rules.get(r).title)}'><div>{escape(r)}</div></th>"

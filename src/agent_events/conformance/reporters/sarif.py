@@ -102,7 +102,7 @@ class SarifReporter(Reporter):
     def log(self, report) -> dict:
         """The SARIF log as a dict (what :meth:`render` serialises)."""
         policy = report.policy
-        index = {rule.id: i for i, rule in enumerate(_rules.RULES)}
+        index = {rule.id: i for i, rule in enumerate(report.rules)}
         url = report.target.get("url")
         results, notifications = [], []
         for section in report.sections:
@@ -145,7 +145,7 @@ class SarifReporter(Reporter):
                     "name": "agent-events",
                     "version": report.kit_version,
                     "informationUri": SITE,
-                    "rules": [rule_descriptor(rule) for rule in _rules.RULES],
+                    "rules": [rule_descriptor(rule) for rule in report.rules],
                 }},
                 "automationDetails": {"id": f"agent-events/{report.command or 'check'}/"},
                 "invocations": [invocation],

@@ -83,7 +83,9 @@ class TextReporter(Reporter):
     # -- default and quiet -------------------------------------------------------------
 
     def _header(self, report) -> list[str]:
-        out = [f"agent-events {report.kit_version} - protocol {report.protocol_version} - "
+        judged = (f"judged as dialect {report.dialect.label}" if getattr(report, "foreign", False)
+                  else f"protocol {report.protocol_version}")
+        out = [f"agent-events {report.kit_version} - {judged} - "
                f"profile {report.profile.name} - {report.command or 'check'} {target_text(report)}".rstrip(),
                f"budgets: {budgets_line(report.profile)}" + (" - strict" if report.policy.gate == "warning" else "")]
         gating = policy_line(report.policy)
@@ -253,7 +255,7 @@ class TextReporter(Reporter):
         """Per section: its rule matrix, its violations, its latency table and the error codes it received
         (``--group``: the merged matrix instead)."""
         out: list[str] = []
-        width = max(len(r.id) for r in _rules.RULES)
+        width = max(len(r.id) for r in report.rules)
         policy = report.policy
         if self.group:
             out.extend(self._grouped(report, width))
