@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import capacity, measurements as m
+from benchmarks import ag_ui, capacity, measurements as m
 from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
@@ -30,7 +30,7 @@ SERVERS = {
     "agent_workers2": capacity.WORKERS2,
 }
 NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
-         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",)}
+         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 10: ()}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -58,6 +58,8 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
         results.append(await m.memory(scale))
     if 4 in only:
         results.append(await m.checker(scale))
+    if 10 in only:
+        results.append(await ag_ui.ag_ui_validate(scale))
     results.sort(key=lambda r: r["id"])
     machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -107,6 +109,14 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"memory per connection: locust {mem['locust']['kib_per_connection']} KiB, "
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
                 f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
+    if i == 10:
+        mib = d["theirs_peak_rss_mib"]
+        return [f"{d['events']:,} events: validate --dialect ag-ui {d['ours_seconds']} s ({d['ours_cpu_seconds']} s CPU), "
+                f"ag-ui-validate {d['theirs_seconds']} s ({d['theirs_cpu_seconds']} s CPU); {d['inputs']}; findings: "
+                f"ours {d['findings']['ours']}, ag-ui-validate {d['findings']['theirs']}",
+                f"peak RSS: ours {d['ours_peak_rss_mib']} MiB ({d['ours_quarter_peak_rss_mib']} MiB at "
+                f"{d['ours_quarter_events']:,} events: {d['rss_growth']:+.1%}, flat {'yes' if d['flat'] else 'NO'}), "
+                f"ag-ui-validate {mib if mib is not None else '-'} MiB"]
     if i == 5:
         live, load, costs = d["live_check"], d["load_command"], d["in_process_us_per_event"]
         return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations; whole command "
