@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import ag_ui, capacity, measurements as m
+from benchmarks import ag_ui, capacity, dialect, measurements as m
 from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
@@ -30,7 +30,7 @@ SERVERS = {
     "agent_workers2": capacity.WORKERS2,
 }
 NEEDS = {1: ("agent", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
-         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 10: ()}
+         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: (), 10: ()}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -58,6 +58,8 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
         results.append(await m.memory(scale))
     if 4 in only:
         results.append(await m.checker(scale))
+    if 9 in only:
+        results.append(await dialect.dialect_validate(scale))
     if 10 in only:
         results.append(await ag_ui.ag_ui_validate(scale))
     results.sort(key=lambda r: r["id"])
@@ -109,6 +111,11 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"memory per connection: locust {mem['locust']['kib_per_connection']} KiB, "
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
                 f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
+    if i == 9:
+        return [f"{d['events']:,} events: ours {d['ours_events_per_s']:,} ev/s (exit {d['ours_exit']}), ag-ui-validate "
+                f"{d['ag_ui_validate_events_per_s']:,} ev/s (exit {d['ag_ui_validate_exit']}); peak RSS ours "
+                f"{d['ours_peak_rss_mib']} MiB ({d['ours_peak_rss_quarter_mib']} MiB on {d['quarter_events']:,} events: "
+                f"flat {d['flat_memory']}), ag-ui-validate {d['ag_ui_validate_peak_rss_mib']} MiB"]
     if i == 10:
         mib = d["theirs_peak_rss_mib"]
         return [f"{d['events']:,} events: validate --dialect ag-ui {d['ours_seconds']} s ({d['ours_cpu_seconds']} s CPU), "

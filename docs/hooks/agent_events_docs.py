@@ -285,6 +285,47 @@ def _config_keys(_arg, _ctx) -> str:
 _NOT_A_VALUE = object()
 
 
+def _dialect_file_keys(_arg, _ctx) -> str:
+    """Every key of a dialect file, by table, from the loader's own declaration (``toml_file.SCHEMA``)."""
+    from agent_events.dialects import toml_file
+
+    out = []
+    for table_name, keys in toml_file.SCHEMA.items():
+        title = "top level" if not table_name else (f"[[{table_name}]]" if table_name == "families" else f"[{table_name}]")
+        rows = []
+        for key, (convert, help_) in keys.items():
+            try:
+                convert(_NOT_A_VALUE)
+                accepts = ""
+            except ValueError as exc:
+                accepts = str(exc)
+            except Exception:  # noqa: BLE001
+                accepts = ""
+            rows.append((code(key), help_, accepts))
+        out.append(f"**{title}**\n\n" + table(["key", "what", "value"], rows))
+    return "\n".join(out)
+
+
+def _ag_ui_scope(_arg, _ctx) -> str:
+    """AG-UI's conformance streams: which areas are judged, which are not and why, with counts."""
+    import tomllib
+
+    scope = tomllib.loads((Path(__file__).resolve().parents[2] / "src" / "agent_events" / "dialects"
+                           / "ag_ui_scope.toml").read_text(encoding="utf-8"))
+    streams = Path(__file__).resolve().parents[2] / "schemas" / "dialects" / "ag-ui-1.1" / "streams"
+    fixtures = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(streams.glob("*.json"))]
+    counts: dict[str, int] = {}
+    for f in fixtures:
+        counts[f["area"]] = counts.get(f["area"], 0) + 1
+    judged = sum(counts.get(a, 0) for a in scope["areas"]["in_scope"])
+    rows = [(code(a), counts.get(a, 0), "judged with AG-UI's expected outcome") for a in scope["areas"]["in_scope"]]
+    rows += [(code(a), counts.get(a, 0), f"not judged: {why}") for a, why in scope["areas"]["out_of_scope"].items()]
+    mapping = table(["AG-UI's expected error contains", "the finding's rule"],
+                    ((code(k), f"[`{v}`]({_ctx['relative']('rules.md')}#{v})") for k, v in scope["expected_rules"].items()))
+    return (f"{len(fixtures)} streams: {judged} judged, {len(fixtures) - judged} out of scope.\n\n"
+            + table(["area", "streams", "what the kit does"], rows) + "\n\n" + mapping)
+
+
 def _settings(arg, _ctx) -> str:
     """The documented fields of a settings dataclass (``arg`` = dotted name), with defaults."""
     cls = docgen_api.resolve(arg)
@@ -317,6 +358,8 @@ GENERATORS: dict[str, Callable[[str | None, dict], str]] = {
     "readme-setup": _readme_setup,
     "schemas": _published_schemas,
     "report-schema": _report_schema,
+    "dialect-file-keys": _dialect_file_keys,
+    "ag-ui-scope": _ag_ui_scope,
 }
 
 

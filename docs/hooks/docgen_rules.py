@@ -90,4 +90,38 @@ def rule_reference(sections: dict[str, str], spec_page: str = "spec.md") -> str:
             for path, description in vectors.get(rule.id, ()):
                 lines.append(f"- **Test vector** {code('sequences/' + path)}: {description}")
             out.append("\n".join(lines) + "\n")
+    out.append(dialect_rule_reference(sections, spec_page, legend))
+    return "\n".join(out)
+
+
+#: Where a foreign dialect's own specification is published (its rules cite a path of it).
+DIALECT_SPECS = {"ag-ui": ("AG-UI", "https://docs.ag-ui.com")}
+
+
+def dialect_rule_reference(sections: dict[str, str], spec_page: str = "spec.md", legend: dict | None = None) -> str:
+    """The rules of the foreign dialects' namespaces (``ag-ui.*``), each citing its own spec's section."""
+    legend = legend if legend is not None else scope_legend()
+    foreign = [r for r in registry.ALL_RULES if r.dialect != "agent-events"]
+    out = ["## Dialect rules {#dialect-rules}\n",
+           f"{len(foreign)} rules judge streams of another protocol (`--dialect`, see the "
+           f"[dialects section]({spec_page}#dialects) of the specification). Each cites the section of that "
+           "protocol's own specification that states it.\n",
+           table(["rule", "level", "category", "title"],
+                 ((f"[{code(r.id)}](#{r.id})", level_badge(r), r.category, r.title) for r in foreign))]
+    for category, members in categories(foreign).items():
+        out.append(f"## {category} {{#category-{category.replace('.', '-')}}}\n")
+        for rule in members:
+            name, site = DIALECT_SPECS.get(rule.dialect, (rule.dialect, ""))
+            cite = f"[{name} {rule.cite}]({site}{rule.cite})" if site and rule.cite else (rule.cite or "")
+            lines = [
+                f"### {code(rule.id)} {{#{rule.id}}}\n",
+                f"{level_badge(rule)} · {cell(rule.title)}\n",
+                f"*Why:* {rule.rationale}\n",
+                f"- **Default severity:** {rule.severity}",
+                f"- **Dialect:** {code(rule.dialect)}",
+                f"- **Scope:** {code(rule.scope)}" + (f": {legend[rule.scope]}" if rule.scope in legend else ""),
+                f"- **Cites:** {cite}",
+                f"- **Specification:** [{sections.get(rule.section, rule.section)}]({spec_page}#{rule.section})",
+            ]
+            out.append("\n".join(lines) + "\n")
     return "\n".join(out)

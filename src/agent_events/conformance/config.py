@@ -189,8 +189,13 @@ def _dialect(value: Any):
     from agent_events.dialects import DialectError, resolve
     from agent_events.dialects.toml_file import DialectFileError
 
-    if not isinstance(value, str) or not value:
-        raise ValueError("a built-in dialect name (agent-events, ag-ui) or a dialect file path")
+    from pathlib import Path as _Path
+
+    from agent_events.dialects import BUILTIN
+
+    if not isinstance(value, str) or not value or (
+            value not in BUILTIN and not value.endswith(".toml") and not _Path(value).exists()):
+        raise ValueError(f"a built-in dialect name ({', '.join(BUILTIN)}) or a dialect file (.toml) path")
     try:
         return resolve(value)
     except (DialectError, DialectFileError) as exc:

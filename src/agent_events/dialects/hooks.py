@@ -40,10 +40,16 @@ class AgUiChunks:
     """Per connection: the one open chunk stream, if any."""
 
     __slots__ = ("open",)
+    #: the rules every event passing through the hook could break (counted per event by the judge)
+    RULES = (FIRST_ID, CONSISTENT)
 
     def __init__(self) -> None:
         #: (chunk type, id, fixed field value, subagentRunId) of the open stream
         self.open: tuple[str, Any, Any, Any] | None = None
+
+    def idle_for(self, type_: str) -> bool:
+        """Whether ``expand`` would hand the event back unchanged (no chunk stream open, not a chunk)."""
+        return self.open is None and type_ not in _CHUNKS
 
     def expand(self, event: dict, type_: str) -> tuple[list[dict], list[tuple[str, str, str]]]:
         spec = _CHUNKS.get(type_)

@@ -131,6 +131,19 @@ class DialectChecker:
         self.runs_refused = 0
         self.delivery_checked = 0
         self.frames_unread = 0
+        self.text_frames = 0
+        self.typed = 0
+        #: the type's key when the pointer is one member (the fast path), else None
+        self._type_key = dialect.type.tokens[0] if len(dialect.type.tokens) == 1 else None
+        #: a decoded value needs no decoding (no envelope to open)
+        self._plain = dialect.framing != "envelope"
+        self.closings = 0
+
+        def token(pointer):
+            return pointer.tokens[0] if pointer is not None and len(pointer.tokens) == 1 else None
+        #: family -> the single member names of its key, name and attribution pointers (the fast path)
+        self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
+        self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -149,14 +162,17 @@ class DialectChecker:
         c.received = index + 1
         self.frames += 1
         out: list[Violation] = []
-        if isinstance(frame, (bytes, bytearray, memoryview)):
-            self._check("frame.text")
+        kind = type(frame)
+        if kind is dict and self._plain:  # a decoded event (a transcript's msg, an NDJSON line): nothing to decode
+            self._value(frame, at, c, index, ref, out)
+            return out
+        if kind is str:
+            self.text_frames += 1
+        elif isinstance(frame, (bytes, bytearray, memoryview)):
+            self.text_frames += 1
             c.recent.append((index, at, bytes(frame)))
             out.append(self._flag("frame.text", c, None, index, at, ref, "a text frame",
                                   f"a binary frame of {len(frame)} bytes"))
-        elif type(frame) is str:
-            self._check("frame.text")
-        self._check("frame.json")
         try:
             values = decode(frame, self.dialect.framing, self.dialect.envelope)
         except FrameProblem as exc:
@@ -169,61 +185,99 @@ class DialectChecker:
         return out
 
     def _value(self, value: Any, at, c: _Conn, index: int, ref, out: list) -> None:
+        """One decoded value: typed, known, schema-valid, expanded by the hooks, then judged.
+
+        The per-event rules (the type, unknown types, the schema's, the hooks') are counted as
+        checked by the counters ``objects`` / ``typed`` (see :meth:`_derived_checks`), not one by one."""
+        c.recent.append((index, at, value))
         if type(value) is not dict:
-            c.recent.append((index, at, value))
             out.append(self._flag("frame.json", c, None, index, at, ref, "a JSON object (an event)",
                                   f"a JSON {type(value).__name__}, not an object"))
             return
         self.objects += 1
-        c.recent.append((index, at, value))
-        type_ = self.dialect.type.resolve(value, None)
-        type_rule = self._roles["type"]
-        self._check(type_rule)
+        type_key = self._type_key
+        type_ = value.get(type_key) if type_key is not None else self.dialect.type.resolve(value, None)
         if type(type_) is not str:
-            out.append(self._flag(type_rule, c, None, index, at, ref,
+            out.append(self._flag(self._roles["type"], c, None, index, at, ref,
                                   f"an event with a string type at {self.dialect.type.text!r}",
                                   "no type" if type_ is None else f"type {type_!r}"))
             return
-        if self._known:
+        known = self._known
+        if known and type_ not in known:
             unknown = self._roles.get("unknown_type")
             if unknown:
-                self._check(unknown)
-            if type_ not in self._known:
-                if unknown:
-                    out.append(self._flag(unknown, c, None, index, at, ref, f"one of the {self.dialect.label} event types",
-                                          f"type {type_!r} (dropped, as a consumer does)"))
-                return
-        if self._validate is not None:
-            for rule_id, expected, observed in self._validate(type_, value):
-                out.append(self._flag(rule_id, c, None, index, at, ref, expected, observed))
-            schema_rule = self._roles.get("schema")
-            self._check(schema_rule if schema_rule != type_rule else None, self._roles.get("schema_strict"))
+                out.append(self._flag(unknown, c, None, index, at, ref, f"one of the {self.dialect.label} event types",
+                                      f"type {type_!r} (dropped, as a consumer does)"))
+            return
+        self.typed += 1
+        validate = self._validate
+        if validate is not None:
+            problems = validate(type_, value)
+            if problems:
+                for rule_id, expected, observed in problems:
+                    out.append(self._flag(rule_id, c, None, index, at, ref, expected, observed))
+        hooks = c.hooks
+        if not hooks:
+            self._event(value, type_, at, c, index, ref, out)
+            return
+        if len(hooks) == 1 and hooks[0].idle_for(type_):
+            self._event(value, type_, at, c, index, ref, out)
+            return
         events = [value]
-        for hook in c.hooks:
+        for hook in hooks:
             expanded = []
             for event in events:
-                more, problems = hook.expand(event, self.dialect.type.resolve(event, None))
-                for rule_id, expected, observed in problems:
-                    out.append(self._flag(rule_id, c, self._current_id(c), index, at, ref, expected, observed))
+                more, problems = hook.expand(event, event.get("type") if type_key == "type" else self.dialect.type.resolve(event, None))
+                if problems:
+                    for rule_id, expected, observed in problems:
+                        out.append(self._flag(rule_id, c, self._current_id(c), index, at, ref, expected, observed))
                 expanded.extend(more)
             events = expanded
-        for hook in c.hooks:
-            self._check(*getattr(hook, "RULES", ("ag-ui.chunk.first_id", "ag-ui.chunk.consistent")))
+        if len(events) == 1 and events[0] is value:
+            self._event(value, type_, at, c, index, ref, out)
+            return
         for event in events:
-            self._event(event, self.dialect.type.resolve(event, None), at, c, index, ref, out)
+            self._event(event, event.get(type_key) if type_key is not None else self.dialect.type.resolve(event, None),
+                        at, c, index, ref, out)
+
+    def _derived_checks(self) -> dict[str, int]:
+        """The per-frame and per-event rules' check counts, from the counters ``receive`` keeps."""
+        roles = self._roles
+        checks: dict[str, int] = {}
+
+        def add(rule_id, n):
+            if rule_id and n:
+                checks[rule_id] = checks.get(rule_id, 0) + n
+
+        add("frame.text", self.text_frames)
+        for rule_id in {fam.unclosed_rule for fam in self.dialect.families}:
+            add(rule_id, self.closings)
+        add("frame.json", self.frames - self.frames_unread)
+        add(roles.get("type"), self.objects)
+        if self._known:
+            add(roles.get("unknown_type"), self.objects)
+        if self._validate is not None:
+            if roles.get("schema") != roles.get("type"):
+                add(roles.get("schema"), self.typed)
+            add(roles.get("schema_strict"), self.typed)
+        if self.dialect.hooks:
+            for name in self.dialect.hooks:
+                for rule_id in getattr(HOOKS[name], "RULES", ()):
+                    add(rule_id, self.typed)
+        return checks
 
     def _current_id(self, c: _Conn):
         return next(iter(c.runs), None)
 
     def _key(self, event: dict) -> Any:
-        if self._runs.scope == "keyed" and self.dialect.run_id is not None:
+        if self._keyed:
             value = self.dialect.run_id.resolve(event, None)
             return value if type(value) in (str, int) else None
         return None
 
     def _event(self, event: dict, type_: str, at, c: _Conn, index: int, ref, out: list) -> None:
         self.events += 1
-        key = self._key(event)
+        key = self._key(event) if self._keyed else None
         run = c.runs.get(key)
         roles = self._roles
         if type_ in self._opens:
@@ -233,7 +287,7 @@ class DialectChecker:
                     run.restarts += 1
                     self.fallback_attempts += 1
                     self._close_families(run, c, index, at, ref, out, "the run restarted")
-                    self._run_event(run, event, at, c, index, ref, out)
+                    self._run_event(run, event, type_, at, c, index, ref, out)
                     return
                 out.append(self._flag(roles["nested"], c, run.run_id, index, at, ref,
                                       f"no {type_} while a run is still active",
@@ -243,7 +297,7 @@ class DialectChecker:
             c.ended.pop(key, None)
             self._check(roles["first"])
             run = self._start_run(c, key, event, at, out)
-            self._run_event(run, event, at, c, index, ref, out)
+            self._run_event(run, event, type_, at, c, index, ref, out)
             return
         if run is None:
             ended = c.ended.get(key)
@@ -270,7 +324,7 @@ class DialectChecker:
                                   f"a run's first event is {' or '.join(self._runs.opens + (self._runs.errors if self._runs.errors_first else ()))}",
                                   f"{type_} before any run started"))
             run = self._start_run(c, key, event, at, out)  # judge the rest as this run's, reported once
-        self._run_event(run, event, at, c, index, ref, out)
+        self._run_event(run, event, type_, at, c, index, ref, out)
         if type_ in self._finishes:
             self._check(roles["ended"])
             self._close_families(run, c, index, at, ref, out, f"{type_}")
@@ -300,7 +354,7 @@ class DialectChecker:
                     f"first event {waited:.1f} ms after the start"))
         return run
 
-    def _run_event(self, run: _Run, event: dict, at, c: _Conn, index: int, ref, out: list) -> None:
+    def _run_event(self, run: _Run, event: dict, type_: str, at, c: _Conn, index: int, ref, out: list) -> None:
         self.run_events += 1
         run.events += 1
         if at is not None and run.first_at is None:
@@ -325,14 +379,16 @@ class DialectChecker:
                     out.append(self._flag("latency.delivery", c, run.run_id, index, at, ref,
                                           f"received within {self.profile.delivery_ms:g} ms of its timestamp",
                                           f"received {late:.1f} ms after it"))
-        type_ = d.type.resolve(event, None)
         family = self._families.get(type_)
         if family is not None:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
 
     def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        name = fam.name_pointer.resolve(event, None) if fam.name_pointer is not None else None
-        attribution = fam.attribution.resolve(event, None) if fam.attribution is not None else None
+        key_tok, name_tok, attr_tok = self._tokens[fam.name]
+        name = (event.get(name_tok) if name_tok is not None else fam.name_pointer.resolve(event, None)) \
+            if fam.name_pointer is not None else None
+        attribution = (event.get(attr_tok) if attr_tok is not None else fam.attribution.resolve(event, None)) \
+            if fam.attribution is not None else None
         if fam.pairing == "name-in-order":
             queues = run.by_name.setdefault(fam.name, {})
             if type_ in fam.opens:
@@ -351,8 +407,10 @@ class DialectChecker:
                     del queues[name]
                 self._span(fam, opened, name, run, at, c, index, ref, out)
             return
-        key = fam.key.resolve(event, None) if fam.key is not None else None
-        items = run.open.setdefault(fam.name, {})
+        key = (event.get(key_tok) if key_tok is not None else fam.key.resolve(event, None)) if fam.key is not None else None
+        items = run.open.get(fam.name)
+        if items is None:
+            items = run.open[fam.name] = {}
         if type_ in fam.opens:
             if fam.open_once_rule:
                 self._check(fam.open_once_rule)
@@ -397,8 +455,10 @@ class DialectChecker:
                                   f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)"))
 
     def _close_families(self, run: _Run, c: _Conn, index, at, ref, out: list, why: str) -> None:
+        self.closings += 1  # each family's unclosed rule checked once more (see _derived_checks)
+        if not run.open and not run.by_name:
+            return
         for fam in self.dialect.families:
-            self._check(fam.unclosed_rule)
             left = list(run.open.get(fam.name, {}))
             left += [n for n, q in run.by_name.get(fam.name, {}).items() for _ in q]
             if left:
@@ -445,6 +505,21 @@ class DialectChecker:
         return out
 
     def _end(self, c: _Conn, at, out: list, why: str) -> None:
+        while c.starts:  # a start the endpoint never answered with a run: silence is no run
+            sent = c.starts.popleft()
+            rule = self._roles["ended"]
+            self._check(rule)
+            waited = f" {at - sent:.0f} ms" if at is not None and sent is not None else ""
+            out.append(self._flag(rule, c, None, None, at, None,
+                                  f"a run ({' or '.join(self._runs.opens)} .. {' or '.join(self._runs.finishes + self._runs.errors)}) "
+                                  f"answering the client's start",
+                                  f"no event{waited} after the client's start, until {why.replace('its ', 'the ')}"))
+            if sent is not None and at is not None and "latency.first_event" in self._judged:
+                self._check("latency.first_event")
+                if at - sent > self.profile.first_event_ms:
+                    out.append(self._flag("latency.first_event", c, None, None, at, None,
+                                          f"the run's first event within {self.profile.first_event_ms:g} ms of the start",
+                                          f"none after {at - sent:.0f} ms"))
         for hook in c.hooks:
             for event in hook.flush():
                 self._event(event, self.dialect.type.resolve(event, None), at, c, c.received, None, out)
@@ -512,9 +587,10 @@ class DialectChecker:
         result = {}
         declared = dict(self.dialect.not_applicable)
         declared.update(self._not_applicable)
+        derived = self._derived_checks()
         for rule_id in self.rule_ids():
             count = self.violation_counts.get(rule_id, 0)
-            checked = self._checked.get(rule_id, 0)
+            checked = self._checked.get(rule_id, 0) + derived.get(rule_id, 0)
             reason = None
             if rule_id in declared and not count:
                 checked, reason = 0, declared[rule_id]
@@ -531,11 +607,9 @@ class DialectChecker:
             c = self._conns[conn] = _Conn(conn, [HOOKS[name]() for name in self.dialect.hooks])
         return c
 
-    def _check(self, *rule_ids) -> None:
+    def _check(self, rule_id: str) -> None:
         checked = self._checked
-        for rule_id in rule_ids:
-            if rule_id:
-                checked[rule_id] = checked.get(rule_id, 0) + 1
+        checked[rule_id] = checked.get(rule_id, 0) + 1
 
     def _flag(self, rule_id: str, c: _Conn, run_id, index, at, ref, expected: str, observed: str) -> Violation:
         if type(ref) is tuple:
@@ -561,6 +635,8 @@ class DialectChecker:
 
 def _no_evidence(rule_id: str, judge: DialectChecker) -> str:
     """Why a rule the dialect judges had nothing to judge in this stream."""
+    if _rules.get(rule_id).scope == "live":
+        return "checked only by a live probe (agent-events check --dialect NAME URL)"
     no_timing = "no receive times in the input (plain events, or frames without \"t\")"
     if rule_id.startswith("latency."):
         if rule_id == "latency.first_event":

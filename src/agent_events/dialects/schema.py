@@ -86,24 +86,55 @@ def _wrapper(doc: dict, name: str) -> dict:
     return {"$schema": doc.get("$schema"), "$ref": f"#/$defs/{name}", "$defs": doc["$defs"]}
 
 
-@functools.cache
-def _validators(folder: str):
-    """type -> (tolerant fast, strict fast, tolerant reference, strict reference)."""
-    from jsonschema import Draft202012Validator
+class _Table(dict):
+    """type -> (strict fast is_valid, tolerant fast, tolerant reference, strict reference), compiled on
+    first use: a stream uses a handful of AG-UI's 31 types, and start-up is part of every ``validate``."""
 
-    published = load(folder)
-    relaxed = tolerant(published)
-    table = {}
-    for type_, name in event_types(folder).items():
-        strict_doc, tolerant_doc = _wrapper(published, name), _wrapper(relaxed, name)
-        ref_t, ref_s = Draft202012Validator(tolerant_doc), Draft202012Validator(strict_doc)
-        if jsonschema_rs is not None:
-            fast_t = jsonschema_rs.validator_for(tolerant_doc).is_valid
-            fast_s = jsonschema_rs.validator_for(strict_doc).is_valid
-        else:  # pragma: no cover - jsonschema-rs is a default dependency
-            fast_t, fast_s = ref_t.is_valid, ref_s.is_valid
-        table[type_] = (fast_t, fast_s, ref_t, ref_s)
-    return table
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.names = event_types(folder)
+
+    def __missing__(self, type_: str):
+        name = self.names.get(type_)
+        if name is None:
+            return None
+        strict_doc = _wrapper(load(self.folder), name)
+        fast_s = jsonschema_rs.validator_for(strict_doc).is_valid if jsonschema_rs is not None else None
+        entry = self[type_] = _Entry(self.folder, name, fast_s)
+        return entry
+
+
+class _Entry:
+    """One type's validators: the strict fast one at once, the rest only when an event fails it."""
+
+    __slots__ = ("folder", "name", "fast_s", "_rest")
+
+    def __init__(self, folder: str, name: str, fast_s) -> None:
+        self.folder, self.name, self._rest = folder, name, None
+        self.fast_s = fast_s if fast_s is not None else self.rest()[2].is_valid
+
+    def rest(self):
+        """(tolerant fast is_valid, tolerant reference, strict reference)."""
+        if self._rest is None:
+            from jsonschema import Draft202012Validator
+
+            tolerant_doc = _wrapper(_tolerant(self.folder), self.name)
+            ref_t = Draft202012Validator(tolerant_doc)
+            ref_s = Draft202012Validator(_wrapper(load(self.folder), self.name))
+            fast_t = jsonschema_rs.validator_for(tolerant_doc).is_valid if jsonschema_rs is not None else ref_t.is_valid
+            self._rest = (fast_t, ref_t, ref_s)
+        return self._rest
+
+
+@functools.cache
+def _tolerant(folder: str) -> dict:
+    return tolerant(load(folder))
+
+
+@functools.cache
+def _validators(folder: str) -> _Table:
+    return _Table(folder)
 
 
 def validator_for(dialect) -> Callable[[str, Any], list[tuple[str, str, str]]]:
@@ -113,11 +144,16 @@ def validator_for(dialect) -> Callable[[str, Any], list[tuple[str, str, str]]]:
     where = f"{dialect.label} schema"
 
     def check(type_: str, event: Any) -> list[tuple[str, str, str]]:
-        entry = table.get(type_)
+        entry = table[type_]
         if entry is None:
             return []
-        fast_t, fast_s, ref_t, ref_s = entry
-        if _ok(fast_t, event) and _ok(fast_s, event):
+        try:
+            if entry.fast_s(event):  # strict valid implies tolerant valid: the common case, one call
+                return []
+        except Exception:  # noqa: BLE001 - a value the fast engine cannot take: the reference decides
+            pass
+        fast_t, ref_t, ref_s = entry.rest()
+        if not should and _ok(fast_t, event):
             return []
         if not ref_t.is_valid(event):
             return [(must, f"a valid {type_} ({where})", _explain(ref_t, event))] if must else []

@@ -26,6 +26,12 @@ def add_arguments(parser) -> None:
     add_connection_arguments(parser)
     add_scenario_arguments(parser)
     add_check_options(parser)
+    framing = parser.add_argument_group("dialect framing (with --dialect ag-ui or a dialect file)")
+    framing.add_argument("--framing", choices=("auto", "json", "sse", "envelope"), default=None,
+                         help="how a frame decodes: auto (per frame, the default), json, sse (data: records in a "
+                              "text frame), envelope (with --envelope POINTER)")
+    framing.add_argument("--envelope", default=None, metavar="POINTER",
+                         help="with --framing envelope: the RFC 6901 pointer to the event inside each frame")
     out = parser.add_argument_group("output")
     out.add_argument("--record", metavar="FILE", default=None,
                      help="write every frame, both ways, as a JSONL transcript (replay: agent-events validate FILE)")
@@ -38,6 +44,8 @@ def run(args) -> int:
     from agent_events.conformance.live.wire import ConnectError
 
     settings = settings_from_args(args, command="check")
+    if settings.dialect is not None and not settings.dialect.is_ours:
+        return _run_dialect(args, settings)
     progress = ProgressLine()
     try:
         options = live_options(args.url, profile=settings.profile, record=args.record,
@@ -59,4 +67,57 @@ def run(args) -> int:
     publish(report, settings, args)
     if args.record:
         print(f"transcript: {args.record} (replay: agent-events validate {args.record})", file=sys.stderr)
+    return report.exit_code()
+
+
+def _run_dialect(args, settings) -> int:
+    """A foreign dialect's live check (:mod:`agent_events.dialects.live`)."""
+    from dataclasses import replace
+
+    from agent_events.conformance.cli import UsageError
+    from agent_events.conformance.live.cli_args import token_of
+    from agent_events.dialects.live import LiveConnectError, LiveOptions, check_live
+    from agent_events.dialects.pointer import Pointer, PointerError
+
+    dialect = settings.dialect
+    if args.framing or args.envelope:
+        if (args.framing == "envelope") != (args.envelope is not None):
+            raise UsageError("--framing envelope and --envelope POINTER go together")
+        try:
+            envelope = Pointer(args.envelope) if args.envelope is not None else dialect.envelope
+        except PointerError as exc:
+            raise UsageError(f"--envelope: {exc}") from None
+        dialect = replace(dialect, framing=args.framing or dialect.framing, envelope=envelope)
+    if dialect.start is None:
+        raise UsageError(f"dialect {dialect.label} names no start message ([start] message = ...): it cannot be checked live")
+    if args.scenarios:
+        raise UsageError(f"--scenario names agent-events scenarios; a {dialect.label} check runs its own: "
+                         "run, concurrency, tool, bad_input, drop")
+    headers = dict(h.split(":", 1) for h in args.header) if args.header else {}
+    token = token_of(args)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    record = None
+    stream = None
+    if args.record:
+        from agent_events.conformance.transcript import TranscriptWriter
+
+        try:
+            stream = open(args.record, "wb")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.record}: {exc.strerror or exc}") from None
+        record = TranscriptWriter(stream)
+        record.header(url=args.url, dialect=dialect.name)
+    options = LiveOptions(args.url, dialect, settings.profile, concurrency=settings.concurrency or args.concurrency or 3,
+                          input=settings.input or args.input or "Create an action plan",
+                          open_timeout=args.connect_timeout, headers=headers, record=record)
+    try:
+        report = asyncio.run(check_live(options, settings.policy))
+    except LiveConnectError as exc:
+        print(f"agent-events: cannot check {args.url}: {exc}", file=sys.stderr)
+        return ExitCode.CONNECT
+    finally:
+        if stream is not None:
+            stream.close()
+    publish(report, settings, args)
     return report.exit_code()

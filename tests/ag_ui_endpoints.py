@@ -1,0 +1,92 @@
+"""AG-UI WebSocket endpoints for the tests, written from AG-UI's public docs alone.
+
+Events are built from the ``ag-ui-protocol`` pydantic models and framed as AG-UI's SDK frames
+them: ``EventEncoder`` for an SSE record per text frame (what a cloud runtime's ``/ws`` route
+sends), ``model_dump_json(by_alias=True)`` for one JSON object per frame (AG-UI 1.1's "one event
+object per frame"), or that JSON inside an envelope ``{"action": "event", "payload": ...}``. The
+client's ``RunAgentInput`` is read first and validated with the models; input that is not one is
+answered with a ``RUN_ERROR`` and a close. The path picks the variant: ``/<variant>/<framing>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from ag_ui.core import (
+    RunAgentInput, RunErrorEvent, RunFinishedEvent, RunStartedEvent, TextMessageContentEvent, TextMessageEndEvent,
+    TextMessageStartEvent, ToolCallArgsEvent, ToolCallEndEvent, ToolCallStartEvent,
+)
+from ag_ui.encoder import EventEncoder
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+from agent_events._loop_thread import LoopThread
+
+FRAMINGS = ("json", "sse", "envelope")
+VARIANTS = ("conformant", "nested_run", "tool_never_ended", "event_after_finished", "silence", "not_an_event")
+
+
+def _events(variant: str, run: RunAgentInput) -> list:
+    t, r = run.thread_id, run.run_id
+    text = [TextMessageStartEvent(message_id="m1", role="assistant"),
+            TextMessageContentEvent(message_id="m1", delta="Looking it up."), TextMessageEndEvent(message_id="m1")]
+    tool = [ToolCallStartEvent(tool_call_id="c1", tool_call_name="lookup", parent_message_id="m1"),
+            ToolCallArgsEvent(tool_call_id="c1", delta='{"word": "agent"}'), ToolCallEndEvent(tool_call_id="c1")]
+    if variant == "conformant":
+        return [RunStartedEvent(thread_id=t, run_id=r), *text, *tool, RunFinishedEvent(thread_id=t, run_id=r)]
+    if variant == "nested_run":
+        return [RunStartedEvent(thread_id=t, run_id=r), RunStartedEvent(thread_id=t, run_id=r + "-2"), *text,
+                RunFinishedEvent(thread_id=t, run_id=r)]
+    if variant == "tool_never_ended":
+        return [RunStartedEvent(thread_id=t, run_id=r), *text, *tool[:2], RunFinishedEvent(thread_id=t, run_id=r)]
+    if variant == "event_after_finished":
+        return [RunStartedEvent(thread_id=t, run_id=r), *text, RunFinishedEvent(thread_id=t, run_id=r), *text]
+    if variant == "not_an_event":
+        return [RunStartedEvent(thread_id=t, run_id=r), "hello, this is not an event", RunFinishedEvent(thread_id=t, run_id=r)]
+    return []  # silence
+
+
+def _frame(event, framing: str) -> str:
+    if isinstance(event, str):
+        return event
+    if framing == "sse":
+        return EventEncoder().encode(event)
+    body = event.model_dump_json(by_alias=True, exclude_none=True)
+    return body if framing == "json" else json.dumps({"action": "event", "payload": json.loads(body)})
+
+
+async def _handler(ws) -> None:
+    variant, framing = (ws.request.path.strip("/").split("/") + ["conformant", "json"])[:2]
+    try:
+        first = await asyncio.wait_for(ws.recv(), 5)
+        run = RunAgentInput.model_validate_json(first)
+    except Exception as exc:  # noqa: BLE001 - anything but a RunAgentInput is refused
+        await ws.send(_frame(RunErrorEvent(message=f"not a RunAgentInput: {type(exc).__name__}"), framing))
+        await ws.close(1003, "expected a RunAgentInput")
+        return
+    try:
+        for event in _events(variant, run):
+            await ws.send(_frame(event, framing))
+        if variant == "silence":
+            await asyncio.sleep(30)
+        await ws.close(1000)
+    except ConnectionClosed:  # a client that dropped mid-run (the drop scenario): nothing is owed to it
+        return
+
+
+class AgUiEndpoint(LoopThread):
+    thread_name = "ag-ui-endpoint"
+    what = "the AG-UI test endpoint"
+
+    async def _serve(self) -> str:
+        self._server = await serve(_handler, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    async def _close(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def stop(self) -> None:
+        self._stop_and_join(5)

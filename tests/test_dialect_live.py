@@ -1,0 +1,71 @@
+"""``agent-events check --dialect ag-ui ws://...`` against AG-UI endpoints built from the
+``ag-ui-protocol`` models (tests/ag_ui_endpoints.py), on 127.0.0.1, in each framing.
+
+The conformant endpoint passes in JSON, SSE-in-a-frame and envelope framing (auto-detected, or
+pinned); each broken variant fails the rule that names its breach.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("ag_ui.core", reason="ag-ui-protocol (the test extra) is not installed")
+
+from ag_ui_endpoints import AgUiEndpoint  # noqa: E402
+
+from agent_events.conformance.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    server = AgUiEndpoint().start()
+    yield server.url
+    server.stop()
+
+
+def _check(capsys, url: str, *extra: str) -> tuple[int, dict]:
+    code = main(["check", "--dialect", "ag-ui", url, "--format", "json", *extra])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def _failed(report: dict) -> set[str]:
+    return {r["id"] for r in report["rules"] if r["status"] == "FAIL"}
+
+
+@pytest.mark.parametrize("framing,pin", [("json", ()), ("sse", ()), ("sse", ("--framing", "sse")),
+                                         ("envelope", ("--framing", "envelope", "--envelope", "/payload"))])
+def test_conformant_endpoint_passes_in_each_framing(capsys, endpoint, framing, pin):
+    code, report = _check(capsys, f"{endpoint}/conformant/{framing}", *pin)
+    assert code == 0, _failed(report)
+    assert [s["name"] for s in report["sections"]] == ["run", "concurrency", "tool", "bad_input", "drop"]
+    assert report["dialect"]["name"] == "ag-ui" and report["claim"]["withheld_because"] == "foreign_dialect"
+    statuses = {r["id"]: r["status"] for r in report["rules"]}
+    assert statuses["ag-ui.tool.paired"] == "PASS" and statuses["ag-ui.transport.bad_input"] == "PASS"
+    assert statuses["latency.first_event"] == "PASS" and statuses["ag-ui.run.ended"] == "PASS"
+
+
+def test_pinned_json_framing_refuses_sse_frames(capsys, endpoint):
+    code, report = _check(capsys, f"{endpoint}/conformant/sse", "--framing", "json")
+    assert code == 1 and "frame.json" in _failed(report)
+
+
+@pytest.mark.parametrize("variant,framing,rule,extra", [
+    ("nested_run", "sse", "ag-ui.run.nested", ()),
+    ("tool_never_ended", "json", "ag-ui.run.finished_open", ()),
+    ("event_after_finished", "sse", "ag-ui.run.after_finished", ()),
+    ("silence", "json", "ag-ui.run.ended", ("--deadline-s", "0.5")),
+    ("not_an_event", "sse", "frame.json", ()),
+])
+def test_broken_endpoint_fails_the_right_rule(capsys, endpoint, variant, framing, rule, extra):
+    code, report = _check(capsys, f"{endpoint}/{variant}/{framing}", *extra)
+    assert code == 1
+    assert rule in _failed(report), _failed(report)
+    run = next(s for s in report["sections"] if s["name"] == "run")
+    assert rule in {v["rule"] for v in run["violations"]}
+
+
+def test_unreachable_endpoint_exits_3(capsys):
+    assert main(["check", "--dialect", "ag-ui", "ws://127.0.0.1:9/none", "--connect-timeout", "2"]) == 3
