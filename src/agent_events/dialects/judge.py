@@ -48,6 +48,8 @@ MAX_VIOLATIONS_PER_RULE = 100
 #: ended run keys remembered per connection (keyed scope), to recognise an event after the end
 ENDED_MEMORY = 4096
 _NUMBER = (int, float)
+#: a family event's role in its item (see DialectChecker._plans)
+_OPEN, _CONTENT, _CLOSE = 0, 1, 2
 
 
 class _Run:
@@ -144,6 +146,23 @@ class DialectChecker:
         #: family -> the single member names of its key, name and attribution pointers (the fast path)
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
+        #: types that start or end a run: every other event inside a run takes the fast path of _event
+        self._bounds = self._opens | self._finishes | self._errors
+        #: per-event work of _run_event beyond counting (seq, delivery): without it the fast path inlines it
+        self._plain_run_event = dialect.seq is None and self._unit is None
+        #: type -> (role, key, name, attribution member) for an id-paired family whose pointers are one
+        #: member each (a pointer that is absent stays absent): _family_event's fast path
+        self._plans = {}
+        for fam in dialect.families:
+            if fam.pairing != "id" or fam.key is None:
+                continue
+            key_tok, name_tok, attr_tok = self._tokens[fam.name]
+            if key_tok is None or (fam.name_pointer is not None and name_tok is None) \
+                    or (fam.attribution is not None and attr_tok is None):
+                continue
+            for type_ in fam.types:
+                role = _OPEN if type_ in fam.opens else _CLOSE if type_ in fam.closes else _CONTENT
+                self._plans[type_] = (role, key_tok, name_tok, attr_tok)
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -279,6 +298,16 @@ class DialectChecker:
         self.events += 1
         key = self._key(event) if self._keyed else None
         run = c.runs.get(key)
+        if run is not None and self._plain_run_event and type_ not in self._bounds:
+            # the common case, inside an open run: _run_event without seq and delivery, inlined
+            self.run_events += 1
+            run.events += 1
+            if at is not None and run.first_at is None:
+                run.first_at = at
+            family = self._families.get(type_)
+            if family is not None:
+                self._family_event(family, type_, event, run, at, c, index, ref, out)
+            return
         roles = self._roles
         if type_ in self._opens:
             self._check(roles["nested"])
@@ -384,6 +413,34 @@ class DialectChecker:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
 
     def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
+        plan = self._plans.get(type_)
+        if plan is not None:
+            role, key_tok, name_tok, attr_tok = plan
+            items = run.open.get(fam.name)
+            if items is None:
+                items = run.open[fam.name] = {}
+            key = event.get(key_tok)
+            attribution = event.get(attr_tok) if attr_tok is not None else None
+            if role == _OPEN:
+                if fam.open_once_rule:
+                    self._check(fam.open_once_rule)
+                    if key in items:
+                        out.append(self._flag(fam.open_once_rule, c, run.run_id, index, at, ref,
+                                              f"no {type_} for a {fam.key.text} that is still open",
+                                              f"{type_} of {key!r} while it is open"))
+                        return
+                items[key] = (at, attribution, event.get(name_tok) if name_tok is not None else None)
+                return
+            opened = items.get(key)
+            if opened is not None and (attribution is None or not fam.attribution_rule):
+                checked = self._checked
+                checked[fam.paired_rule] = checked.get(fam.paired_rule, 0) + 1
+                if role == _CLOSE:
+                    del items[key]
+                    if fam.tool:
+                        self._span(fam, opened, opened[2], run, at, c, index, ref, out)
+                return
+            # an orphan, or an attribution to compare: the general path below
         key_tok, name_tok, attr_tok = self._tokens[fam.name]
         name = (event.get(name_tok) if name_tok is not None else fam.name_pointer.resolve(event, None)) \
             if fam.name_pointer is not None else None
