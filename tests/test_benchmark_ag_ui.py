@@ -85,3 +85,19 @@ def test_measure_runs_both_commands_on_the_same_file_and_counts_the_same_events(
     assert data["quarter_events"] >= 150 and data["ours_quarter"][0]["events"] == data["quarter_events"]
     for sample in (ours, theirs):
         assert sample["exit_code"] == 0 and sample["seconds"] > 0 and sample["peak_rss_mib"] > 5
+
+
+def test_validate_of_a_foreign_dialect_does_not_load_our_checker(tmp_path):
+    """Start-up is part of every ``validate`` (and of benchmark 10's figure): judging AG-UI needs
+    neither our protocol's checker nor its compiled schema tables."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.ndjson"
+    ag_ui_recording.write_ndjson(path, 40)
+    code = ("import sys; from agent_events.conformance.cli import main\n"
+            "print('exit', main(['validate', '--dialect', 'ag-ui', sys.argv[1], '-q']))\n"
+            "print(sorted(m for m in ('agent_events.conformance.checker', 'agent_events.conformance.schema_validation')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-2:] == ["exit 0", "[]"], proc.stdout + proc.stderr
