@@ -119,7 +119,8 @@ def _detail(result: dict[str, Any]) -> list[str]:
     if i == 10:
         mib = d["theirs_peak_rss_mib"]
         return [f"{d['events']:,} events: validate --dialect ag-ui {d['ours_seconds']} s ({d['ours_cpu_seconds']} s CPU), "
-                f"ag-ui-validate {d['theirs_seconds']} s ({d['theirs_cpu_seconds']} s CPU); {d['inputs']}; findings: "
+                f"ag-ui-validate {d['theirs_seconds']} s ({d['theirs_cpu_seconds']} s CPU; CPU ratio {d['cpu_ratio']}); "
+                f"{d['inputs']}; findings: "
                 f"ours {d['findings']['ours']}, ag-ui-validate {d['findings']['theirs']}",
                 f"peak RSS: ours {d['ours_peak_rss_mib']} MiB ({d['ours_quarter_peak_rss_mib']} MiB at "
                 f"{d['ours_quarter_events']:,} events: {d['rss_growth']:+.1%}, flat {'yes' if d['flat'] else 'NO'}), "
