@@ -32,18 +32,12 @@ from benchmarks.ag_ui_recording import write_ndjson
 FLAT_BOUND = 0.10
 
 
-def _script(name: str, module: str) -> list[str]:
-    """A console script of this venv (what a user runs), else ``python -m module``."""
-    path = Path(sys.executable).with_name(name)
-    if path.exists():
-        return [str(path)]
-    found = shutil.which(name)
-    return [found] if found else [sys.executable, "-m", module]
-
-
 def ours_command(path: Path) -> list[str]:
-    return [*_script("agent-events", "agent_events.conformance.cli"), "validate", "--dialect", "ag-ui", str(path),
-            "--format", "json"]
+    """``agent-events validate --dialect ag-ui FILE --format json``: this interpreter's console script (what
+    a user runs), else ``python -m`` (never another installation found on the PATH: it is this code we time)."""
+    script = Path(sys.executable).with_name("agent-events")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "agent_events.conformance.cli"]
+    return [*head, "validate", "--dialect", "ag-ui", str(path), "--format", "json"]
 
 
 def theirs_command(path: Path) -> list[str] | None:
