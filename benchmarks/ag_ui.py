@@ -141,7 +141,7 @@ def _best(samples: list[dict], key: str) -> float:
 async def ag_ui_validate(scale) -> dict[str, Any]:
     from benchmarks.measurements import _ratio, _result
 
-    data = await asyncio.to_thread(measure, scale.ag_ui_events, scale.ag_ui_events // 4, scale.repeats)
+    data = await asyncio.to_thread(measure, scale.ag_ui_events, scale.ag_ui_events // 4, scale.ag_ui_repeats)
     events = data["events"]
     ours_s, theirs_s = _best(data["ours"], "seconds"), _best(data["theirs"], "seconds")
     ours_cpu, theirs_cpu = _best(data["ours"], "cpu_seconds"), _best(data["theirs"], "cpu_seconds")
@@ -172,7 +172,7 @@ async def ag_ui_validate(scale) -> dict[str, Any]:
         10, "AG-UI recording (validate --dialect ag-ui)", "events/s",
         f"a generated {events:,}-event AG-UI 1.1 recording ({data['runs']:,} sequential runs, "
         f"{data['file_mib']} MiB of NDJSON, both tools read it), whole command incl. start-up, "
-        f"best of {scale.repeats}, interleaved, after a warm-up",
+        f"best of {scale.ag_ui_repeats}, interleaved, after a warm-up",
         round(rate), round(baseline) if data["theirs"] else None,
         f"ag-ui-validate {_their_version()} (PyPI), same NDJSON file, --json",
         f">= 2x the baseline, flat memory (peak RSS at {events:,} events within {FLAT_BOUND:.0%} of at "
