@@ -69,3 +69,20 @@ def test_broken_endpoint_fails_the_right_rule(capsys, endpoint, variant, framing
 
 def test_unreachable_endpoint_exits_3(capsys):
     assert main(["check", "--dialect", "ag-ui", "ws://127.0.0.1:9/none", "--connect-timeout", "2"]) == 3
+
+
+def test_record_then_validate_round_trip(capsys, endpoint, tmp_path):
+    out = tmp_path / "run.jsonl"
+    assert main(["record", "--dialect", "ag-ui", f"{endpoint}/tool_never_ended/sse", "-o", str(out)]) == 0
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["dialect"] == "ag-ui"
+    capsys.readouterr()
+    assert main(["validate", "--dialect", "ag-ui", str(out), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert _failed(report) == {"ag-ui.run.finished_open"}
+    assert {r["id"]: r["status"] for r in report["rules"]}["latency.first_event"] == "PASS"  # the send time was kept
+
+
+def test_load_says_it_does_not_drive_a_foreign_dialect(capsys, endpoint):
+    assert main(["load", "--dialect", "ag-ui", f"{endpoint}/conformant/json", "--duration", "1"]) == 2
+    assert "load drives agent-events endpoints only" in capsys.readouterr().err

@@ -186,9 +186,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from agent_events.conformance.cli import UsageError
 
         try:  # any bad setting (flag or config file) stops the session now, before anything connects
-            _resolved(config)
+            settings = _resolved(config)
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if settings.dialect is not None and not settings.dialect.is_ours:  # said, never silently ignored
+            raise pytest.UsageError(f"the config file's dialect {settings.dialect.label}: the pytest plugin's items "
+                                    f"are agent-events scenarios; judge a {settings.dialect.name} endpoint with "
+                                    f"`agent-events check --dialect {settings.dialect.name} URL` (plugin items for "
+                                    f"foreign dialects are not implemented yet)")
 
 
 @pytest.hookimpl(tryfirst=True)

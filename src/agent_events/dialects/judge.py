@@ -10,16 +10,18 @@ judges is the dialect's data (:class:`agent_events.dialects.model.Dialect`):
   ``unknown_type`` rule (never fatal in AG-UI), a known one is validated against the
   dialect's schema when it has one, then the dialect's hooks run (chunk expansion);
 * a run is scoped positionally (opens, its events, then it finishes or errors; runs
-  follow one another) or keyed by the run id pointer; the lifecycle rules are the
-  dialect's ``lifecycle`` roles: ``first`` (an event before any run), ``nested`` (an
-  open inside an open run, past the allowed restarts), ``after_end`` (an event after
-  the run ended: a new open, or a late error where the dialect allows one, excepted),
-  ``ended`` (a run still open when its connection or the stream ends);
-* each family of paired events (a row of data: opens, content, closes, a key or
-  by-name-in-order pairing) is judged per run: content or a close with nothing open
-  is the family's ``paired_rule``, an open of an open key its ``open_once_rule``, an
-  item open when the run finishes its ``unclosed_rule`` (an error ends a run without
-  that judgement: a failed run owes nothing), a change of the attribution field its
+  follow one another) or keyed by the run id pointer, and each event walks the dialect's
+  run-rules table (:func:`agent_events.dialects.lifecycle.build`, a
+  :class:`agent_events.run_rules.RunRules` value): ``(state, kind) -> (next state, rule)``,
+  the rules being the dialect's ``lifecycle`` roles: ``first`` (an event before any run),
+  ``nested`` (an open inside an open run, past the allowed restarts), ``after_end`` (an
+  event after the run ended: a new open, or a late error where the dialect allows one,
+  excepted), ``ended`` (a run still open when its connection or the stream ends);
+* each family of paired events is a :class:`agent_events.run_rules.Family` row of that
+  value, judged per run: content or a close with nothing open is its ``breaches.orphan``,
+  an open of an open key its ``breaches.duplicate``, an item open when the run finishes
+  its ``breaches.unclosed`` (an error ends a run without that judgement: a failed run
+  owes nothing); a change of the attribution field is the dialect family's
   ``attribution_rule``;
 * ``seq`` (when the dialect has a seq pointer) starts at 0 and rises by one per run;
   latency: first event after the client's start, run deadline, tool span on receive
@@ -40,6 +42,9 @@ from agent_events.conformance.latencies import Latencies
 from agent_events.conformance.violations import RuleOutcome, Violation, excerpt_line
 from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
+from agent_events.dialects.lifecycle import CLOSE, ERRORED, EVENT, FINISHED, IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN
+from agent_events.dialects.lifecycle import build as build_run_rules
+from agent_events.dialects.evidence import _row_checks, derived_checks, outcomes, rule_ids
 from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect, Family
 from agent_events.dialects.pointer import MISSING
 
@@ -48,8 +53,6 @@ MAX_VIOLATIONS_PER_RULE = 100
 #: ended run keys remembered per connection (keyed scope), to recognise an event after the end
 ENDED_MEMORY = 4096
 _NUMBER = (int, float)
-#: a family event's role in its item (see DialectChecker._plans)
-_OPEN, _CONTENT, _CLOSE = 0, 1, 2
 
 
 class _Run:
@@ -73,15 +76,15 @@ class _Run:
 
 
 class _Conn:
-    __slots__ = ("name", "received", "recent", "runs", "ended", "starts", "hooks")
+    __slots__ = ("name", "received", "recent", "runs", "states", "starts", "hooks")
 
     def __init__(self, name: str, hooks: list) -> None:
         self.name = name
         self.received = 0
         self.recent: deque = deque(maxlen=EXCERPT_LEN)
         self.runs: dict[Any, _Run] = {}
-        #: run key -> "finished" | "errored" | "late_error"
-        self.ended: dict[Any, str] = {}
+        #: run key -> its state in the dialect's run-rules table (absent: idle)
+        self.states: dict[Any, str] = {}
         #: send times of the client's start messages not yet answered by a run
         self.starts: deque = deque()
         self.hooks = hooks
@@ -102,6 +105,15 @@ class DialectChecker:
         self._errors = frozenset(dialect.runs.errors)
         self._known = frozenset(dialect.types)
         self._roles = dict(dialect.lifecycle)
+        #: the dialect's run rules: the lifecycle table and the family rows (agent_events.run_rules)
+        self.run_rules = build_run_rules(dialect)
+        self._table = self.run_rules.transitions
+        self._rows = {row.name: row for row in self.run_rules.families}
+        self._running = self.run_rules.attempt_states
+        self._role_of = {rule: role for role, rule in self._roles.items()}
+        #: rows that break no rule but could have (a run's open could have been a nested one): the rules
+        #: they count as checked
+        self._row_checks = _row_checks(self.run_rules, self._roles)
         self._judged = frozenset(dialect.rules)
         self._validate = None
         if dialect.schema is not None:
@@ -146,23 +158,6 @@ class DialectChecker:
         #: family -> the single member names of its key, name and attribution pointers (the fast path)
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
-        #: types that start or end a run: every other event inside a run takes the fast path of _event
-        self._bounds = self._opens | self._finishes | self._errors
-        #: per-event work of _run_event beyond counting (seq, delivery): without it the fast path inlines it
-        self._plain_run_event = dialect.seq is None and self._unit is None
-        #: type -> (role, key, name, attribution member) for an id-paired family whose pointers are one
-        #: member each (a pointer that is absent stays absent): _family_event's fast path
-        self._plans = {}
-        for fam in dialect.families:
-            if fam.pairing != "id" or fam.key is None:
-                continue
-            key_tok, name_tok, attr_tok = self._tokens[fam.name]
-            if key_tok is None or (fam.name_pointer is not None and name_tok is None) \
-                    or (fam.attribution is not None and attr_tok is None):
-                continue
-            for type_ in fam.types:
-                role = _OPEN if type_ in fam.opens else _CLOSE if type_ in fam.closes else _CONTENT
-                self._plans[type_] = (role, key_tok, name_tok, attr_tok)
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -260,30 +255,7 @@ class DialectChecker:
                         at, c, index, ref, out)
 
     def _derived_checks(self) -> dict[str, int]:
-        """The per-frame and per-event rules' check counts, from the counters ``receive`` keeps."""
-        roles = self._roles
-        checks: dict[str, int] = {}
-
-        def add(rule_id, n):
-            if rule_id and n:
-                checks[rule_id] = checks.get(rule_id, 0) + n
-
-        add("frame.text", self.text_frames)
-        for rule_id in {fam.unclosed_rule for fam in self.dialect.families}:
-            add(rule_id, self.closings)
-        add("frame.json", self.frames - self.frames_unread)
-        add(roles.get("type"), self.objects)
-        if self._known:
-            add(roles.get("unknown_type"), self.objects)
-        if self._validate is not None:
-            if roles.get("schema") != roles.get("type"):
-                add(roles.get("schema"), self.typed)
-            add(roles.get("schema_strict"), self.typed)
-        if self.dialect.hooks:
-            for name in self.dialect.hooks:
-                for rule_id in getattr(HOOKS[name], "RULES", ()):
-                    add(rule_id, self.typed)
-        return checks
+        return derived_checks(self)
 
     def _current_id(self, c: _Conn):
         return next(iter(c.runs), None)
@@ -295,75 +267,81 @@ class DialectChecker:
         return None
 
     def _event(self, event: dict, type_: str, at, c: _Conn, index: int, ref, out: list) -> None:
+        """Walk the dialect's run-rules table (:mod:`agent_events.dialects.lifecycle`) with one event."""
         self.events += 1
         key = self._key(event) if self._keyed else None
+        states = c.states
+        state = states.get(key, IDLE)
+        kind = self._kind_of(type_)
+        nxt, rule = self._table[state, kind]
+        if rule is not None:
+            self._check(rule)
+            out.append(self._flag(rule, c, self._run_id_of(c, key), index, at, ref,
+                                  *self._explain(rule, state, kind, type_)))
+        else:
+            for role_rule in self._row_checks.get((state, kind), ()):
+                self._check(role_rule)
         run = c.runs.get(key)
-        if run is not None and self._plain_run_event and type_ not in self._bounds:
-            # the common case, inside an open run: _run_event without seq and delivery, inlined
-            self.run_events += 1
-            run.events += 1
-            if at is not None and run.first_at is None:
-                run.first_at = at
-            family = self._families.get(type_)
-            if family is not None:
-                self._family_event(family, type_, event, run, at, c, index, ref, out)
-            return
-        roles = self._roles
-        if type_ in self._opens:
-            self._check(roles["nested"])
-            if run is not None:
-                if run.restarts < self._runs.restarts:
-                    run.restarts += 1
-                    self.fallback_attempts += 1
-                    self._close_families(run, c, index, at, ref, out, "the run restarted")
-                    self._run_event(run, event, type_, at, c, index, ref, out)
-                    return
-                out.append(self._flag(roles["nested"], c, run.run_id, index, at, ref,
-                                      f"no {type_} while a run is still active",
-                                      f"{type_} while run {run.run_id!r} is still active" if run.run_id is not None
-                                      else f"{type_} while a run is still active"))
+        was_running = state in self._running
+        if nxt in self._running:
+            if not was_running:
+                run = self._start_run(c, key, event, at, out)
+            elif kind == RUN_OPEN and rule is None:  # an allowed restart (the seed's fallback attempt)
+                self.fallback_attempts += 1
+                self._close_families(run, c, index, at, ref, out, "the run restarted")
+            elif rule is not None:  # a nested open: reported, the run goes on as it was
+                states[key] = nxt
                 return
-            c.ended.pop(key, None)
-            self._check(roles["first"])
-            run = self._start_run(c, key, event, at, out)
+            states[key] = nxt
             self._run_event(run, event, type_, at, c, index, ref, out)
             return
-        if run is None:
-            ended = c.ended.get(key)
-            if type_ in self._errors:
-                if ended is None and self._runs.errors_first:
-                    self._check(roles["first"])
-                    c.ended[key] = "errored"
-                    self.runs += 1
-                    self.runs_errored += 1
-                    return
-                if ended == "finished" and self._runs.late_error:
-                    self._check(roles["after_end"])
-                    c.ended[key] = "late_error"
-                    return
-            if ended is not None:
-                self._check(roles["after_end"])
-                out.append(self._flag(roles["after_end"], c, None, index, at, ref,
-                                      f"after {'RUN_FINISHED' if ended == 'finished' else 'the run ended'}: only a new run"
-                                      + (" or a late error" if ended == "finished" and self._runs.late_error else ""),
-                                      f"{type_}: the run has already ended ({ended})"))
-                return
-            self._check(roles["first"])
-            out.append(self._flag(roles["first"], c, None, index, at, ref,
-                                  f"a run's first event is {' or '.join(self._runs.opens + (self._runs.errors if self._runs.errors_first else ()))}",
-                                  f"{type_} before any run started"))
-            run = self._start_run(c, key, event, at, out)  # judge the rest as this run's, reported once
-        self._run_event(run, event, type_, at, c, index, ref, out)
+        if was_running:  # the run ends here
+            self._run_event(run, event, type_, at, c, index, ref, out)
+            if nxt == FINISHED:
+                self._close_families(run, c, index, at, ref, out, f"{type_}")
+                self.runs_completed += 1
+            else:
+                self.runs_errored += 1
+                self.runs_completed += 1
+            self._end_run(run, c, at, index, ref, out)
+        elif state == IDLE and nxt != IDLE:  # a run that ended at its first event (RUN_ERROR first)
+            self.runs += 1
+            if nxt == ERRORED:
+                self.runs_errored += 1
+        states[key] = nxt
+        if len(states) > ENDED_MEMORY:
+            for old in states:
+                if old not in c.runs:
+                    del states[old]
+                    break
+
+    def _kind_of(self, type_: str) -> str:
+        if type_ in self._opens:
+            return RUN_OPEN
         if type_ in self._finishes:
-            self._check(roles["ended"])
-            self._close_families(run, c, index, at, ref, out, f"{type_}")
-            self._end_run(run, c, "finished", at, index, ref, out)
-            self.runs_completed += 1
-        elif type_ in self._errors:
-            self._check(roles["ended"])
-            self._end_run(run, c, "errored", at, index, ref, out)
-            self.runs_errored += 1
-            self.runs_completed += 1
+            return RUN_FINISH
+        if type_ in self._errors:
+            return RUN_ERROR
+        return type_ if type_ in self._families else EVENT
+
+    def _run_id_of(self, c: _Conn, key):
+        run = c.runs.get(key)
+        return run.run_id if run is not None else None
+
+    def _explain(self, rule: str, state: str, kind: str, type_: str) -> tuple[str, str]:
+        """Expected / observed of a lifecycle row that breaks ``rule``, by the role it plays."""
+        runs = self._runs
+        role = self._role_of.get(rule)
+        if state in self._running and kind == RUN_OPEN:
+            return f"no {type_} while a run is still active", f"{type_} while a run is still active"
+        if state == IDLE:
+            starts = runs.opens + (runs.errors if runs.errors_first else ())
+            return f"a run's first event is {' or '.join(starts)}", f"{type_} before any run started"
+        if state in (FINISHED, ERRORED):
+            late = " or a late error" if state == FINISHED and runs.late_error else ""
+            return (f"after {'the run finished' if state == FINISHED else 'the run failed'}: only a new run{late}",
+                    f"{type_}: the run has already ended ({state})")
+        return f"no {type_} in state {state} ({role})", f"{type_} in state {state}"
 
     def _start_run(self, c: _Conn, key: Any, event: dict, at, out: list) -> _Run:
         start_at = c.starts.popleft() if c.starts else None
@@ -413,35 +391,9 @@ class DialectChecker:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
 
     def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        plan = self._plans.get(type_)
-        if plan is not None:
-            role, key_tok, name_tok, attr_tok = plan
-            items = run.open.get(fam.name)
-            if items is None:
-                items = run.open[fam.name] = {}
-            key = event.get(key_tok)
-            attribution = event.get(attr_tok) if attr_tok is not None else None
-            if role == _OPEN:
-                if fam.open_once_rule:
-                    self._check(fam.open_once_rule)
-                    if key in items:
-                        out.append(self._flag(fam.open_once_rule, c, run.run_id, index, at, ref,
-                                              f"no {type_} for a {fam.key.text} that is still open",
-                                              f"{type_} of {key!r} while it is open"))
-                        return
-                items[key] = (at, attribution, event.get(name_tok) if name_tok is not None else None)
-                return
-            opened = items.get(key)
-            if opened is not None and (attribution is None or not fam.attribution_rule):
-                checked = self._checked
-                checked[fam.paired_rule] = checked.get(fam.paired_rule, 0) + 1
-                if role == _CLOSE:
-                    del items[key]
-                    if fam.tool:
-                        self._span(fam, opened, opened[2], run, at, c, index, ref, out)
-                return
-            # an orphan, or an attribution to compare: the general path below
         key_tok, name_tok, attr_tok = self._tokens[fam.name]
+        breaches = self._rows[fam.name].breaches  # the family's row of the run-rules table: its rule per breach
+        orphan, duplicate = breaches.orphan, breaches.duplicate
         name = (event.get(name_tok) if name_tok is not None else fam.name_pointer.resolve(event, None)) \
             if fam.name_pointer is not None else None
         attribution = (event.get(attr_tok) if attr_tok is not None else fam.attribution.resolve(event, None)) \
@@ -451,10 +403,10 @@ class DialectChecker:
             if type_ in fam.opens:
                 queues.setdefault(name, deque()).append((at, attribution, name))
                 return
-            self._check(fam.paired_rule)
+            self._check(orphan)
             queue = queues.get(name)
             if not queue:
-                out.append(self._flag(fam.paired_rule, c, run.run_id, index, at, ref,
+                out.append(self._flag(orphan, c, run.run_id, index, at, ref,
                                       f"a {type_} only after an open {' or '.join(fam.opens)} of the same name",
                                       f"{type_} of {name!r} with none open"))
                 return
@@ -469,19 +421,19 @@ class DialectChecker:
         if items is None:
             items = run.open[fam.name] = {}
         if type_ in fam.opens:
-            if fam.open_once_rule:
-                self._check(fam.open_once_rule)
+            if duplicate:
+                self._check(duplicate)
                 if key in items:
-                    out.append(self._flag(fam.open_once_rule, c, run.run_id, index, at, ref,
+                    out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
                                           f"no {type_} for a {fam.key.text} that is still open",
                                           f"{type_} of {key!r} while it is open"))
                     return
             items[key] = (at, attribution, name)
             return
-        self._check(fam.paired_rule)
+        self._check(orphan)
         opened = items.get(key)
         if opened is None:
-            out.append(self._flag(fam.paired_rule, c, run.run_id, index, at, ref,
+            out.append(self._flag(orphan, c, run.run_id, index, at, ref,
                                   f"a {type_} only for an open {' or '.join(fam.opens)} with the same "
                                   f"{fam.key.text if fam.key else 'key'}",
                                   f"No active {fam.name.replace('_', ' ')} found with ID {key!r}: {type_} with none open"))
@@ -520,17 +472,14 @@ class DialectChecker:
             left += [n for n, q in run.by_name.get(fam.name, {}).items() for _ in q]
             if left:
                 shown = ", ".join(repr(k) for k in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-                out.append(self._flag(fam.unclosed_rule, c, run.run_id, index, at, ref,
+                out.append(self._flag(self._rows[fam.name].breaches.unclosed, c, run.run_id, index, at, ref,
                                       f"every {fam.name.replace('_', ' ')} closed ({' or '.join(fam.closes)}) first",
                                       f"{why} while {fam.name.replace('_', ' ')}(s) {shown} still open"))
             run.open.pop(fam.name, None)
             run.by_name.pop(fam.name, None)
 
-    def _end_run(self, run: _Run, c: _Conn, how: str, at, index, ref, out: list) -> None:
+    def _end_run(self, run: _Run, c: _Conn, at, index, ref, out: list) -> None:
         del c.runs[run.key]
-        c.ended[run.key] = how
-        if len(c.ended) > ENDED_MEMORY:
-            del c.ended[next(iter(c.ended))]
         self._deadline(run, c, at, index, ref, out)
 
     def _deadline(self, run: _Run, c: _Conn, at, index, ref, out: list, *, still_open: bool = False) -> None:
@@ -581,13 +530,16 @@ class DialectChecker:
             for event in hook.flush():
                 self._event(event, self.dialect.type.resolve(event, None), at, c, c.received, None, out)
         for run in list(c.runs.values()):
-            rule = self._roles["ended"]
-            self._check(rule)
-            out.append(self._flag(rule, c, run.run_id, None, at, None,
-                                  f"the run ends with {' or '.join(self._runs.finishes + self._runs.errors)}",
-                                  f"{why} with the run still open"))
+            state = c.states.get(run.key, IDLE)
+            nxt, rule = self._table[state, CLOSE]
+            if rule is not None:
+                self._check(rule)
+                out.append(self._flag(rule, c, run.run_id, None, at, None,
+                                      f"the run ends with {' or '.join(self._runs.finishes + self._runs.errors)}",
+                                      f"{why} with the run still open"))
             self._deadline(run, c, at, None, None, out, still_open=True)
             del c.runs[run.key]
+            c.states[run.key] = nxt
 
     def tick(self, at: float) -> list[Violation]:
         return []
@@ -637,24 +589,10 @@ class DialectChecker:
 
     def rule_ids(self) -> list[str]:
         """The rules this judgement reports: the dialect's, then those it declares N/A, in registry order."""
-        wanted = set(self.dialect.rules) | set(self.dialect.not_applicable) | set(self._not_applicable)
-        return [r.id for r in _rules.ALL_RULES if r.id in wanted]
+        return rule_ids(self)
 
     def outcomes(self) -> dict[str, RuleOutcome]:
-        result = {}
-        declared = dict(self.dialect.not_applicable)
-        declared.update(self._not_applicable)
-        derived = self._derived_checks()
-        for rule_id in self.rule_ids():
-            count = self.violation_counts.get(rule_id, 0)
-            checked = self._checked.get(rule_id, 0) + derived.get(rule_id, 0)
-            reason = None
-            if rule_id in declared and not count:
-                checked, reason = 0, declared[rule_id]
-            elif not (count or checked):
-                reason = _no_evidence(rule_id, self)
-            result[rule_id] = RuleOutcome(rule_id, max(checked, count), count, reason)
-        return result
+        return outcomes(self)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -688,26 +626,6 @@ class DialectChecker:
             return message
         type_ = self.dialect.type.resolve(message, None)
         return {"type": type_ if type_ is not None else "<no type>", **{k: v for k, v in message.items() if k != "type"}}
-
-
-def _no_evidence(rule_id: str, judge: DialectChecker) -> str:
-    """Why a rule the dialect judges had nothing to judge in this stream."""
-    if _rules.get(rule_id).scope == "live":
-        return "checked only by a live probe (agent-events check --dialect NAME URL)"
-    no_timing = "no receive times in the input (plain events, or frames without \"t\")"
-    if rule_id.startswith("latency."):
-        if rule_id == "latency.first_event":
-            return "no client start message with a send time was answered" if judge.delivery_checked or judge.starts_sent \
-                else no_timing + ", or no client start message"
-        if rule_id == "latency.tool_gap":
-            return (f"profile {judge.profile.name} names no fast tools" if not judge._fast_tools
-                    else "no fast tool call ended")
-        return no_timing
-    if not judge.frames:
-        return "no frame was received"
-    if rule_id == "frame.text":
-        return "the input holds decoded events, not raw frames: whether each was a text frame is not recorded"
-    return "nothing in the stream exercised it"
 
 
 def judge_events(dialect: Dialect, events: Iterable[Any], profile: str = _profiles.DEFAULT_PROFILE) -> DialectChecker:

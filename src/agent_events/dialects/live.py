@@ -76,7 +76,7 @@ async def _connect(options: LiveOptions):
 
 def _run_over(judge, conn: str) -> bool:
     c = judge._conns.get(conn)
-    return c is not None and not c.runs and bool(c.ended) and not c.starts
+    return c is not None and not c.runs and bool(c.states) and not c.starts
 
 
 async def _one_run(options: LiveOptions, judge, conn: str, message: Any | None = None, *,

@@ -61,6 +61,10 @@ def run(args) -> int:
     if args.llm_delay_ms is not None and args.llm_delay_ms < 0:
         raise UsageError("--llm-delay-ms must not be negative")
     settings = settings_from_args(args, command="demo")
+    if settings.dialect is not None and not settings.dialect.is_ours:
+        from agent_events.conformance.cli import UsageError
+
+        raise UsageError("demo checks the reference agent, which speaks agent-events; --dialect does not apply")
     progress = ProgressLine()
     try:
         report = asyncio.run(demo(settings.profile, settings.policy, llm_delay_ms=args.llm_delay_ms,

@@ -87,6 +87,11 @@ def run(args) -> int:
     from agent_events.conformance.cli import UsageError
 
     settings = settings_from_args(args, command="load")
+    if settings.dialect is not None and not settings.dialect.is_ours:
+        from agent_events.conformance.cli import UsageError
+
+        raise UsageError(f"load drives agent-events endpoints only; dialect {settings.dialect.label} is judged by "
+                         f"check and validate (load for foreign dialects is not implemented yet)")
     if args.spawn == bool(args.url):
         raise UsageError("give the endpoint's URL, or --spawn to start a reference agent (one of the two)")
     if args.spawn and args.pid:

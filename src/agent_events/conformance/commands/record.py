@@ -31,6 +31,9 @@ def add_arguments(parser) -> None:
                         help="ask for the fallback path (options.simulate_failure: \"primary\")")
     parser.add_argument("--deadline-s", type=_positive_float, default=None, metavar="S",
                         help="stop waiting for the run after S seconds (default 30)")
+    parser.add_argument("--dialect", default=None, metavar="NAME|FILE",
+                        help="the wire format spoken: agent-events (ours, the default), ag-ui, or a dialect file; "
+                             "a foreign dialect's run is started with its own start message (AG-UI: a RunAgentInput)")
     parser.add_argument("--run-id", type=_run_id, default=None, metavar="ID",
                         help="the run_id sent in start_run, 1 to 128 characters (default primary-c0-r1, or "
                              "fallback-c0-r1 with --fallback)")
@@ -55,6 +58,15 @@ def run(args) -> int:
 
     output = args.output
     target = "/dev/stdout" if output == "-" else output
+    if args.dialect is not None:
+        from agent_events.conformance import config as _config
+
+        try:  # the one settings table's validation, as for every other command
+            dialect = _config.validate("dialect", args.dialect, "--dialect")
+        except _config.ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if not dialect.is_ours:
+            return _record_dialect(args, dialect, target, output)
     scenario = "fallback" if args.fallback else "primary"
     try:
         options = live_options(args.url, profile=_profiles.get("generic"), deadline_s=args.deadline_s,
@@ -74,4 +86,40 @@ def run(args) -> int:
     runs, completed = stats.get("starts_sent", 0), stats.get("runs_completed", 0)
     print(f"recorded {stats.get('frames', 0)} frame(s) received, {completed}/{runs} run(s) completed, "
           f"to {output} (check it: agent-events validate {output})", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _record_dialect(args, dialect, target: str, output: str) -> int:
+    """One run of a foreign dialect's endpoint, recorded (the transcript's header names the dialect)."""
+    from dataclasses import replace
+
+    from agent_events.conformance.cli import UsageError
+    from agent_events.conformance.report import DEFAULT_POLICY
+    from agent_events.conformance.transcript import TranscriptWriter
+    from agent_events.dialects.live import LiveConnectError, LiveOptions, check_live
+
+    if dialect.start is None:
+        raise UsageError(f"dialect {dialect.label} names no start message: it cannot be recorded live")
+    profile = _profiles.get("generic")
+    if args.deadline_s:
+        profile = profile.with_budgets(deadline_s=args.deadline_s)
+    try:
+        stream = open(target, "wb")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    try:
+        writer = TranscriptWriter(stream)
+        writer.header(url=args.url, dialect=dialect.name)
+        options = LiveOptions(args.url, replace(dialect), profile, scenarios=("run",), input=args.input or "Create an action plan",
+                              open_timeout=args.connect_timeout, record=writer)
+        report = asyncio.run(check_live(options, DEFAULT_POLICY, command="record"))
+        writer.flush()
+    except LiveConnectError as exc:
+        print(f"agent-events: cannot record {args.url}: {exc}", file=sys.stderr)
+        return ExitCode.CONNECT
+    finally:
+        stream.close()
+    stats = report.sections[0].stats
+    print(f"recorded {stats.get('frames', 0)} frame(s) received, {stats.get('runs_completed', 0)} run(s) ended, "
+          f"to {output} (check it: agent-events validate --dialect {args.dialect} {output})", file=sys.stderr)
     return ExitCode.OK
