@@ -1,8 +1,8 @@
 """The paired-family judge's fast paths decide exactly what its general path decides.
 
-``DialectChecker._event`` takes a shortcut for an ordinary event inside an open run, and
-``_family_event`` one for an id-paired family whose pointers are one member each (benchmark 10
-runs through them). A judge with both shortcuts switched off is the reference: on every AG-UI
+``DialectChecker._event`` takes a shortcut for an ordinary event inside a running run (no walk
+of the run-rules table), and ``_family_event`` one for an id-paired family whose pointers are
+one member each (benchmark 10 runs through them). A judge with both shortcuts switched off is the reference: on every AG-UI
 1.1 conformance stream, on the benchmark's recording and on many broken variants of it (events
 dropped, repeated, moved; tool names that are the profile's fast tools, with receive times, so
 tool spans are judged; subagent attributions that change), both judges must report the same
@@ -28,8 +28,7 @@ COUNTERS = ("frames", "objects", "events", "run_events", "runs", "runs_completed
 def _judge(events, fast: bool, timed: bool) -> DialectChecker:
     judge = DialectChecker(AG_UI)
     if not fast:
-        judge._plans = {}
-        judge._plain_run_event = False
+        judge._steady, judge._plans, judge._plain_run_event = {}, {}, False
     for i, event in enumerate(events):
         judge.receive(event, at=1000.0 + 3.0 * i if timed else None)
     judge.close(at=1000.0 + 3.0 * len(events) if timed else None)
@@ -38,7 +37,7 @@ def _judge(events, fast: bool, timed: bool) -> DialectChecker:
 
 def _same(events, timed: bool = False) -> None:
     fast, general = _judge(events, True, timed), _judge(events, False, timed)
-    assert fast._plans and not general._plans  # the shortcut was there to take (and was off in the reference)
+    assert fast._steady and fast._plans and not general._plans  # the shortcuts were there (and off in the reference)
     assert [(v.rule_id, v.run_id, v.index, v.expected, v.observed) for v in fast.violations] == \
            [(v.rule_id, v.run_id, v.index, v.expected, v.observed) for v in general.violations]
     assert fast.outcomes() == general.outcomes()

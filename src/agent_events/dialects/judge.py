@@ -53,6 +53,8 @@ MAX_VIOLATIONS_PER_RULE = 100
 #: ended run keys remembered per connection (keyed scope), to recognise an event after the end
 ENDED_MEMORY = 4096
 _NUMBER = (int, float)
+#: a family event's role in its item (see DialectChecker._fast_paths)
+_OPEN, _CONTENT, _CLOSE = 0, 1, 2
 
 
 class _Run:
@@ -158,6 +160,41 @@ class DialectChecker:
         #: family -> the single member names of its key, name and attribution pointers (the fast path)
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
+        self._fast_paths()
+
+    def _fast_paths(self) -> None:
+        """Tables for the two shortcuts of the hot path, computed once from the run rules.
+
+        ``_steady``: (state, type) -> the rules its row counts as checked, for the rows that keep a
+        running run running and break nothing (an ordinary event inside a run: no table walk, no
+        state write). ``_plain_run_event``: the dialect has no seq and no timestamp unit, so such an
+        event's ``_run_event`` is only counting (inlined). ``_plans``: type -> (role, key, name,
+        attribution member, orphan rule, duplicate rule) for an id-paired family whose pointers are
+        one member each (``_family_event`` without pointer resolution). A test judges with and
+        without them and requires the same result (tests/test_dialect_judge_fast_path.py).
+        """
+        self._plain_run_event = self.dialect.seq is None and self._unit is None
+        self._steady: dict[tuple[str, str], tuple[str, ...]] = {}
+        for state in self._running:
+            for type_ in set(self._known) | set(self._families):
+                kind = self._kind_of(type_)
+                if kind == RUN_OPEN:
+                    continue
+                nxt, rule = self._table[state, kind]
+                if rule is None and nxt == state:
+                    self._steady[state, type_] = tuple(self._row_checks.get((state, kind), ()))
+        self._plans: dict[str, tuple] = {}
+        for fam in self.dialect.families:
+            if fam.pairing != "id" or fam.key is None:
+                continue
+            key_tok, name_tok, attr_tok = self._tokens[fam.name]
+            if key_tok is None or (fam.name_pointer is not None and name_tok is None) \
+                    or (fam.attribution is not None and attr_tok is None):
+                continue
+            breaches = self._rows[fam.name].breaches
+            for type_ in fam.types:
+                role = _OPEN if type_ in fam.opens else _CLOSE if type_ in fam.closes else _CONTENT
+                self._plans[type_] = (role, key_tok, name_tok, attr_tok, breaches.orphan, breaches.duplicate)
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -272,6 +309,23 @@ class DialectChecker:
         key = self._key(event) if self._keyed else None
         states = c.states
         state = states.get(key, IDLE)
+        steady = self._steady.get((state, type_))
+        if steady is not None:  # an ordinary event inside a running run: the row keeps it running
+            run = c.runs.get(key)
+            if run is not None:
+                for role_rule in steady:
+                    self._check(role_rule)
+                if not self._plain_run_event:
+                    self._run_event(run, event, type_, at, c, index, ref, out)
+                    return
+                self.run_events += 1
+                run.events += 1
+                if at is not None and run.first_at is None:
+                    run.first_at = at
+                family = self._families.get(type_)
+                if family is not None:
+                    self._family_event(family, type_, event, run, at, c, index, ref, out)
+                return
         kind = self._kind_of(type_)
         nxt, rule = self._table[state, kind]
         if rule is not None:
@@ -391,6 +445,33 @@ class DialectChecker:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
 
     def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
+        plan = self._plans.get(type_)
+        if plan is not None:  # id pairing, one-member pointers: the common cases here, the rest below
+            role, key_tok, name_tok, attr_tok, orphan, duplicate = plan
+            items = run.open.get(fam.name)
+            if items is None:
+                items = run.open[fam.name] = {}
+            key = event.get(key_tok)
+            attribution = event.get(attr_tok) if attr_tok is not None else None
+            if role == _OPEN:
+                if duplicate:
+                    self._check(duplicate)
+                    if key in items:
+                        out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
+                                              f"no {type_} for a {fam.key.text} that is still open",
+                                              f"{type_} of {key!r} while it is open"))
+                        return
+                items[key] = (at, attribution, event.get(name_tok) if name_tok is not None else None)
+                return
+            opened = items.get(key)
+            if opened is not None and (attribution is None or not fam.attribution_rule):
+                self._check(orphan)
+                if role == _CLOSE:
+                    del items[key]
+                    if fam.tool:
+                        self._span(fam, opened, opened[2], run, at, c, index, ref, out)
+                return
+            # an orphan, or an attribution to compare: the general path
         key_tok, name_tok, attr_tok = self._tokens[fam.name]
         breaches = self._rows[fam.name].breaches  # the family's row of the run-rules table: its rule per breach
         orphan, duplicate = breaches.orphan, breaches.duplicate
