@@ -190,8 +190,8 @@ def _budgets(_arg, ctx) -> str:
 
 
 def _checker_diagram() -> str:
-    """The checker's per-run state machine, drawn from its own transition table."""
-    from agent_events.conformance.checker import state_diagram
+    """The per-run state machine, drawn from the transition table both sides use (agent_events.run_rules)."""
+    from agent_events.run_rules import state_diagram
 
     return f"```mermaid\n{state_diagram()}```\n"
 

@@ -64,7 +64,7 @@ from agent_events.conformance import profiles as _profiles, schema_validation
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.client import ClientConnection
 from agent_events.conformance.live.cli_args import TOKEN_ENV
-from agent_events.conformance.live.clock_sync import estimate
+from agent_events.conformance.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT
 from agent_events.conformance.live.wire import Clock
 

@@ -12,7 +12,7 @@ _EXPORTS = {
     "RuleOutcome": "agent_events.conformance.violations",
     "Profile": "agent_events.conformance.profiles",
     "PROFILES": "agent_events.conformance.profiles",
-    "Policy": "agent_events.conformance.report",
+    "Policy": "agent_events.conformance.gating",
     "Report": "agent_events.conformance.report",
     "Section": "agent_events.conformance.report",
     "validate_messages": "agent_events.conformance.api",

@@ -8,6 +8,15 @@ sockets, clocks or files in here (h11 is the model): the live probe, the
 offline validator and the load generator drive the same machine, so a rule
 means the same thing everywhere.
 
+The checker is one object in four modules, along its seams: this one judges;
+:mod:`~agent_events.conformance.run_ownership` decides which connection and run each
+frame belongs to; :mod:`~agent_events.conformance.latency_judging` holds the time rules;
+:mod:`~agent_events.conformance.evidence` counts how often each rule could have failed.
+The state machine itself (states, kinds, the transition table, the tool-call family)
+is :mod:`agent_events.run_rules`, shared with the reference agent's ``BaseAgent``;
+the run timelines a report shows are built on the report side
+(:mod:`~agent_events.conformance.timelines`).
+
 The rules of the machine
 ========================
 
@@ -35,7 +44,7 @@ connections with nothing open, the least recently active is forgotten.
 Each run event is then checked for ``seq`` (0, then +1 each: a gap, a repeat
 or a step back is ``seq.contiguous``; the expectation never moves backwards,
 so a reorder of two events is reported at both) and for delivery latency,
-and moves the run through the TRANSITIONS table below, keyed by
+and moves the run through the TRANSITIONS table (:mod:`agent_events.run_rules`), keyed by
 ``(state, kind)`` where kind is the event type, with ``agent_started`` split
 by attempt. A transition that names a rule reports it. Leaving an attempt
 state ends the attempt: every tool still open is ``pair.tool_matched`` (and,
@@ -47,7 +56,8 @@ primary attempt without fallback or cancellation, the profile's rules. Then
 the run's state is dropped (memory stays flat on endless streams); its key is
 remembered for a while so that a late event is ``order.completed_last``.
 
-Tools are paired by ``tool_call_id`` within the run: a completion must match
+Tools are paired by ``tool_call_id`` within the run (the tool-call family's key,
+``run_rules.TOOL_CALL``, which also names the rule each breach reports): a completion must match
 an open call of the same id and name (``pair.no_orphan``), an id is used once
 (``pair.unique_id``), and no tool event belongs in the fallback attempt
 (``fallback.continuity``).
@@ -69,8 +79,6 @@ send time (or the first event's receipt) to agent_completed, or to
 from __future__ import annotations
 
 import math
-from collections import deque
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from agent_events import schemas
@@ -78,11 +86,20 @@ from agent_events.conformance import json_text
 from agent_events.conformance import profiles as _profiles
 from agent_events.conformance import rules as _rules
 from agent_events.conformance import schema_validation as _sv
+from agent_events.conformance import timelines as _timelines
+from agent_events.conformance.evidence import EvidenceCounting
 from agent_events.conformance.latencies import Latencies
+from agent_events.conformance.latency_judging import MAX_PENDING_LATENCY, LatencyJudging  # noqa: F401
+# re-exported: names of the checker module before run ownership moved out
+from agent_events.conformance.run_ownership import (  # noqa: F401
+    ANONYMOUS_REFUSALS, COMPLETED_MEMORY, CONN_MEMORY, EXCERPT_LEN, TENTATIVE_MEMORY, Conn as _Conn, Run as _Run,
+    RunOwnership, refused_run_id,
+)
+from agent_events.conformance.timelines import TIMELINE_EVENTS, TIMELINE_RUNS  # noqa: F401
 
 if TYPE_CHECKING:
     from agent_events.conformance.harness_lag import LagRecord
-from agent_events.conformance.violations import RuleOutcome, Violation, clip, excerpt_line, summarise
+from agent_events.conformance.violations import RuleOutcome, Violation, clip, excerpt_line  # noqa: F401
 # re-exported: the checker's public names since 1.0; the table itself is agent_events.run_rules'
 from agent_events.run_rules import (  # noqa: F401
     ATTEMPT_STATES, AWAITING_START, CLOSE, COMPLETED, COMPLETED_EVENT, FALLBACK, HEADLESS, IN_ATTEMPT_KINDS,
@@ -91,29 +108,10 @@ from agent_events.run_rules import (  # noqa: F401
 )
 from agent_events import run_rules as _run_rules
 
-# -- states, kinds and the transition table: agent_events.run_rules (shared with BaseAgent) -------
-
 assert all(rule is None or rule in _rules.BY_ID for _, rule in TRANSITIONS.values())
 assert V1.rule_ids <= set(_rules.BY_ID), sorted(V1.rule_ids - set(_rules.BY_ID))
 #: The tool-call family: how the checker pairs tool events (key, name, uniqueness, breaches).
 TOOL_CALL = V1.family("tool_call")
-
-
-def refused_run_id(error: Mapping) -> str | None:
-    """The run an ``error`` message refuses to start, if it names one.
-
-    An error carrying a run_id answers that run's start_run, except
-    ``duplicate_run``, which refuses only the *second* start of an id already
-    in flight, and ``unknown_run``, which answers a ``cancel_run``: a run that
-    was started and gets no event is not refused by an ``unknown_run`` (a
-    cancel that arrives before the run's first event still owes the run its
-    events). Callers treat the run as refused when it has no events yet; the
-    checker and the live probe share this judgement.
-    """
-    run_id = error.get("run_id")
-    code = error.get("code")
-    # a code of any JSON type may come (a list is unhashable): only a string can be a known one
-    return run_id if type(run_id) is str and not (type(code) is str and code in _NOT_REFUSALS) else None
 
 
 def state_diagram() -> str:
@@ -121,114 +119,25 @@ def state_diagram() -> str:
     return V1.state_diagram()
 
 
-# -- limits that keep memory flat ----------------------------------------------
-
-#: Messages kept for an excerpt: the offending one and the three before it.
-EXCERPT_LEN = 4
 #: Violations kept per rule; the rest are only counted.
 MAX_VIOLATIONS_PER_RULE = 100
-#: Completed runs remembered, to recognise an event that arrives after agent_completed.
-COMPLETED_MEMORY = 65536
-#: Connections with nothing open (no run, no unclaimed start_run) whose state is kept; past this the
-#: least recently active is forgotten, so memory stays flat however many connections a transcript
-#: holds without close records. A forgotten connection that speaks again starts over (frame index 0).
-CONN_MEMORY = 1024
-#: start_runs that were not valid but named a run, kept per connection (a lenient server may run them).
-TENTATIVE_MEMORY = 256
-#: Runs whose timeline (every event with its times) is kept for the HTML report.
-TIMELINE_RUNS = 20
-#: Over-budget latency samples held for the harness-lag judgement at close; past this many the
-#: rest are judged at once (a stream that late is failing anyway).
-MAX_PENDING_LATENCY = 10_000
-TIMELINE_EVENTS = 500
 
 _loads = json_text.loads
 _JSONDecodeError = json_text.JSONDecodeError
 _SERVER_IS_VALID = _sv.SERVER_IS_VALID
-_DUPLICATE_RUN = "duplicate_run"
-#: error codes that, without a run_id, refuse a valid start_run sent without run_id
-ANONYMOUS_REFUSALS = frozenset(("too_many_runs", "shutting_down"))
-#: error codes that name a run without refusing its start (see :func:`refused_run_id`)
-_NOT_REFUSALS = frozenset((_DUPLICATE_RUN, "unknown_run"))
-assert _NOT_REFUSALS <= set(schemas.ERROR_CODES)
 _RUN_EVENT_TYPES = _sv.RUN_EVENT_TYPES
 _kind_of = _run_rules.kind_of
 _NUMBER = (int, float)
+_explain = V1.explain
 
 
-class _Conn:
-    __slots__ = ("name", "received", "offset", "recent", "anonymous", "tentative", "tentative_anonymous",
-                 "duplicates", "run_ids", "completed_ids", "declared")
+class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
+    """Checks one observed stream (any number of connections and runs).
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.received = 0
-        self.offset = 0.0
-        #: 1.1: a capabilities message came on this connection
-        self.declared = False
-        self.recent: deque = deque(maxlen=EXCERPT_LEN)
-        #: send times of start_runs without run_id, not yet claimed by a run
-        self.anonymous: deque = deque()
-        #: run_id -> send time of a start_run that was not valid (the server should refuse it, but a
-        #: lenient one may run it: its events then belong to this connection, whatever the order)
-        self.tentative: dict[str, float | None] = {}
-        #: send times of invalid start_runs without run_id, claimed only after the valid ones
-        self.tentative_anonymous: deque = deque(maxlen=TENTATIVE_MEMORY)
-        #: run_id -> send time of a start_run of a run_id in flight: the server refuses it with
-        #: duplicate_run, unless it completed the first run before it read this start (a new run)
-        self.duplicates: dict[str, float | None] = {}
-        #: run_ids of this connection's runs in progress, and of its completed runs still remembered
-        self.run_ids: set = set()
-        self.completed_ids: set = set()
-
-    def idle(self) -> bool:
-        """Nothing owed: forgetting the connection loses no judgement (an invalid start_run is owed
-        nothing; forgetting it only stops a very late run of it from being attributed)."""
-        return not (self.run_ids or self.anonymous) and not self.offset
-
-
-class _Run:
-    __slots__ = (
-        "conn", "run_id", "state", "next_seq", "attempt", "thinking", "primary_thinking",
-        "open_tools", "tool_ids", "primary_tools", "cancelled", "fallback_ran", "start_at",
-        "first_at", "recent", "timeline", "failed", "deadline_reported", "first_event_reported", "emitted",
-        "token", "resumed", "resumed_at",
-    )
-
-    def __init__(self, conn: str, run_id: str | None, start_at: float | None) -> None:
-        #: the server's emitted_at of the event being handled (a number, else None)
-        self.emitted: float | None = None
-        #: 1.1: the resume_token of the run's agent_started, and whether a resume_run took it over
-        self.token: str | None = None
-        self.resumed = False
-        self.resumed_at: float | None = None
-        self.conn = conn
-        self.run_id = run_id
-        self.state = AWAITING_START
-        self.next_seq = 0
-        self.attempt = 0  # 0 primary, 1 fallback
-        self.thinking = 0  # agent_thinking in the current attempt
-        self.primary_thinking = 0
-        self.open_tools: dict[str, tuple[Any, float | None]] = {}
-        self.tool_ids: set[str] = set()
-        self.primary_tools: list[Any] = []
-        self.cancelled = False
-        self.fallback_ran = False
-        self.start_at = start_at
-        self.first_at: float | None = None
-        self.recent: deque = deque(maxlen=EXCERPT_LEN)
-        self.timeline: list | None = None
-        self.failed: set[str] | None = None
-        self.deadline_reported = False
-        self.first_event_reported = False
-
-    def origin(self) -> float | None:
-        """Where the run's times count from: the start_run send time, else its first event's receipt."""
-        return self.start_at if self.start_at is not None else self.first_at
-
-
-class Checker:
-    """Checks one observed stream (any number of connections and runs)."""
+    The judging is here (the time rules in :class:`~agent_events.conformance.latency_judging.LatencyJudging`);
+    which run a frame belongs to is :class:`~agent_events.conformance.run_ownership.RunOwnership`'s, and
+    how often each rule could have failed :class:`~agent_events.conformance.evidence.EvidenceCounting`'s.
+    """
 
     def __init__(self, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
                  max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE,
@@ -238,15 +147,11 @@ class Checker:
         #: net of them (see :mod:`agent_events.conformance.harness_lag`); ``None`` offline
         self.lag = lag
         self._pending_latency: list[tuple] = []
-        #: 1.1: runs with a resume_token whose connection ended, by (run_id, token): run_ids are per
-        #: connection, the token is the run's own; a resume_run on another
-        #: connection takes them over; the ones never resumed are judged at close
-        self._detached: dict[tuple[str, str], _Run] = {}
+        self._init_ownership(timeline_runs, COMPLETED_MEMORY, CONN_MEMORY)
+        self._init_evidence()
         #: 1.1: the protocol versions the stream's capabilities messages declared (a 1.0 server
         #: declares none): what the report may claim for an offline recording
         self.declared_versions: set[str] = set()
-        self.capabilities_checked = 0
-        self.resumed_events = 0
         #: over-budget latency samples that the harness's own lag explains: rule id -> count
         self.inconclusive: dict[str, int] = {}
         #: per rule, the figures of the worst such sample (for every report format)
@@ -257,48 +162,13 @@ class Checker:
         self._deadline_ms = self.profile.deadline_s * 1000.0
         self._fast_tools = frozenset(self.profile.fast_tools)
         self._max_kept = max_violations_per_rule
-        self._timeline_slots = timeline_runs
-        self._conns: dict[str, _Conn] = {}
-        self._runs: dict[tuple[str, str | None], _Run] = {}
-        self._completed: dict[tuple[str, str | None], None] = {}
-        self._client_evidence = False
-        self._not_applicable: dict[str, str] = {}
-        self._external_checked: dict[str, int] = {}
         self.reset_latencies()
         #: every violation kept (per rule, up to the cap), in order of discovery
         self.violations: list[Violation] = []
         self.violation_counts: dict[str, int] = {}
-        self.timelines: list[dict] = []
         #: ``error`` messages received, by code
         self.errors_received: dict[str, int] = {}
         self.closed = False
-        # evidence counters: how many times each rule could have been broken
-        self.frames = 0            # frames received
-        self.parsed = 0            # frames with content to parse
-        self.objects = 0           # JSON objects received
-        self.typed = 0             # objects with a known server type
-        self.run_events = 0        # events routed to a run
-        self.isolation_checked = 0
-        self.runs = 0              # runs seen (started by the client or by their first event)
-        self.runs_with_events = 0
-        self.runs_ended = 0        # completed or closed
-        self.runs_completed = 0
-        self.attempts_ended = 0
-        self.fallback_attempts = 0
-        self.started_events = 0
-        self.tool_calls = 0
-        self.tool_completions = 0
-        self.flags_checked = 0
-        self.profile_checked = 0
-        self.first_event_checked = 0
-        self.delivery_checked = 0
-        self.gaps_checked = 0
-        self.deadlines_checked = 0
-        self.starts_sent = 0
-        self.cancels_sent = 0
-        self.runs_refused = 0
-        self.connections_forgotten = 0
-        self.frames_unread = 0     # frames over the frame limit, counted but not read
         #: kind -> what it does to its family's open members (v1: the tool call's two kinds)
         self._effects = {}
         for kind in TOOL_CALL.opens:
@@ -306,135 +176,15 @@ class Checker:
         for kind in TOOL_CALL.closes:
             self._effects[kind] = self._on_member_close
 
+    @property
+    def timelines(self) -> list[dict]:
+        """The kept runs' timelines, as the report shows them (built on demand, report side)."""
+        return [_timelines.build(rec) for rec in self.timeline_records]
+
     def reset_latencies(self) -> None:
         """Start every latency series afresh (a load's warm-up is not its measurement)."""
         self.latencies = Latencies()
         self._delivery = self.latencies.delivery  # the series every run event adds to
-
-    # -- client side ---------------------------------------------------------
-
-    def set_clock_offset(self, conn: str, offset_ms: float) -> None:
-        """Server clock minus client clock on ``conn`` (ms), for latency.delivery."""
-        self._conn(conn).offset = float(offset_ms)
-
-    def send(self, message: Any, at: float | None = None, conn: str = "c0") -> list[Violation]:
-        """Record a client frame: which runs a connection started, when, and cancellations.
-
-        Client frames are evidence, not under test: the result is always empty.
-        An invalid client message (a robustness probe) starts nothing.
-        """
-        if isinstance(message, (str, bytes, bytearray)):
-            try:
-                message = _loads(message)
-            except _JSONDecodeError:
-                return []
-        if type(message) is not dict:
-            if not isinstance(message, Mapping):
-                return []
-            message = dict(message)
-        if not _sv.is_valid_client(message):
-            if message.get("type") == "start_run":
-                self._tentative_start(message, at, conn)
-            return []
-        type_ = message["type"]
-        if type_ == "start_run":
-            self._client_evidence = True
-            self.starts_sent += 1
-            c = self._conn(conn)
-            run_id = message.get("run_id")
-            if run_id is None:
-                c.anonymous.append(at)
-                return []
-            key = (conn, run_id)
-            if key in self._runs:  # a duplicate start: the server refuses it, the first run goes on
-                if len(c.duplicates) >= TENTATIVE_MEMORY:
-                    del c.duplicates[next(iter(c.duplicates))]
-                c.duplicates[run_id] = at
-                return []
-            self._completed.pop(key, None)
-            self._new_run(key, conn, run_id, at)
-        elif type_ == "cancel_run":
-            self.cancels_sent += 1
-            run = self._runs.get((conn, message["run_id"]))
-            if run is not None:
-                run.cancelled = True
-        elif type_ == "resume_run":
-            self._client_evidence = True
-            self._resume(message, at, conn)
-        return []
-
-    def _resume(self, message: dict, at: float | None, conn: str) -> None:
-        """1.1: a resume_run takes a detached run over, when its token is the run's: from here its
-        events belong to ``conn`` and continue at ``last_seq + 1``. With a wrong token nothing moves,
-        so any event of the run on ``conn`` is another connection's (isolation.run_scope)."""
-        run_id = message["run_id"]
-        run = self._detached.pop((run_id, message["resume_token"]), None)
-        if run is None:
-            return
-        c = self._conn(conn)
-        key = (conn, run_id)
-        self._completed.pop(key, None)
-        run.conn = conn
-        run.resumed = True
-        run.resumed_at = at
-        run.next_seq = message["last_seq"] + 1
-        self._runs[key] = run
-        c.run_ids.add(run_id)
-
-    def _tentative_start(self, message: dict, at: float | None, conn: str) -> None:
-        """An invalid start_run: the server should refuse it, but if it runs it anyway, the run's
-        events belong to this connection (judged like any run), and the client frames are evidence."""
-        self._client_evidence = True
-        c = self._conn(conn)
-        run_id = message.get("run_id")
-        if run_id is None:
-            c.tentative_anonymous.append(at)
-        elif type(run_id) is str and (conn, run_id) not in self._runs:
-            if len(c.tentative) >= TENTATIVE_MEMORY:
-                del c.tentative[next(iter(c.tentative))]
-            c.tentative[run_id] = at
-
-    # -- connections -----------------------------------------------------------
-
-    def end_connection(self, conn: str, at: float | None = None) -> list[Violation]:
-        """The connection closed: every run it left open is reported (as :meth:`close` does), and
-        its state is released. A later frame of the same name is a new connection."""
-        c = self._conns.get(conn)
-        if c is None:
-            return []
-        out: list[Violation] = []
-        runs = [run for run in (self._runs.get((conn, rid)) for rid in list(c.run_ids)) if run is not None]
-        if at is not None:
-            for run in runs:
-                self._tick_run(run, at, out)
-        resumable = [run for run in runs if run.token is not None and run.run_id is not None]
-        for run in resumable:  # 1.1: the run outlives its connection; a resume_run may take it over
-            self._runs.pop((conn, run.run_id), None)
-            c.run_ids.discard(run.run_id)
-            self._detached[(run.run_id, run.token)] = run
-            while len(self._detached) > COMPLETED_MEMORY:
-                oldest = self._detached.pop(next(iter(self._detached)))
-                self._end_runs([oldest], at, out, "its connection closed and it was never resumed")
-        runs = [run for run in runs if run.token is None or run.run_id is None]
-        self._end_runs(runs, at, out, "the connection closed")
-        self._end_anonymous(c, at, out)
-        completed = self._completed
-        for rid in c.completed_ids:
-            completed.pop((conn, rid), None)
-        del self._conns[conn]
-        return out
-
-    def new_recording(self, at: float | None = None) -> list[Violation]:
-        """A new recording starts (a transcript header after frames, as when two transcripts are
-        concatenated): every connection of the previous one ends, and its client evidence with it."""
-        out: list[Violation] = []
-        for name in list(self._conns):
-            out.extend(self.end_connection(name, at))
-        self._completed.clear()
-        self._client_evidence = False
-        return out
-
-    # -- server side ---------------------------------------------------------
 
     def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: str | None = None) -> list[Violation]:
         """Check one received frame: ``str`` a text frame, ``bytes`` a binary frame,
@@ -540,30 +290,6 @@ class Checker:
         declared none (a 1.0 server sends no capabilities); of several, the lowest (claim no more)."""
         return schemas.lowest_version(self.declared_versions)
 
-    def _on_error(self, message: dict, c: _Conn) -> None:
-        code = message.get("code")
-        code = code if type(code) is str else "?"
-        self.errors_received[code] = self.errors_received.get(code, 0) + 1
-        run_id = refused_run_id(message)
-        if code == _DUPLICATE_RUN and type(message.get("run_id")) is str:
-            c.duplicates.pop(message["run_id"], None)  # refused as it should be: the first run goes on
-        run = self._runs.get((c.name, run_id)) if run_id is not None else None
-        if run_id is not None:
-            c.tentative.pop(run_id, None)  # an invalid start_run, refused as it should be
-            if run is not None and run.state == AWAITING_START:
-                # the server refused to start it: there will be no events, and that is fine
-                del self._runs[(c.name, run_id)]
-                c.run_ids.discard(run_id)
-                self.runs_refused += 1
-        if run is None and code in ANONYMOUS_REFUSALS and c.anonymous and type(message.get("run_id")) in (str, type(None)):
-            # A start_run without run_id refused: its error names no run of this connection (none, or
-            # the id the server would have given it). The latest such start is taken as the refused
-            # one (a bound refuses the newest); the client core does the same.
-            c.anonymous.pop()
-            self.runs_refused += 1
-
-    # -- run events ------------------------------------------------------------
-
     def _event(self, type_: str, message: dict, entry, at, c: _Conn, index: int, ref, out: list) -> None:
         run_id = message.get("run_id")
         if type(run_id) is not str:
@@ -663,69 +389,6 @@ class Checker:
                 run.attempt = 1
                 run.fallback_ran = True
                 self.fallback_attempts += 1
-
-    def _attach(self, key, type_: str, message: dict, entry, at, c: _Conn, index: int, ref, out: list) -> _Run | None:
-        """The run a first-seen (connection, run_id) belongs to, or ``None`` when it belongs to none."""
-        if type_ == STARTED and key in self._completed and (c.anonymous or key[1] in c.duplicates):
-            # A new run of a completed run's id: one started without run_id (the server may use an
-            # id again once its run completed), or a start_run sent while the id was in flight that
-            # the server read after that run completed. (The client core attributes it alike.)
-            del self._completed[key]
-            start = c.anonymous.popleft() if c.anonymous else c.duplicates.pop(key[1])
-            return self._new_run(key, c.name, key[1], start)
-        if key in self._completed:
-            self._completed[key] = self._completed.pop(key)  # keep it fresh
-            kind = type_ if type_ != STARTED else STARTED_PRIMARY
-            rule_id = TRANSITIONS[COMPLETED, kind][1]
-            if rule_id is not None:
-                recent = deque([entry], maxlen=EXCERPT_LEN)
-                out.append(self._flag(rule_id, c.name, key[1], index, at, ref, "nothing of the run after its agent_completed",
-                                      f"{type_} after agent_completed", recent))
-            return None
-        if self._client_evidence:
-            self.isolation_checked += 1
-            if c.anonymous:
-                run = self._new_run(key, c.name, key[1], c.anonymous.popleft())
-                return run
-            if key[1] in c.tentative:  # an invalid start_run of this run, which the server ran anyway
-                return self._new_run(key, c.name, key[1], c.tentative.pop(key[1]))
-            if c.tentative_anonymous:
-                return self._new_run(key, c.name, key[1], c.tentative_anonymous.popleft())
-            owner = next((conn for (conn, rid) in self._runs if rid == key[1] and conn != c.name), None)
-            observed = (f"an event of run {key[1]!r}, which connection {owner} started" if owner is not None
-                        else f"an event of run {key[1]!r}, which this connection never started")
-            out.append(self._flag("isolation.run_scope", c.name, key[1], index, at, ref,
-                                  f"only events of runs connection {c.name} started", observed, c.recent))
-            return None
-        return self._new_run(key, c.name, key[1], None)
-
-    def _new_run(self, key, conn: str, run_id: str | None, start_at: float | None) -> _Run:
-        run = _Run(conn, run_id, start_at)
-        c = self._conns.get(conn)
-        if c is not None:
-            c.run_ids.add(run_id)
-            c.tentative.pop(run_id, None)
-        if self._timeline_slots > 0:
-            self._timeline_slots -= 1
-            run.timeline = []
-        self._runs[key] = run
-        self.runs += 1
-        return run
-
-    # -- effects of events -----------------------------------------------------------
-
-    def _first_event(self, run: _Run, at, index: int, ref, out: list) -> None:
-        if run.start_at is None or at is None or run.first_event_reported:
-            return
-        latency = at - run.start_at
-        self.first_event_checked += 1
-        self.latencies.first_event.add(latency)
-        if latency > self._first_budget:
-            run.first_event_reported = True
-            self._late(out, latency, self._first_budget, run.start_at,
-                       "latency.first_event", run.conn, run.run_id, index, at, ref,
-                       f"agent_started within {self._first_budget:g} ms of start_run",
-                       f"agent_started {latency:.1f} ms after start_run", run.recent, run)
 
     def _on_member_open(self, run: _Run, message, payload, at, index, ref, out, family=TOOL_CALL) -> None:
         """A member of ``family`` opens (v1: tool_executing): its key is used once (``unique``), and
@@ -850,72 +513,6 @@ class Checker:
                                       f"{low} to {high} agent_thinking on the primary path",
                                       f"{run.primary_thinking} agent_thinking", run.recent, run))
 
-    def _check_deadline(self, run: _Run, at, index, ref, out, *, still_open: bool = False) -> None:
-        start = run.origin()
-        if at is None or start is None or run.deadline_reported:
-            return
-        duration = at - start
-        if not still_open:
-            self.deadlines_checked += 1
-            self.latencies.run.add(duration)
-        if duration > self._deadline_ms:
-            run.deadline_reported = True
-            if still_open:
-                self.deadlines_checked += 1
-            observed = (f"still running {duration / 1000:.3f} s after its start" if still_open
-                        else f"completed {duration / 1000:.3f} s after its start")
-            out.append(self._flag("latency.run_deadline", run.conn, run.run_id, index, at, ref,
-                                  f"agent_completed within {self.profile.deadline_s:g} s", observed, run.recent, run))
-
-    def _finish(self, run: _Run) -> None:
-        key = (run.conn, run.run_id)
-        self._runs.pop(key, None)
-        self.runs_ended += 1
-        c = self._conns.get(run.conn)
-        if c is not None:
-            c.run_ids.discard(run.run_id)
-            if c.idle():  # most recently active last: the connections forgotten first are the oldest
-                del self._conns[run.conn]
-                self._conns[run.conn] = c
-        if run.run_id is not None:
-            completed = self._completed
-            completed[key] = None
-            if c is not None:
-                c.completed_ids.add(run.run_id)
-            if len(completed) > COMPLETED_MEMORY:
-                old = next(iter(completed))
-                del completed[old]
-                owner = self._conns.get(old[0])
-                if owner is not None:
-                    owner.completed_ids.discard(old[1])
-        if run.timeline is not None:
-            self.timelines.append(_timeline(run, self._conns[run.conn].offset if run.conn in self._conns else 0.0))
-
-    # -- the end of the stream ---------------------------------------------------------
-
-    def tick(self, at: float) -> list[Violation]:
-        """Report runs that have overrun the deadline (or first-event budget) by ``at``.
-
-        A live probe calls this while it waits, so that a hung run is reported
-        when its deadline passes rather than only at the end.
-        """
-        out: list[Violation] = []
-        for run in list(self._runs.values()):
-            self._tick_run(run, at, out)
-        return out
-
-    def _tick_run(self, run: _Run, at: float, out: list[Violation]) -> None:
-        if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
-            waited = at - run.start_at
-            if waited > self._first_budget:
-                run.first_event_reported = True
-                self.first_event_checked += 1
-                self._late(out, waited, self._first_budget, run.start_at,
-                           "latency.first_event", run.conn, run.run_id, None, at, None,
-                           f"agent_started within {self._first_budget:g} ms of start_run",
-                           f"no agent_started {waited:.1f} ms after start_run", run.recent, run)
-        self._check_deadline(run, at, None, None, out, still_open=True)
-
     def close(self, at: float | None = None) -> list[Violation]:
         """The stream has ended: report every run (and start_run) left open, and judge the
         over-budget latencies held back for the harness's lag."""
@@ -928,38 +525,6 @@ class Checker:
         self._settle_latency(out)
         self.closed = True
         return out
-
-    # -- latency net of the harness's own lag ------------------------------------------------
-    def _late(self, out: list, latency: float, budget: float, since: float | None, rule_id: str, conn: str,
-              run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
-        """An over-budget latency sample: a violation now (offline), or held until close, when the
-        harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
-        if self.lag is None or at is None or since is None or len(self._pending_latency) >= MAX_PENDING_LATENCY:
-            out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-            return
-        self._pending_latency.append((rule_id, latency, budget, since, at,
-                                      (conn, run_id, index, ref, expected, observed, tuple(recent), run)))
-
-    def _settle_latency(self, out: list) -> None:
-        """Each held sample: what remains once the harness's own stall in its window is taken
-        off either still breaks the budget (a violation, with both figures), or does not: then
-        the endpoint may have been in time, and the sample is inconclusive."""
-        lag = self.lag
-        for rule_id, latency, budget, since, at, (conn, run_id, index, ref, expected, observed, recent, run) \
-                in self._pending_latency:
-            harness = lag.delay_before(since, at)
-            if latency - harness > budget:
-                if harness > 0.0:
-                    observed = f"{observed}; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
-                out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-                continue
-            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
-            worst = self.inconclusive_worst.get(rule_id)
-            if worst is None or latency > worst["latency_ms"]:
-                self.inconclusive_worst[rule_id] = {
-                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
-                    "run_id": run_id, "conn": conn, "at": at}
-        self._pending_latency.clear()
 
     def _end_runs(self, runs: list[_Run], at: float | None, out: list[Violation],
                   ended: str = "the stream ended") -> None:
@@ -976,24 +541,6 @@ class Checker:
             run.state = nxt
             self._finish(run)
 
-    def _end_anonymous(self, c: _Conn, at: float | None, out: list[Violation]) -> None:
-        c.tentative.clear()  # invalid starts the server rightly ignored: nothing was owed
-        c.duplicates.clear()  # duplicate starts: refused, or never run; nothing was owed either
-        c.tentative_anonymous.clear()
-        while c.anonymous:
-            start = c.anonymous.popleft()
-            self.runs += 1
-            self.runs_ended += 1
-            if at is not None and start is not None and at - start > self._first_budget:
-                self.first_event_checked += 1
-                out.append(self._flag("latency.first_event", c.name, None, None, at, None,
-                                      f"agent_started within {self._first_budget:g} ms of start_run",
-                                      f"no agent_started {at - start:.1f} ms after a start_run without run_id",
-                                      (), None))
-            out.append(self._flag("order.completed_last", c.name, None, None, at, None,
-                                  "exactly one agent_completed, last",
-                                  "a start_run without run_id got no event at all", (), None))
-
     def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
                          ref: str | None = None) -> Violation | None:
         """A frame (or a transcript line) of ``size`` bytes, over the frame ``limit``, that was not read:
@@ -1005,120 +552,6 @@ class Checker:
         return self.external("frame.size", False, conn=conn, at=at, location=ref,
                              expected=f"every message at most {limit} bytes (the frame limit)",
                              observed=f"{size} bytes; not read")
-
-    # -- checks made elsewhere -----------------------------------------------------------
-
-    def not_applicable(self, rule_id: str, reason: str) -> None:
-        """Declare a rule not exercised (e.g. the endpoint ignored simulate_failure).
-
-        It is reported N/A with ``reason`` unless it was actually violated.
-        """
-        _rules.get(rule_id)
-        self._not_applicable[rule_id] = reason
-
-    def external(self, rule_id: str, passed: bool, *, expected: str = "", observed: str = "",
-                 conn: str = "c0", run_id: str | None = None, at: float | None = None,
-                 location: str | None = None, checks: int = 1) -> Violation | None:
-        """Record the result of a check made outside the state machine (a live probe's own checks,
-        such as the endpoint answering malformed input with an ``error``); ``checks`` passed
-        checks can be recorded at once."""
-        _rules.get(rule_id)
-        self._external_checked[rule_id] = self._external_checked.get(rule_id, 0) + checks
-        if passed:
-            return None
-        c = self._conns.get(conn)
-        return self._flag(rule_id, conn, run_id, None, at, location, expected, observed, c.recent if c else (), None)
-
-    # -- results ---------------------------------------------------------------------------
-
-    @property
-    def declared_not_applicable(self) -> dict[str, str]:
-        """Rules declared N/A with :meth:`not_applicable`, and why."""
-        return dict(self._not_applicable)
-
-    @property
-    def active_runs(self) -> int:
-        return len(self._runs)
-
-    def outcomes(self) -> dict[str, RuleOutcome]:
-        """Every registry rule: how often it was checked and violated, or why it was not applicable."""
-        result = {}
-        table = self._evidence_table()
-        for rule in _rules.RULES:
-            count = self.violation_counts.get(rule.id, 0)
-            checked, reason = self._evidence(rule, table)
-            checked += self._external_checked.get(rule.id, 0)
-            if rule.id in self._not_applicable and not count:
-                checked, reason = 0, self._not_applicable[rule.id]
-            elif count or checked:
-                reason = None
-            inconclusive = self.inconclusive.get(rule.id, 0)
-            result[rule.id] = RuleOutcome(rule.id, max(checked, count), count, reason, inconclusive=inconclusive,
-                                          inconclusive_worst=self.inconclusive_worst.get(rule.id))
-        return result
-
-    def _evidence_table(self) -> dict[str, tuple[int, str]]:
-        """Rule id -> (how often the checker could have seen it broken, why it could not)."""
-        no_timing = "no receive times in the input (plain messages, or frames without \"t\")"
-        no_runs = "no run event was received"
-        return {
-            "frame.text": (self.frames - self.frames_unread, "no frame was received"),
-            "frame.json": (self.parsed, "no frame was received"),
-            "schema.envelope": (self.typed, "no message of a known type was received"),
-            "schema.payload": (self.typed, "no message of a known type was received"),
-            "schema.unknown_type": (self.objects, "no JSON object was received"),
-            "seq.contiguous": (self.run_events, no_runs),
-            "order.first_started": (self.runs_with_events, no_runs),
-            "order.completed_last": (self.runs_ended, "no run was started or seen"),
-            "order.thinking": (self.attempts_ended, "no attempt ended (other than by cancellation)"),
-            "pair.tool_matched": (self.tool_calls, "no tool call was made"),
-            "pair.no_orphan": (self.tool_completions, "no tool_completed was received"),
-            "pair.unique_id": (self.tool_calls, "no tool call was made"),
-            "fallback.single": (self.started_events, "no agent_started was received"),
-            "fallback.flag": (self.flags_checked, "no run completed with a readable result"),
-            "fallback.continuity": (self.fallback_attempts, "no fallback attempt ran"),
-            "isolation.run_scope": (self.isolation_checked,
-                                    "no client frames: which connection started a run is unknown"),
-            "latency.first_event": (self.first_event_checked,
-                                    no_timing if not self.delivery_checked else "no start_run with a send time was answered"),
-            "latency.delivery": (self.delivery_checked, no_timing),
-            "latency.tool_gap": (self.gaps_checked,
-                                 f"profile {self.profile.name} names no fast tools" if not self._fast_tools
-                                 else "no fast tool completed"),
-            "latency.run_deadline": (self.deadlines_checked, no_timing),
-            "capabilities.first": (self.capabilities_checked,
-                                   "no capabilities message was received (a 1.0 server declares none): not claimed"),
-            "resume.replay": (self.resumed_events, "no run was resumed (resume_run): not claimed or not exercised"),
-        }
-
-    def _evidence(self, rule: "_rules.Rule", table: dict[str, tuple[int, str]]) -> tuple[int, str | None]:
-        if rule.profile is not None and rule.id not in self.profile.rule_ids:
-            return 0, f"not a rule of profile {self.profile.name}"
-        if rule.id == self.profile.tools_rule or rule.id == self.profile.thinking_rule:
-            return self.profile_checked, "no run completed its primary attempt without fallback or cancellation"
-        if rule.id in table:
-            return table[rule.id]
-        return 0, "checked only by a live probe" if rule.scope == "live" else "not checked by the sequence checker"
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _conn(self, conn: str) -> _Conn:
-        c = self._conns.get(conn)
-        if c is None:
-            conns = self._conns
-            if len(conns) >= CONN_MEMORY:
-                self._forget_idle()
-            c = conns[conn] = _Conn(conn)
-        return c
-
-    def _forget_idle(self) -> None:
-        """Drop the least recently active connection that has nothing open (its completed runs stay
-        remembered, under COMPLETED_MEMORY), so a transcript without close records keeps memory flat."""
-        for name, c in list(islice(self._conns.items(), 64)):
-            if c.idle():
-                del self._conns[name]
-                self.connections_forgotten += 1
-                return
 
     def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
               recent: Iterable, run: _Run | None = None) -> Violation:
@@ -1138,48 +571,6 @@ class Checker:
                 run.failed = set()
             run.failed.add(rule_id)
         return violation
-
-
-def _timeline(run: _Run, offset: float) -> dict:
-    start = run.origin()
-    events = []
-    for index, at, message in run.timeline or ():
-        emitted = message.get("emitted_at")
-        delivery = (at - emitted + offset) if at is not None and type(emitted) in _NUMBER else None
-        events.append({
-            "index": index,
-            "seq": message.get("seq") if type(message.get("seq")) is int else None,
-            "type": str(message.get("type")),
-            "t_ms": round(at - start, 3) if at is not None and start is not None else None,
-            "delivery_ms": round(delivery, 3) if delivery is not None else None,
-            "label": summarise(message),
-            **_timeline_details(message),
-        })
-    return {
-        "run_id": run.run_id,
-        "conn": run.conn,
-        "start_at": start,
-        "state": run.state,
-        "fallback": run.fallback_ran,
-        "cancelled": run.cancelled,
-        "violations": sorted(run.failed or ()),
-        "events": events,
-        "truncated": len(run.timeline or ()) >= TIMELINE_EVENTS,
-    }
-
-
-#: Payload fields a timeline keeps (when they are strings) so that a reader can draw attempts and tool calls.
-_TIMELINE_DETAILS = ("attempt", "tool_call_id", "tool_name", "status")
-
-
-def _timeline_details(message: dict) -> dict:
-    payload = message.get("payload")
-    if not isinstance(payload, dict):
-        return {}
-    return {key: clip(value, 80) for key in _TIMELINE_DETAILS if type(value := payload.get(key)) is str}
-
-
-_explain = V1.explain
 
 
 def _run_id_of(message: dict) -> str | None:

@@ -36,7 +36,7 @@ import orjson
 from agent_events.conformance import json_text
 from agent_events.conformance import schema_validation as _sv
 from agent_events.conformance.checker import ANONYMOUS_REFUSALS, Checker, refused_run_id
-from agent_events.conformance.live.clock_sync import SyncSample
+from agent_events.conformance.clock_sync import SyncSample
 from agent_events.conformance.schema_validation import RUN_EVENT_TYPES
 
 _loads = json_text.loads

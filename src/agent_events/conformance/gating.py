@@ -6,7 +6,8 @@ plugin spell these settings differently, but a CI gate must mean the same
 thing whichever one a team uses, and refuse the same mistakes with the same
 words. So each source only collects its *layers* (config top level, the
 command's sub-table, flags: later layers win) and this module alone turns
-them into a :class:`agent_events.conformance.report.Policy`.
+them into a :class:`Policy` (which lives here, beside the settings that build it; a report
+only applies it, so ``report`` imports ``gating`` and never the other way round).
 
 Two refusals live here, not in ``Policy``: an unknown rule id (most likely a
 typo, which would otherwise silently gate nothing; the message suggests the
@@ -22,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from agent_events.conformance import rules as _rules
+from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN, RuleOutcome
 
-# agent_events.conformance.report imports this module (Policy checks its rule ids here), so
-# its names are imported where they are used.
 SEVERITIES = ("error", "warning", "info", "off")
 FAIL_ON = ("error", "warning", "none")
 
@@ -88,6 +88,78 @@ class Layer:
                    values.get("allow_lowering_must"), name)
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How findings turn into a verdict.
+
+    Default: any violation of a rule at severity ``error`` (every MUST rule)
+    fails. ``strict`` fails on ``warning`` (SHOULD) too. ``severities``
+    overrides a rule's severity (``error``, ``warning``, ``info`` or ``off``),
+    ``fail_on`` picks the lowest failing severity explicitly, and
+    ``max_warnings`` fails a stream with more warning-severity violations
+    than that.
+    """
+
+    strict: bool = False
+    severities: Mapping[str, str] = field(default_factory=dict)
+    fail_on: str | None = None
+    max_warnings: int | None = None
+
+    def __post_init__(self) -> None:
+        for rule_id, severity in self.severities.items():
+            check_rule_id(rule_id)
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity of {rule_id} must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        if self.fail_on is not None and self.fail_on not in FAIL_ON:
+            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {self.fail_on!r}")
+        if self.max_warnings is not None and self.max_warnings < 0:
+            raise ValueError("max_warnings must be >= 0")
+
+    @property
+    def gate(self) -> str:
+        """The lowest severity that fails: ``error``, ``warning`` or ``none``."""
+        if self.fail_on is not None:
+            return self.fail_on
+        return "warning" if self.strict else "error"
+
+    @property
+    def lowered_must(self) -> bool:
+        """Whether a MUST rule counts below ``error`` (then a pass is no conformance claim)."""
+        return bool(self.lowered_must_rules)
+
+    @property
+    def lowered_must_rules(self) -> dict[str, str]:
+        """The MUST rules counted below ``error``, with the severity they count at."""
+        return {r: s for r, s in self.severities.items() if _rules.get(r).level is _rules.Level.MUST and s != "error"}
+
+    def severity(self, rule_id: str) -> str:
+        return self.severities.get(rule_id) or _rules.get(rule_id).severity
+
+    def status(self, outcome: RuleOutcome) -> str:
+        severity = self.severity(outcome.rule_id)
+        if severity == "off":
+            return OFF
+        if outcome.violations:
+            return {"error": FAIL, "warning": WARN, "info": INFO}[severity]
+        if outcome.inconclusive:
+            return INCONCLUSIVE
+        return PASS if outcome.applicable else NOT_APPLICABLE
+
+    def fails(self, severity: str) -> bool:
+        gate = self.gate
+        if gate == "none" or severity in ("info", "off"):
+            return False
+        return severity == "error" or gate == "warning"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strict": self.strict, "gate": self.gate, "fail_on": self.fail_on,
+                "max_warnings": self.max_warnings, "severities": dict(self.severities),
+                "lowered_must": sorted(self.lowered_must_rules)}
+
+
+DEFAULT_POLICY = Policy()
+
+
 def _gate_of(layer: Layer) -> tuple[bool, str | None] | None:
     """``(strict, fail_on)`` this layer decides, or ``None`` if it is silent on the gate.
 
@@ -110,8 +182,6 @@ def _gate_of(layer: Layer) -> tuple[bool, str | None] | None:
 
 def policy_from_layers(layers: Iterable[Layer]):
     """Merge layers, lowest precedence first, into a Policy; :class:`GatingError` for what cannot be honoured."""
-    from agent_events.conformance.report import Policy
-
     severities: dict[str, str] = {}
     strict, fail_on = False, None
     max_warnings: int | None = None
@@ -140,4 +210,4 @@ def policy_from_layers(layers: Iterable[Layer]):
     return policy
 
 
-__all__ = ["GatingError", "Layer", "policy_from_layers", "parse_rule_spec", "check_rule_id", "nearest_rule"]
+__all__ = ["DEFAULT_POLICY", "Policy", "GatingError", "Layer", "policy_from_layers", "parse_rule_spec", "check_rule_id", "nearest_rule"]

@@ -22,8 +22,13 @@ from typing import Any, Iterable, Mapping
 from agent_events import schemas
 from agent_events.conformance import __version__
 from agent_events.conformance import rules as _rules
+from agent_events.conformance import timelines as _timelines
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.gating import FAIL_ON, SEVERITIES, check_rule_id  # noqa: F401 - FAIL_ON, SEVERITIES re-exported
+# Policy lives in gating (the judgement beside the settings that build it); re-exported here, where
+# it was first documented, with FAIL_ON and SEVERITIES
+from agent_events.conformance.gating import (  # noqa: F401
+    DEFAULT_POLICY, FAIL_ON, SEVERITIES, Policy, check_rule_id,
+)
 from agent_events.conformance.profiles import Profile
 from agent_events.conformance.violations import (
     FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN, RuleOutcome, Violation,
@@ -41,76 +46,6 @@ REPORT_SCHEMA_ID = "https://agent-events.dev/schemas/report/v1/report.json"
 _STATUS_RANK = {FAIL: 0, WARN: 1, INFO: 2, INCONCLUSIVE: 3, PASS: 4, NOT_APPLICABLE: 5, OFF: 6}
 
 
-@dataclass(frozen=True)
-class Policy:
-    """How findings turn into a verdict.
-
-    Default: any violation of a rule at severity ``error`` (every MUST rule)
-    fails. ``strict`` fails on ``warning`` (SHOULD) too. ``severities``
-    overrides a rule's severity (``error``, ``warning``, ``info`` or ``off``),
-    ``fail_on`` picks the lowest failing severity explicitly, and
-    ``max_warnings`` fails a stream with more warning-severity violations
-    than that.
-    """
-
-    strict: bool = False
-    severities: Mapping[str, str] = field(default_factory=dict)
-    fail_on: str | None = None
-    max_warnings: int | None = None
-
-    def __post_init__(self) -> None:
-        for rule_id, severity in self.severities.items():
-            check_rule_id(rule_id)
-            if severity not in SEVERITIES:
-                raise ValueError(f"severity of {rule_id} must be one of {', '.join(SEVERITIES)}, not {severity!r}")
-        if self.fail_on is not None and self.fail_on not in FAIL_ON:
-            raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {self.fail_on!r}")
-        if self.max_warnings is not None and self.max_warnings < 0:
-            raise ValueError("max_warnings must be >= 0")
-
-    @property
-    def gate(self) -> str:
-        """The lowest severity that fails: ``error``, ``warning`` or ``none``."""
-        if self.fail_on is not None:
-            return self.fail_on
-        return "warning" if self.strict else "error"
-
-    @property
-    def lowered_must(self) -> bool:
-        """Whether a MUST rule counts below ``error`` (then a pass is no conformance claim)."""
-        return bool(self.lowered_must_rules)
-
-    @property
-    def lowered_must_rules(self) -> dict[str, str]:
-        """The MUST rules counted below ``error``, with the severity they count at."""
-        return {r: s for r, s in self.severities.items() if _rules.get(r).level is _rules.Level.MUST and s != "error"}
-
-    def severity(self, rule_id: str) -> str:
-        return self.severities.get(rule_id) or _rules.get(rule_id).severity
-
-    def status(self, outcome: RuleOutcome) -> str:
-        severity = self.severity(outcome.rule_id)
-        if severity == "off":
-            return OFF
-        if outcome.violations:
-            return {"error": FAIL, "warning": WARN, "info": INFO}[severity]
-        if outcome.inconclusive:
-            return INCONCLUSIVE
-        return PASS if outcome.applicable else NOT_APPLICABLE
-
-    def fails(self, severity: str) -> bool:
-        gate = self.gate
-        if gate == "none" or severity in ("info", "off"):
-            return False
-        return severity == "error" or gate == "warning"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"strict": self.strict, "gate": self.gate, "fail_on": self.fail_on,
-                "max_warnings": self.max_warnings, "severities": dict(self.severities),
-                "lowered_must": sorted(self.lowered_must_rules)}
-
-
-DEFAULT_POLICY = Policy()
 
 
 @dataclass
@@ -150,7 +85,7 @@ class Section:
         return cls(
             name=name, kind=kind, outcomes=checker.outcomes(), violations=list(checker.violations),
             violation_counts=dict(checker.violation_counts), latencies=checker.latencies.summary(),
-            timelines=list(checker.timelines), stats=stats, errors_received=dict(checker.errors_received),
+            timelines=[_timelines.build(rec) for rec in checker.timeline_records], stats=stats, errors_received=dict(checker.errors_received),
             notes=list(notes), header=dict(header) if header else None,
             protocol_version=checker.protocol_version(),
         )

@@ -44,17 +44,15 @@ from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
 from agent_events.dialects.lifecycle import CLOSE, ERRORED, EVENT, FINISHED, IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN
 from agent_events.dialects.lifecycle import build as build_run_rules
+from agent_events.dialects.families import FamilyJudging
 from agent_events.dialects.evidence import _row_checks, derived_checks, outcomes, rule_ids
-from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect, Family
-from agent_events.dialects.pointer import MISSING
+from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect
 
 EXCERPT_LEN = 4
 MAX_VIOLATIONS_PER_RULE = 100
 #: ended run keys remembered per connection (keyed scope), to recognise an event after the end
 ENDED_MEMORY = 4096
 _NUMBER = (int, float)
-#: a family event's role in its item (see DialectChecker._fast_paths)
-_OPEN, _CONTENT, _CLOSE = 0, 1, 2
 
 
 class _Run:
@@ -92,7 +90,7 @@ class _Conn:
         self.hooks = hooks
 
 
-class DialectChecker:
+class DialectChecker(FamilyJudging):
     """Judges one observed stream (any number of connections) in a foreign dialect."""
 
     def __init__(self, dialect: Dialect, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
@@ -111,6 +109,9 @@ class DialectChecker:
         self.run_rules = build_run_rules(dialect)
         self._table = self.run_rules.transitions
         self._rows = {row.name: row for row in self.run_rules.families}
+        #: type -> its kind in the table (absent: EVENT)
+        self._kinds = {t: self._kind_of(t) for t in (*dialect.runs.opens, *dialect.runs.finishes,
+                                                     *dialect.runs.errors, *self._families)}
         self._running = self.run_rules.attempt_states
         self._role_of = {rule: role for role, rule in self._roles.items()}
         #: rows that break no rule but could have (a run's open could have been a nested one): the rules
@@ -131,6 +132,8 @@ class DialectChecker:
         self.violations: list[Violation] = []
         self.violation_counts: dict[str, int] = {}
         self.timelines: list[dict] = []
+        #: run timelines for the HTML report (the report side builds them; none kept for a foreign dialect yet)
+        self.timeline_records: list = []
         self.errors_received: dict[str, int] = {}
         self.inconclusive: dict[str, int] = {}
         self.closed = False
@@ -160,41 +163,7 @@ class DialectChecker:
         #: family -> the single member names of its key, name and attribution pointers (the fast path)
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
-        self._fast_paths()
-
-    def _fast_paths(self) -> None:
-        """Tables for the two shortcuts of the hot path, computed once from the run rules.
-
-        ``_steady``: (state, type) -> the rules its row counts as checked, for the rows that keep a
-        running run running and break nothing (an ordinary event inside a run: no table walk, no
-        state write). ``_plain_run_event``: the dialect has no seq and no timestamp unit, so such an
-        event's ``_run_event`` is only counting (inlined). ``_plans``: type -> (role, key, name,
-        attribution member, orphan rule, duplicate rule) for an id-paired family whose pointers are
-        one member each (``_family_event`` without pointer resolution). A test judges with and
-        without them and requires the same result (tests/test_dialect_judge_fast_path.py).
-        """
-        self._plain_run_event = self.dialect.seq is None and self._unit is None
-        self._steady: dict[tuple[str, str], tuple[str, ...]] = {}
-        for state in self._running:
-            for type_ in set(self._known) | set(self._families):
-                kind = self._kind_of(type_)
-                if kind == RUN_OPEN:
-                    continue
-                nxt, rule = self._table[state, kind]
-                if rule is None and nxt == state:
-                    self._steady[state, type_] = tuple(self._row_checks.get((state, kind), ()))
-        self._plans: dict[str, tuple] = {}
-        for fam in self.dialect.families:
-            if fam.pairing != "id" or fam.key is None:
-                continue
-            key_tok, name_tok, attr_tok = self._tokens[fam.name]
-            if key_tok is None or (fam.name_pointer is not None and name_tok is None) \
-                    or (fam.attribution is not None and attr_tok is None):
-                continue
-            breaches = self._rows[fam.name].breaches
-            for type_ in fam.types:
-                role = _OPEN if type_ in fam.opens else _CLOSE if type_ in fam.closes else _CONTENT
-                self._plans[type_] = (role, key_tok, name_tok, attr_tok, breaches.orphan, breaches.duplicate)
+        self._seq = dialect.seq
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -309,30 +278,13 @@ class DialectChecker:
         key = self._key(event) if self._keyed else None
         states = c.states
         state = states.get(key, IDLE)
-        steady = self._steady.get((state, type_))
-        if steady is not None:  # an ordinary event inside a running run: the row keeps it running
-            run = c.runs.get(key)
-            if run is not None:
-                for role_rule in steady:
-                    self._check(role_rule)
-                if not self._plain_run_event:
-                    self._run_event(run, event, type_, at, c, index, ref, out)
-                    return
-                self.run_events += 1
-                run.events += 1
-                if at is not None and run.first_at is None:
-                    run.first_at = at
-                family = self._families.get(type_)
-                if family is not None:
-                    self._family_event(family, type_, event, run, at, c, index, ref, out)
-                return
-        kind = self._kind_of(type_)
+        kind = self._kinds.get(type_, EVENT)
         nxt, rule = self._table[state, kind]
         if rule is not None:
             self._check(rule)
             out.append(self._flag(rule, c, self._run_id_of(c, key), index, at, ref,
                                   *self._explain(rule, state, kind, type_)))
-        else:
+        elif kind is not EVENT and kind not in self._families:
             for role_rule in self._row_checks.get((state, kind), ()):
                 self._check(role_rule)
         run = c.runs.get(key)
@@ -421,7 +373,7 @@ class DialectChecker:
         if at is not None and run.first_at is None:
             run.first_at = at
         d = self.dialect
-        if d.seq is not None:
+        if self._seq is not None:
             self._check("seq.contiguous")
             seq = d.seq.resolve(event, None)
             if seq != run.seq or type(seq) is not int:
@@ -429,7 +381,7 @@ class DialectChecker:
                                       f"seq {seq!r}"))
             if type(seq) is int and seq >= run.seq:
                 run.seq = seq + 1
-        if self._unit is not None and at is not None:
+        if at is not None and self._unit is not None:
             ts = d.timestamp.resolve(event, None)
             if type(ts) in _NUMBER:
                 self._check("latency.delivery")
@@ -443,121 +395,6 @@ class DialectChecker:
         family = self._families.get(type_)
         if family is not None:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
-
-    def _family_event(self, fam: Family, type_: str, event: dict, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        plan = self._plans.get(type_)
-        if plan is not None:  # id pairing, one-member pointers: the common cases here, the rest below
-            role, key_tok, name_tok, attr_tok, orphan, duplicate = plan
-            items = run.open.get(fam.name)
-            if items is None:
-                items = run.open[fam.name] = {}
-            key = event.get(key_tok)
-            attribution = event.get(attr_tok) if attr_tok is not None else None
-            if role == _OPEN:
-                if duplicate:
-                    self._check(duplicate)
-                    if key in items:
-                        out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
-                                              f"no {type_} for a {fam.key.text} that is still open",
-                                              f"{type_} of {key!r} while it is open"))
-                        return
-                items[key] = (at, attribution, event.get(name_tok) if name_tok is not None else None)
-                return
-            opened = items.get(key)
-            if opened is not None and (attribution is None or not fam.attribution_rule):
-                self._check(orphan)
-                if role == _CLOSE:
-                    del items[key]
-                    if fam.tool:
-                        self._span(fam, opened, opened[2], run, at, c, index, ref, out)
-                return
-            # an orphan, or an attribution to compare: the general path
-        key_tok, name_tok, attr_tok = self._tokens[fam.name]
-        breaches = self._rows[fam.name].breaches  # the family's row of the run-rules table: its rule per breach
-        orphan, duplicate = breaches.orphan, breaches.duplicate
-        name = (event.get(name_tok) if name_tok is not None else fam.name_pointer.resolve(event, None)) \
-            if fam.name_pointer is not None else None
-        attribution = (event.get(attr_tok) if attr_tok is not None else fam.attribution.resolve(event, None)) \
-            if fam.attribution is not None else None
-        if fam.pairing == "name-in-order":
-            queues = run.by_name.setdefault(fam.name, {})
-            if type_ in fam.opens:
-                queues.setdefault(name, deque()).append((at, attribution, name))
-                return
-            self._check(orphan)
-            queue = queues.get(name)
-            if not queue:
-                out.append(self._flag(orphan, c, run.run_id, index, at, ref,
-                                      f"a {type_} only after an open {' or '.join(fam.opens)} of the same name",
-                                      f"{type_} of {name!r} with none open"))
-                return
-            if type_ in fam.closes:
-                opened = queue.popleft()
-                if not queue:
-                    del queues[name]
-                self._span(fam, opened, name, run, at, c, index, ref, out)
-            return
-        key = (event.get(key_tok) if key_tok is not None else fam.key.resolve(event, None)) if fam.key is not None else None
-        items = run.open.get(fam.name)
-        if items is None:
-            items = run.open[fam.name] = {}
-        if type_ in fam.opens:
-            if duplicate:
-                self._check(duplicate)
-                if key in items:
-                    out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
-                                          f"no {type_} for a {fam.key.text} that is still open",
-                                          f"{type_} of {key!r} while it is open"))
-                    return
-            items[key] = (at, attribution, name)
-            return
-        self._check(orphan)
-        opened = items.get(key)
-        if opened is None:
-            out.append(self._flag(orphan, c, run.run_id, index, at, ref,
-                                  f"a {type_} only for an open {' or '.join(fam.opens)} with the same "
-                                  f"{fam.key.text if fam.key else 'key'}",
-                                  f"No active {fam.name.replace('_', ' ')} found with ID {key!r}: {type_} with none open"))
-            return
-        if fam.attribution_rule and attribution is not None:
-            self._check(fam.attribution_rule)
-            if opened[1] is not None and attribution != opened[1]:
-                out.append(self._flag(fam.attribution_rule, c, run.run_id, index, at, ref,
-                                      f"{fam.attribution.text} {opened[1]!r}, as its {fam.opens[0]}",
-                                      f"{type_} of {key!r} with {fam.attribution.text} {attribution!r}: it does not match"))
-            elif opened[1] is None:
-                items[key] = (opened[0], attribution, opened[2])
-        if type_ in fam.closes:
-            del items[key]
-            self._span(fam, opened, opened[2], run, at, c, index, ref, out)
-
-    def _span(self, fam: Family, opened: tuple, name, run: _Run, at, c: _Conn, index, ref, out) -> None:
-        """A tool call's span, on receive times (``latency.tool_gap``, for the profile's fast tools)."""
-        if not fam.tool or at is None or opened[0] is None or "latency.tool_gap" not in self._judged:
-            return
-        if name not in self._fast_tools:
-            return
-        self._check("latency.tool_gap")
-        gap = at - opened[0]
-        self.latencies["tool_gap"].add(gap)
-        if gap > self.profile.tool_gap_ms:
-            out.append(self._flag("latency.tool_gap", c, run.run_id, index, at, ref,
-                                  f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)"))
-
-    def _close_families(self, run: _Run, c: _Conn, index, at, ref, out: list, why: str) -> None:
-        self.closings += 1  # each family's unclosed rule checked once more (see _derived_checks)
-        if not run.open and not run.by_name:
-            return
-        for fam in self.dialect.families:
-            left = list(run.open.get(fam.name, {}))
-            left += [n for n, q in run.by_name.get(fam.name, {}).items() for _ in q]
-            if left:
-                shown = ", ".join(repr(k) for k in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-                out.append(self._flag(self._rows[fam.name].breaches.unclosed, c, run.run_id, index, at, ref,
-                                      f"every {fam.name.replace('_', ' ')} closed ({' or '.join(fam.closes)}) first",
-                                      f"{why} while {fam.name.replace('_', ' ')}(s) {shown} still open"))
-            run.open.pop(fam.name, None)
-            run.by_name.pop(fam.name, None)
 
     def _end_run(self, run: _Run, c: _Conn, at, index, ref, out: list) -> None:
         del c.runs[run.key]

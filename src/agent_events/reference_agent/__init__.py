@@ -15,9 +15,11 @@ from agent_events.reference_agent.errors import AgentUsageError, BridgeNotSetErr
 from agent_events.reference_agent.llm import LLM, LLMError, OfflinePlanner
 from agent_events.reference_agent.server import VERSION, AgentServer, ServerThread, run_in_thread, serve
 from agent_events.reference_agent.session import Session
+from agent_events.reference_agent.workers import WorkersError, serve_forever, serve_workers
 
 __all__ = [
     "ActionsAgent", "AgentServer", "AgentUsageError", "BaseAgent", "BridgeNotSetError", "ConnectionGone",
     "LLM", "LLMError", "OfflinePlanner", "PayloadError", "RunRequest", "ServerConfig", "ServerThread",
-    "Session", "ToolCall", "VERSION", "WebSocketBridgeAdapter", "run_in_thread", "serve",
+    "Session", "ToolCall", "VERSION", "WebSocketBridgeAdapter", "WorkersError", "run_in_thread", "serve",
+    "serve_forever", "serve_workers",
 ]

@@ -9,7 +9,7 @@ only be contiguous, because only this code assigns it.
 The per-event path is deliberately bare (no validation, no task, no queue of
 our own): on the reference server's connection the frame is queued in the
 connection's outbound buffer before anything can yield
-(:meth:`~agent_events.reference_agent.server.AgentConnection.queue_text`, which also
+(:meth:`~agent_events.reference_agent.connection.AgentConnection.queue_text`, which also
 batches a loop turn's frames into one socket write), so events leave in
 ``seq`` order, and the run only waits when the connection's bounded write
 buffer is full. That wait is the back-pressure: a slow reader makes its own

@@ -7,25 +7,30 @@ cancelled and the done-callbacks release their bookkeeping even for a run
 cancelled before its task ever started. Protocol 1.1 makes one exception: a
 resumable run (:mod:`agent_events.reference_agent.resume`) outlives its
 connection for the resume window, and moves to the session that resumes it.
+
+A session needs little of the server that accepted its connection, and says so:
+:class:`SessionHost` is that narrow interface (configuration, the resume registry, run ids,
+agents and bridges for new runs, the run counters, shutdown and the rate-limited log).
+:class:`~agent_events.reference_agent.server.AgentServer` implements it; this module never
+imports the server, so the two cannot grow into each other again (and a test host can
+stand in for a server).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from websockets.exceptions import ConnectionClosed
 
 from agent_events.reference_agent.base import BaseAgent, RunRequest
+from agent_events.reference_agent.config import ServerConfig
 from agent_events.reference_agent.errors import ConnectionGone
 from agent_events.reference_agent.protocol import (
     CancelRun, ProtocolError, ResumeRun, StartRun, TimeSync, parse_client_message, time_sync_reply,
 )
 from agent_events.reference_agent.resume import RecentRuns
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agent_events.reference_agent.server import AgentServer
 
 logger = logging.getLogger("reference_agent")
 
@@ -60,10 +65,48 @@ class RunHandle:
             self.task.cancel()
 
 
-class Session:
-    """Serves one WebSocket connection of an :class:`~agent_events.reference_agent.server.AgentServer`."""
+@runtime_checkable
+class SessionHost(Protocol):
+    """What a :class:`Session` needs of the server that accepted its connection (and nothing else)."""
 
-    def __init__(self, server: "AgentServer", websocket: Any) -> None:
+    config: ServerConfig
+    #: 1.1: the registry of runs that outlive their connection (``None``: resume off)
+    resume: Any
+    #: no new runs: the server is draining
+    shutting_down: bool
+    #: the rate-limited logger (``quiet_log.error(key, message, *args, exc=...)``)
+    quiet_log: Any
+
+    def capabilities_frame(self) -> bytes | None:
+        """1.1: the connection's first message (``None`` for a 1.0 server)."""
+
+    def new_run_id(self) -> str:
+        """A run_id for a start_run that brought none."""
+
+    def make_agent(self) -> BaseAgent:
+        """A fresh agent for one run."""
+
+    def make_bridge(self, websocket: Any, session: "Session") -> Any:
+        """The bridge that carries one run's events to ``websocket``."""
+
+    def run_started(self) -> None:
+        """A run of this host began (the host counts runs in flight)."""
+
+    def run_finished(self) -> None:
+        """A run of this host ended."""
+
+    def run_ended_detached(self, handle: "RunHandle") -> None:
+        """1.1: a run ended while no connection held it."""
+
+
+class Session:
+    """Serves one WebSocket connection for a :class:`SessionHost` (the reference server).
+
+    ``server`` is that host: only the :class:`SessionHost` members are used here (a test-only
+    broken agent may reach further, through ``session.server``, to misbehave on purpose).
+    """
+
+    def __init__(self, server: SessionHost, websocket: Any) -> None:
         self.server = server
         self.websocket = websocket
         self.config = server.config

@@ -16,7 +16,7 @@ from typing import Callable
 from agent_events.conformance.checker import Checker
 from agent_events.conformance.live import scenarios as _scenarios
 from agent_events.conformance.harness_lag import LagMonitor, LagRecord
-from agent_events.conformance.live.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
+from agent_events.conformance.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
 from agent_events.conformance.live.session import ScenarioProbe
 from agent_events.conformance.live.wire import Clock, Endpoint
 from agent_events.conformance.profiles import Profile

@@ -34,7 +34,7 @@ from agent_events.conformance.checker import Checker
 from agent_events.conformance.client import ClientConnection, RunRecord
 from agent_events.conformance.harness_lag import LagMonitor, LagRecord
 from agent_events.conformance.latencies import Samples
-from agent_events.conformance.live.clock_sync import ClockEstimate, estimate
+from agent_events.conformance.clock_sync import ClockEstimate, estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
 from agent_events.conformance.live.wire import Clock, CloseInfo, ConnectError, Endpoint, WireConnection, open_connection
 from agent_events.conformance.profiles import Profile
