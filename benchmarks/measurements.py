@@ -54,6 +54,8 @@ class Scale:
     harness_runs: int = 500
     harness_window_s: float = 2.0
     noise_probe_s: float = 2.0
+    ag_ui_events: int = 200_000
+    ag_ui_repeats: int = 5
 
     @property
     def memory_per_connection(self) -> int:
@@ -64,7 +66,7 @@ FULL = Scale()
 QUICK = Scale(repeats=1, throughput_warmup_s=0.15, throughput_window_s=0.5, latency_duration_s=0.6,
               memory_runs=200, memory_delay_ms=400.0, memory_ramp_s=0.1, checker_events=50_000,
               checker_baseline_messages=1_000, harness_connections=10, harness_runs=10, harness_window_s=0.4,
-              noise_probe_s=0.2)
+              noise_probe_s=0.2, ag_ui_events=20_000, ag_ui_repeats=1)
 
 
 def _median(values: list[float]) -> float:

@@ -55,7 +55,7 @@ def redis_server() -> Iterator[tuple[str, int] | None]:
 async def resume_store_cost(scale: m.Scale) -> dict[str, Any]:
     with redis_server() as redis:
         if redis is None:
-            return m._result(11, "resume store cost (redis)", "us", "redis-server is not installed", math.nan,
+            return m._result(9, "resume store cost (redis)", "us", "redis-server is not installed", math.nan,
                              math.nan, "the same agent, in-process buffers", "report", None, {"skipped": True})
         url, redis_pid = redis
         redis_proc = psutil.Process(redis_pid)
@@ -84,7 +84,7 @@ async def resume_store_cost(scale: m.Scale) -> dict[str, Any]:
     agent_us, base_us = med["redis"]["server_us_per_event"], med["memory"]["server_us_per_event"]
     kib = {name: round((r["per_run_bytes"] or math.nan) / 1024.0, 2) for name, r in rss.items()}
     return m._result(
-        11, "resume store cost (redis)", "us",
+        9, "resume store cost (redis)", "us",
         f"reference agent with --resume-store (a local redis-server) against in-process buffers, "
         f"{scale.throughput_connections} connections x {scale.throughput_in_flight} runs in flight, --llm-delay-ms 0, "
         f"median of {scale.repeats}; RSS as measurement 3",

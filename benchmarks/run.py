@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import capacity, dialect, measurements as m, resume_store
+from benchmarks import ag_ui, capacity, measurements as m, resume_store
 from agent_events.conformance.loadgen.server import reference_agent_command, spawn_server
 
 SERVERS = {
@@ -32,7 +32,7 @@ SERVERS = {
                                          "--max-runs-per-connection", "64", "--protocol-version", "1.0"),
 }
 NEEDS = {1: ("agent", "agent_v10", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
-         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: (), 11: ()}
+         6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: (), 10: ()}
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -61,9 +61,9 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
     if 4 in only:
         results.append(await m.checker(scale))
     if 9 in only:
-        results.append(await dialect.dialect_validate(scale))
-    if 11 in only:
         results.append(await resume_store.resume_store_cost(scale))
+    if 10 in only:
+        results.append(await ag_ui.ag_ui_validate(scale))
     results.sort(key=lambda r: r["id"])
     machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -120,11 +120,6 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
                 f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
     if i == 9:
-        return [f"{d['events']:,} events: ours {d['ours_events_per_s']:,} ev/s (exit {d['ours_exit']}), ag-ui-validate "
-                f"{d['ag_ui_validate_events_per_s']:,} ev/s (exit {d['ag_ui_validate_exit']}); peak RSS ours "
-                f"{d['ours_peak_rss_mib']} MiB ({d['ours_peak_rss_quarter_mib']} MiB on {d['quarter_events']:,} events: "
-                f"flat {d['flat_memory']}), ag-ui-validate {d['ag_ui_validate_peak_rss_mib']} MiB"]
-    if i == 11:
         if d.get("skipped"):
             return ["not measured: redis-server is not installed (apt-get install redis-server)"]
         eps, kib = d["events_per_s"], d["kib_per_in_flight_run"]
@@ -132,6 +127,15 @@ def _detail(result: dict[str, Any]) -> list[str]:
                 f"{d['redis_server_us_per_event']} us per event",
                 f"RSS per in-flight run: redis {kib['redis']} KiB, in-process {kib['memory']} KiB "
                 f"(runs completed {d['runs_completed']}, violations {d['violations']})"]
+    if i == 10:
+        mib = d["theirs_peak_rss_mib"]
+        return [f"{d['events']:,} events: validate --dialect ag-ui {d['ours_seconds']} s ({d['ours_cpu_seconds']} s CPU), "
+                f"ag-ui-validate {d['theirs_seconds']} s ({d['theirs_cpu_seconds']} s CPU; CPU ratio {d['cpu_ratio']}); "
+                f"{d['inputs']}; findings: "
+                f"ours {d['findings']['ours']}, ag-ui-validate {d['findings']['theirs']}",
+                f"peak RSS: ours {d['ours_peak_rss_mib']} MiB ({d['ours_quarter_peak_rss_mib']} MiB at "
+                f"{d['ours_quarter_events']:,} events: {d['rss_growth']:+.1%}, flat {'yes' if d['flat'] else 'NO'}), "
+                f"ag-ui-validate {mib if mib is not None else '-'} MiB"]
     if i == 5:
         live, load, costs = d["live_check"], d["load_command"], d["in_process_us_per_event"]
         return [f"live check {live['client_us_per_event']} us CPU/event ({live['violations']} violations; whole command "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ROW = re.compile(r"^\d\s+.+?\s+[\d,.]+ (ev/s|ms|KiB|us)\s+[\d,.]+ \1\s+[\d.]+\s+(yes|NO|-)\s")
+ROW = re.compile(r"^\d+\s+.+?\s+[\d,.]+ (ev/s|ms|KiB|us)\s+[\d,.]+ \1\s+[\d.]+\s+(yes|NO|-)\s")
 
 
 def run_benchmarks(*args: str) -> subprocess.CompletedProcess:

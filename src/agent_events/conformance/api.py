@@ -14,7 +14,6 @@ import os
 from typing import IO, Any, Iterable
 
 from agent_events.conformance import profiles as _profiles
-from agent_events.conformance.checker import Checker
 from agent_events.conformance.profiles import Profile
 from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now, recorded_version
 from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames, read_lines
@@ -26,6 +25,8 @@ def validate_messages(messages: Iterable[Any], profile: "str | Profile" = _profi
                       policy: Policy = DEFAULT_POLICY, name: str = "messages") -> Report:
     """Check server messages (decoded JSON values, raw text ``str`` or binary ``bytes`` frames),
     as one connection received them, with no timing: latency rules are N/A."""
+    from agent_events.conformance.checker import Checker
+
     started = _now()
     checker = Checker(profile)
     receive = checker.receive
@@ -41,6 +42,8 @@ def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles
                     policy: Policy = DEFAULT_POLICY, name: str = "frames") -> Report:
     """Check frames in transcript form (``{"t", "dir", "conn", "msg"|"text"|"binary"}`` dicts),
     as the sequence vectors and :mod:`agent_events.conformance.strategies` produce them."""
+    from agent_events.conformance.checker import Checker
+
     started = _now()
     checker = Checker(profile)
     feed(checker, frames_from_vector(frames, name))
@@ -66,6 +69,8 @@ def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Pr
         checker = make_checker(dialect, profile)
         frames = iter_dialect_frames(read_lines(lines), source, header)
     else:
+        from agent_events.conformance.checker import Checker  # not imported for a foreign dialect: start-up
+
         checker = Checker(profile)
         frames = iter_frames(read_lines(lines), source, header)
     fed = feed(checker, frames, source)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from agent_events.dialects.fast_paths import CLOSE, OPEN
 from agent_events.dialects.model import Family
 
 
@@ -14,6 +15,33 @@ class FamilyJudging:
     """Family events per run: pairing by key or by name in order, reopening, attribution, spans."""
 
     def _family_event(self, fam: Family, type_: str, event: dict, run, at, c, index, ref, out) -> None:
+        plan = self._plans.get(type_)
+        if plan is not None:  # id pairing, one-member pointers (agent_events.dialects.fast_paths)
+            role, key_tok, name_tok, attr_tok, orphan, duplicate = plan
+            items = run.open.get(fam.name)
+            if items is None:
+                items = run.open[fam.name] = {}
+            key = event.get(key_tok)
+            attribution = event.get(attr_tok) if attr_tok is not None else None
+            if role == OPEN:
+                if duplicate:
+                    self._check(duplicate)
+                    if key in items:
+                        out.append(self._flag(duplicate, c, run.run_id, index, at, ref,
+                                              f"no {type_} for a {fam.key.text} that is still open",
+                                              f"{type_} of {key!r} while it is open"))
+                        return
+                items[key] = (at, attribution, event.get(name_tok) if name_tok is not None else None)
+                return
+            opened = items.get(key)
+            if opened is not None and (attribution is None or not fam.attribution_rule):
+                self._check(orphan)
+                if role == CLOSE:
+                    del items[key]
+                    if fam.tool:
+                        self._span(fam, opened, opened[2], run, at, c, index, ref, out)
+                return
+            # an orphan, or an attribution to compare: the general path below
         key_tok, name_tok, attr_tok = self._tokens[fam.name]
         breaches = self._rows[fam.name].breaches  # the family's row of the run-rules table: its rule per breach
         orphan, duplicate = breaches.orphan, breaches.duplicate

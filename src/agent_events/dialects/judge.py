@@ -44,6 +44,7 @@ from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
 from agent_events.dialects.lifecycle import CLOSE, ERRORED, EVENT, FINISHED, IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN
 from agent_events.dialects.lifecycle import build as build_run_rules
+from agent_events.dialects import fast_paths
 from agent_events.dialects.families import FamilyJudging
 from agent_events.dialects.evidence import _row_checks, derived_checks, outcomes, rule_ids
 from agent_events.dialects.model import TIMESTAMP_UNITS, Dialect
@@ -164,6 +165,8 @@ class DialectChecker(FamilyJudging):
         self._tokens = {f.name: (token(f.key), token(f.name_pointer), token(f.attribution)) for f in dialect.families}
         self._keyed = dialect.runs.scope == "keyed" and dialect.run_id is not None
         self._seq = dialect.seq
+        #: the hot path's shortcuts (see agent_events.dialects.fast_paths)
+        self._steady, self._plain_run_event, self._plans = fast_paths.build(self)
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -278,6 +281,21 @@ class DialectChecker(FamilyJudging):
         key = self._key(event) if self._keyed else None
         states = c.states
         state = states.get(key, IDLE)
+        steady = self._steady.get(state)
+        if steady is not None and type_ in steady and (run := c.runs.get(key)) is not None:
+            for role_rule in steady[type_]:  # an ordinary event of a running run: no table walk
+                self._check(role_rule)
+            if not self._plain_run_event:
+                self._run_event(run, event, type_, at, c, index, ref, out)
+                return
+            self.run_events += 1
+            run.events += 1
+            if at is not None and run.first_at is None:
+                run.first_at = at
+            family = self._families.get(type_)
+            if family is not None:
+                self._family_event(family, type_, event, run, at, c, index, ref, out)
+            return
         kind = self._kinds.get(type_, EVENT)
         nxt, rule = self._table[state, kind]
         if rule is not None:

@@ -20,7 +20,11 @@ import json
 from typing import Any, Callable
 
 from agent_events import schemas
-from agent_events.conformance.schema_validation import jsonschema_rs
+try:  # the fast engine, as for our own messages (imported here, not from conformance.schema_validation,
+    # which compiles our protocol's schemas on import: start-up a foreign dialect does not need)
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - jsonschema-rs is a default dependency
+    jsonschema_rs = None
 from agent_events.conformance.violations import clip
 
 MAX_PROBLEMS = 3
