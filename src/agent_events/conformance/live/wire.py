@@ -37,7 +37,7 @@ import ssl
 import struct
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import (
@@ -193,11 +193,25 @@ def describe_handshake_failure(exc: BaseException, host: str | None = None, path
     return f"{type(exc).__name__}: {exc}"
 
 
-class WireConnection:
-    """One client connection: sends frames, reports received messages by callback.
+def connect_failure(exc: BaseException, host: str | None) -> ConnectError:
+    """The error for a connection that could not be opened (refused, unresolvable, timed out,
+    TLS): :class:`ClientLimitError` when the client's own machine ran out of something."""
+    local = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in CLIENT_LIMIT_ERRNOS
+    error = ClientLimitError if local else ConnectError
+    return error(f"cannot connect: {describe_handshake_failure(exc, host)}")
 
-    Use :func:`open_connection`. Callbacks run inside the read loop, so they
-    must be quick and must not raise (the loop guards against it anyway).
+
+class WireCore:
+    """What a client connection does between the socket and its callbacks, with no I/O: websockets'
+    sans-I/O protocol for the handshake and every frame it must judge, the fast path for plain
+    data frames, and the masking of frames sent.
+
+    Why a class of its own: the same bytes are read by the asyncio shell
+    (:class:`WireConnection`, the live check and ``agent-events load``) and by a blocking-socket
+    shell (:mod:`agent_events.conformance.live.wire_sync`, the Locust user under gevent). A shell
+    reads and writes; it gives the core what it read (:meth:`_handshake_received` until the
+    connection is open, then :meth:`_received`), writes ``protocol.data_to_send()`` and the frames
+    :meth:`_frame_out` builds, and sets ``closed`` (an event: anything with ``set()``).
     """
 
     def __init__(self, name: str, endpoint: Endpoint, clock: Clock,
@@ -210,9 +224,6 @@ class WireConnection:
         uri = parse_uri(endpoint.url)
         self.protocol = ClientProtocol(uri, subprotocols=None, max_size=endpoint.max_size)
         self._uri = uri
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task | None = None
         self._parts: list[bytes] = []
         self._kind: FrameKind | None = None
         #: bytes read but not yet parsed (the fast path's buffer), and whether it may run
@@ -223,114 +234,57 @@ class WireConnection:
         self._mask_pos = 0
         self.subprotocol: str | None = None
         self.close_info: CloseInfo | None = None
-        self.closed = asyncio.Event()
+        self.closed: Any = None
         self.callback_errors: list[str] = []
 
-    # -- opening -----------------------------------------------------------
-    async def _open(self, subprotocols: list[str] | None) -> None:
-        endpoint = self.endpoint
+    def _request(self, subprotocols: list[str] | None) -> None:
+        """Queue the handshake request (with the endpoint's headers) for the shell to write."""
         self.protocol.available_subprotocols = subprotocols
-        context = endpoint.ssl_context()
-        try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    self._uri.host, self._uri.port, ssl=context,
-                    server_hostname=self._uri.host if context else None,
-                    limit=READ_CHUNK,
-                ),
-                endpoint.open_timeout,
-            )
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            local = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in CLIENT_LIMIT_ERRNOS
-            error = ClientLimitError if local else ConnectError
-            raise error(f"cannot connect: {describe_handshake_failure(exc, self._uri.host)}") from None
         request = self.protocol.connect()
-        for name, value in endpoint.headers:
+        for name, value in self.endpoint.headers:
             request.headers[name] = value
         self.protocol.send_request(request)
-        try:
-            await asyncio.wait_for(self._handshake(), endpoint.open_timeout)
-        except ConnectError:
-            self._abort()
-            raise
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            self._abort()
-            raise ConnectError(f"handshake failed: {describe_handshake_failure(exc)}") from None
-        self._task = asyncio.get_running_loop().create_task(self._read_loop(), name=f"agent-events-read-{self.name}")
 
-    async def _handshake(self) -> None:
-        await self._flush()
-        while True:
-            data = await self._reader.read(READ_CHUNK)
-            at = self.clock.now()
-            if data:
-                self.protocol.receive_data(data)
-            else:
-                self.protocol.receive_eof()
-            events = self.protocol.events_received()
-            if self.protocol.handshake_exc is not None:
-                raise ConnectError("handshake failed: "
-                                   + describe_handshake_failure(self.protocol.handshake_exc, self._uri.host,
-                                                                self._uri.resource_name.split("?", 1)[0]))
-            if events and isinstance(events[0], Response):
-                self.subprotocol = self.protocol.subprotocol
-                await self._flush()
-                self._process(events[1:], at)
-                # The fast path may start only at a frame boundary: nothing left in the protocol's
-                # reader (an attribute of websockets' sans-I/O reader; without it, no fast path).
-                leftover = getattr(getattr(self.protocol, "reader", None), "buffer", None)
-                self._fast = leftover is not None and len(leftover) == 0
-                return
-            if not data:
-                raise ConnectError("handshake failed: the endpoint closed the connection before answering")
+    def _handshake_received(self, data: bytes, at: float) -> bool:
+        """Feed what was read while the handshake is under way (``b""``: the end of the stream);
+        ``True`` once the connection is open. Raises :class:`ConnectError` when it failed."""
+        protocol = self.protocol
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        events = protocol.events_received()
+        if protocol.handshake_exc is not None:
+            raise ConnectError("handshake failed: "
+                               + describe_handshake_failure(protocol.handshake_exc, self._uri.host,
+                                                            self._uri.resource_name.split("?", 1)[0]))
+        if events and isinstance(events[0], Response):
+            self.subprotocol = protocol.subprotocol
+            self._process(events[1:], at)
+            # The fast path may start only at a frame boundary: nothing left in the protocol's
+            # reader (an attribute of websockets' sans-I/O reader; without it, no fast path).
+            leftover = getattr(getattr(protocol, "reader", None), "buffer", None)
+            self._fast = leftover is not None and len(leftover) == 0
+            return True
+        if not data:
+            raise ConnectError("handshake failed: the endpoint closed the connection before answering")
+        return False
 
     # -- reading -----------------------------------------------------------
-    async def _read_loop(self) -> None:
+    def _received(self, data: bytes, at: float) -> None:
+        """Feed one read of the open connection (``b""``: the end of the stream)."""
         protocol = self.protocol
-        reader = self._reader
-        closing_deadline: float | None = None
-        loop = asyncio.get_running_loop()
-        now = self.clock.now
-        try:
-            while protocol.state is not State.CLOSED:
-                if protocol.state is State.CLOSING:
-                    # The close handshake is under way (or we failed the
-                    # connection): the peer gets close_timeout to drop TCP.
-                    if closing_deadline is None:
-                        closing_deadline = loop.time() + self.endpoint.close_timeout
-                    try:
-                        data = await asyncio.wait_for(reader.read(READ_CHUNK),
-                                                      max(0.0, closing_deadline - loop.time()))
-                    except asyncio.TimeoutError:
-                        break
-                else:
-                    data = await reader.read(READ_CHUNK)
-                at = now()
-                if data and self._fast:
-                    self._receive_fast(data, at)
-                elif data:
-                    protocol.receive_data(data)
-                    self._process(protocol.events_received(), at)
-                else:
-                    if self._buffer:  # a frame cut short by EOF: let the protocol say so
-                        protocol.receive_data(bytes(self._buffer))
-                        self._buffer.clear()
-                    protocol.receive_eof()
-                    self._process(protocol.events_received(), at)
-                if self._write_pending():
-                    await self._drain()
-                if protocol.parser_exc is not None or protocol.close_rcvd is not None:
-                    self._finish_from_protocol()
-                if protocol.parser_exc is not None or not data:
-                    break
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            self._finish(CloseInfo(None, "", "network", detail=describe_handshake_failure(exc)))
-        except asyncio.CancelledError:
-            self._finish(CloseInfo(None, "", "client", detail="closed by the harness"))
-            raise
-        finally:
-            self._finish_from_protocol()
-            self._abort()
+        if data and self._fast:
+            self._receive_fast(data, at)
+        elif data:
+            protocol.receive_data(data)
+            self._process(protocol.events_received(), at)
+        else:
+            if self._buffer:  # a frame cut short by EOF: let the protocol say so
+                protocol.receive_data(bytes(self._buffer))
+                self._buffer.clear()
+            protocol.receive_eof()
+            self._process(protocol.events_received(), at)
 
     def _receive_fast(self, data: bytes, at: float) -> None:
         """Parse whole frames from what was read: plain data frames here, every other one through
@@ -459,6 +413,136 @@ class WireConnection:
             self.callback_errors.append(f"{type(exc).__name__}: {exc}")
 
     # -- writing -----------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    def _frame_out(self, kind: FrameKind, data: bytes) -> bytes | None:
+        """The bytes of one data message to write after ``protocol.data_to_send()``, or ``None``
+        when the protocol must frame it (a fragmented message in progress, an extension): then
+        :meth:`_queue` hands it to the protocol."""
+        protocol = self.protocol
+        if protocol.expect_continuation_frame or protocol.extensions:
+            return None
+        return self._masked_frame(0x1 if kind == "text" else 0x2, data)
+
+    def _queue(self, kind: FrameKind, data: bytes) -> None:
+        if kind == "text":
+            self.protocol.send_text(data)
+        else:
+            self.protocol.send_binary(data)
+
+    def _masked_frame(self, opcode: int, data: bytes) -> bytes:
+        """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
+        websockets serialises each frame with its own ``os.urandom(4)`` call, a system call that
+        cost more than the rest of a start_run; one read of ``_MASK_POOL`` bytes serves
+        ``_MASK_POOL / 4`` frames. The same bytes as websockets' ``Frame.serialize``."""
+        pool, pos = self._masks, self._mask_pos
+        if pos >= len(pool):
+            pool = self._masks = os.urandom(_MASK_POOL)
+            pos = 0
+        mask = pool[pos:pos + 4]
+        self._mask_pos = pos + 4
+        length = len(data)
+        if length < 126:
+            header = _HEAD_SMALL(0x80 | opcode, 0x80 | length)
+        elif length < 65536:
+            header = _HEAD_MEDIUM(0x80 | opcode, 0x80 | 126, length)
+        else:
+            header = _HEAD_LARGE(0x80 | opcode, 0x80 | 127, length)
+        return header + mask + _apply_mask(data, mask)
+
+
+
+class WireConnection(WireCore):
+    """One client connection over asyncio streams: sends frames, reports received messages by callback.
+
+    Use :func:`open_connection`. Callbacks run inside the read loop, so they
+    must be quick and must not raise (the loop guards against it anyway).
+    """
+
+    def __init__(self, name: str, endpoint: Endpoint, clock: Clock,
+                 on_messages: OnMessages, on_close: OnClose) -> None:
+        super().__init__(name, endpoint, clock, on_messages, on_close)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+        self.closed = asyncio.Event()
+
+    # -- opening -----------------------------------------------------------
+    async def _open(self, subprotocols: list[str] | None) -> None:
+        endpoint = self.endpoint
+        context = endpoint.ssl_context()
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self._uri.host, self._uri.port, ssl=context,
+                    server_hostname=self._uri.host if context else None,
+                    limit=READ_CHUNK,
+                ),
+                endpoint.open_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            raise connect_failure(exc, self._uri.host) from None
+        self._request(subprotocols)
+        try:
+            await asyncio.wait_for(self._handshake(), endpoint.open_timeout)
+        except ConnectError:
+            self._abort()
+            raise
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            self._abort()
+            raise ConnectError(f"handshake failed: {describe_handshake_failure(exc)}") from None
+        self._task = asyncio.get_running_loop().create_task(self._read_loop(), name=f"agent-events-read-{self.name}")
+
+    async def _handshake(self) -> None:
+        await self._flush()
+        while True:
+            data = await self._reader.read(READ_CHUNK)
+            at = self.clock.now()
+            if self._handshake_received(data, at):
+                await self._flush()
+                return
+
+    # -- reading -----------------------------------------------------------
+    async def _read_loop(self) -> None:
+        protocol = self.protocol
+        reader = self._reader
+        closing_deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        now = self.clock.now
+        try:
+            while protocol.state is not State.CLOSED:
+                if protocol.state is State.CLOSING:
+                    # The close handshake is under way (or we failed the
+                    # connection): the peer gets close_timeout to drop TCP.
+                    if closing_deadline is None:
+                        closing_deadline = loop.time() + self.endpoint.close_timeout
+                    try:
+                        data = await asyncio.wait_for(reader.read(READ_CHUNK),
+                                                      max(0.0, closing_deadline - loop.time()))
+                    except asyncio.TimeoutError:
+                        break
+                else:
+                    data = await reader.read(READ_CHUNK)
+                at = now()
+                self._received(data, at)
+                if self._write_pending():
+                    await self._drain()
+                if protocol.parser_exc is not None or protocol.close_rcvd is not None:
+                    self._finish_from_protocol()
+                if protocol.parser_exc is not None or not data:
+                    break
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            self._finish(CloseInfo(None, "", "network", detail=describe_handshake_failure(exc)))
+        except asyncio.CancelledError:
+            self._finish(CloseInfo(None, "", "client", detail="closed by the harness"))
+            raise
+        finally:
+            self._finish_from_protocol()
+            self._abort()
+
+    # -- writing -----------------------------------------------------------
     def _write_pending(self) -> bool:
         """Write what the protocol has to send; whether the transport holds some back (then drain)."""
         writer = self._writer
@@ -487,10 +571,6 @@ class WireConnection:
         if self._write_pending():
             await self._drain()
 
-    @property
-    def is_open(self) -> bool:
-        return self.protocol.state is State.OPEN
-
     async def send(self, kind: FrameKind, data: bytes) -> float | None:
         """Send one message; return the send time, or ``None`` when the connection is closed.
 
@@ -504,36 +584,14 @@ class WireConnection:
             return None
         at = self.clock.now()
         writer = self._writer
-        if writer is None or protocol.expect_continuation_frame or protocol.extensions:
-            if kind == "text":
-                protocol.send_text(data)
-            else:
-                protocol.send_binary(data)
-        else:
+        frame = self._frame_out(kind, data) if writer is not None else None
+        if frame is not None:
             self._write_pending()  # what the protocol owes first (a pong, say), in order
-            writer.write(self._masked_frame(0x1 if kind == "text" else 0x2, data))
+            writer.write(frame)
+        else:
+            self._queue(kind, data)
         await self._flush()
         return at
-
-    def _masked_frame(self, opcode: int, data: bytes) -> bytes:
-        """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
-        websockets serialises each frame with its own ``os.urandom(4)`` call, a system call that
-        cost more than the rest of a start_run; one read of ``_MASK_POOL`` bytes serves
-        ``_MASK_POOL / 4`` frames. The same bytes as websockets' ``Frame.serialize``."""
-        pool, pos = self._masks, self._mask_pos
-        if pos >= len(pool):
-            pool = self._masks = os.urandom(_MASK_POOL)
-            pos = 0
-        mask = pool[pos:pos + 4]
-        self._mask_pos = pos + 4
-        length = len(data)
-        if length < 126:
-            header = _HEAD_SMALL(0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            header = _HEAD_MEDIUM(0x80 | opcode, 0x80 | 126, length)
-        else:
-            header = _HEAD_LARGE(0x80 | opcode, 0x80 | 127, length)
-        return header + mask + _apply_mask(data, mask)
 
     # -- closing -----------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
