@@ -64,6 +64,8 @@ class RunRecord:
     #: counted in a load's figures (``False``: a warm-up run, checked but not measured)
     measured: bool = True
     events: int = 0
+    #: bytes of the run's events as received (the frames' payloads)
+    size: int = 0
     first_at: float | None = None
     completed_at: float | None = None
     result: dict | None = None
@@ -271,7 +273,7 @@ class ClientConnection:
                 if type(message) is dict:
                     self.received += 1
                     checker_receive(message, at, name)
-                    run = bookkeep(message, at)
+                    run = bookkeep(message, at, len(data))
                     if run is not None:
                         ended.append(run)
                     continue
@@ -305,13 +307,13 @@ class ClientConnection:
         # so the checker sees a binary frame as binary and a JSON string as a string.
         if kind == "text" and type(message) is dict:
             self.checker.receive(message, at, self.name)
-            return self._bookkeep(message, at)
+            return self._bookkeep(message, at, len(data))
         self.checker.receive(frame, at, self.name)
         if type(message) is dict:
-            return self._bookkeep(message, at)
+            return self._bookkeep(message, at, len(data))
         return None
 
-    def _bookkeep(self, message: dict, at: float) -> RunRecord | None:
+    def _bookkeep(self, message: dict, at: float, size: int = 0) -> RunRecord | None:
         type_ = message.get("type")
         if type_ in RUN_EVENT_TYPES:
             run_id = message.get("run_id")
@@ -326,6 +328,7 @@ class ClientConnection:
                 if run is None:
                     return None  # not ours, or after its agent_completed: the checker has said so
             run.events += 1
+            run.size += size
             if run.first_at is None:
                 run.first_at = at
             seq = message.get("seq")
