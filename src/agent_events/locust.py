@@ -81,6 +81,10 @@ SYNC_SAMPLES = 4
 SYNC_REPLY_TIMEOUT = 2.0
 #: Seconds past the profile's run deadline before a run is given up on (a RUN failure).
 DRAIN_GRACE = 1.0
+#: How often the process's ticker wakes (the checker's own budgets are checked at most this often),
+#: and how often it gives up runs past their deadline.
+TICK_S = 0.1
+OVERDUE_CHECK_MS = 1000.0
 #: Pause after a failed connection attempt, so an unreachable host is not hammered in a loop.
 RECONNECT_PAUSE = 1.0
 #: Violations logged in full (run id, expected, observed) per rule and process; the rest are counted.
@@ -175,6 +179,10 @@ class _Monitor:
         self.logged: dict[str, int] = {}
         self._names = itertools.count(1)
         self._last_tick = 0.0
+        #: the users of this monitor, for the ticker (weakly: Locust drops the users it stops)
+        self.users: "weakref.WeakSet[AgentEventsUser]" = weakref.WeakSet()
+        self._ticker = None
+        self._last_overdue = 0.0
 
     def new_connection_name(self) -> str:
         return f"u{os.getpid()}-{next(self._names)}"
@@ -218,6 +226,26 @@ class _Monitor:
             self._last_tick = now
             self.checker.tick(now)
             self.report(now)
+
+    def watch(self, user: "AgentEventsUser") -> None:
+        """Keep ``user``'s runs to their deadline: one ticker greenlet per process does it for
+        every user, so that a user waits for its runs with no timer of its own."""
+        self.users.add(user)
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._tick_loop)
+
+    def _tick_loop(self) -> None:
+        while True:
+            gevent.sleep(TICK_S)
+            try:
+                self.tick()
+                now = self.clock.now()
+                if now - self._last_overdue >= OVERDUE_CHECK_MS:
+                    self._last_overdue = now
+                    for user in list(self.users):
+                        user._give_up_overdue(now)
+            except Exception:  # noqa: BLE001 - the ticker of every user must never die
+                logger.exception("checking run deadlines failed")
 
 
 #: Whether this process has said once that --host is not a WebSocket URL (every user would say it).
@@ -351,10 +379,11 @@ class AgentEventsUser(User):
         self._runs: dict[str, _Run] = {}
         #: runs whose FIRST_EVENT is not reported yet
         self._awaiting_first: dict[str, _Run] = {}
-        self._slot = Event()
+        #: set when a run ended, a time_sync reply came or the connection ended
+        self._wake = Event()
         self._closing = False
-        self._sync_event = Event()
         self._syncs = 0
+        self._monitor.watch(self)
 
     def wait_time(self) -> float:
         return self._think
@@ -406,14 +435,16 @@ class AgentEventsUser(User):
             client, wire = self._client, self._wire
             if client is None or wire is None:
                 return
-            self._sync_event.clear()
+            self._wake.clear()
             if wire.send("text", client.time_sync(clock.now())) is None:
                 break
-            if not self._sync_event.wait(SYNC_REPLY_TIMEOUT):
+            if not self._wake.wait(SYNC_REPLY_TIMEOUT) or self._client is None:
                 break
-        if self._client is not None:
-            samples = [r.sample for r in self._client.sync_replies if r.sample is not None]
-            self._client.set_clock_offset(estimate(samples).offset_ms)
+        client = self._client
+        if client is not None:
+            client.set_clock_offset(estimate([r.sample for r in client.sync_replies if r.sample is not None]).offset_ms)
+            client.sync_replies.clear()  # judged already (time_sync.reply); Locust reports none of them
+            self._syncs = 0
 
     def _close(self) -> None:
         """Close the connection. Runs still in flight were not judged: they are dropped, not reported."""
@@ -454,14 +485,9 @@ class AgentEventsUser(User):
         while len(self._runs) < self._window and self._client is not None:
             if not self._start_run():
                 break
-        self._slot.clear()
         while len(self._runs) >= self._window and self._client is not None:
-            oldest = min(run.start_at for run in self._runs.values())
-            wait_s = max(0.01, (oldest + self._deadline_ms - self._monitor.clock.now()) / 1000.0)
-            if self._slot.wait(min(wait_s, 1.0)):
-                break
-            self._monitor.tick()
-            self._give_up_overdue()
+            self._wake.clear()
+            self._wake.wait()  # a run ended (or was given up by the ticker), or the connection
 
     def _start_run(self) -> bool:
         """Start one run; ``False`` when the connection is no longer open (its reader says how it ended)."""
@@ -484,10 +510,9 @@ class AgentEventsUser(User):
             problem = "broke " + ", ".join(sorted(run.failed))
         self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.record.size,
                            RunFailed(problem) if problem else None)
-        self._slot.set()
+        self._wake.set()
 
-    def _give_up_overdue(self) -> None:
-        now = self._monitor.clock.now()
+    def _give_up_overdue(self, now: float) -> None:
         for run in list(self._runs.values()):
             if now - run.start_at > self._deadline_ms:
                 self._end_run(run, now, f"no agent_completed within {self._monitor.profile.deadline_s:g} s")
@@ -518,7 +543,7 @@ class AgentEventsUser(User):
                 self._end_run(run, record.completed_at if record.completed_at is not None else at, refused)
         if len(client.sync_replies) != self._syncs:
             self._syncs = len(client.sync_replies)
-            self._sync_event.set()
+            self._wake.set()
 
     def _on_close(self, wire: SocketWire, info: CloseInfo) -> None:
         """The connection ended. Closed by this user: its runs are dropped (:meth:`_drop`).
@@ -540,4 +565,4 @@ class AgentEventsUser(User):
         for run in list(self._runs.values()):
             self._end_run(run, at, f"the connection closed ({why}) before agent_completed")
         self._client = None
-        self._slot.set()
+        self._wake.set()
