@@ -241,6 +241,8 @@ class SocketWire(WireCore):
                 failure: OSError | None = exc
             else:
                 failure = None
+        if self._backlog and failure is None:  # owed by the reader while this writer held the lock
+            self._write_owed()
         if failure is not None:
             self._end(CloseInfo(None, "", "network", detail=f"sending failed: {describe_handshake_failure(failure)}"))
         return at
