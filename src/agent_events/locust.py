@@ -32,9 +32,12 @@ Locust runs users as gevent greenlets: each connection is the same sans-I/O clie
 live check and ``agent-events load`` (:class:`~agent_events.conformance.client.ClientConnection`),
 fed by the same wire (:class:`~agent_events.conformance.live.wire.WireCore`: websockets' sans-I/O
 protocol plus the plain-frame fast path) over a plain socket, which gevent makes cooperative
-(:class:`~agent_events.conformance.live.wire_sync.SocketWire`). A user is two greenlets: its own,
-which starts runs and waits for a free slot, and a reader, which hands the messages of each read
-to the client core in one batch, as ``load`` does. One checker serves all users of a Locust
+(:class:`~agent_events.conformance.live.wire_sync.SocketWire`). A user is its own greenlet, which
+starts runs and waits for a free slot; nothing else runs per user. One reader greenlet per
+process reads every connection that gevent reports readable and hands the messages of each read
+to the client core in one batch, as ``load`` does (so Locust's request listeners, which our
+reports call, run in it: they must not block, as Locust asks of them anyway); one ticker greenlet
+per process gives up runs past their deadline. One checker serves all users of a Locust
 process (connections are told apart by name), so its memory stays bounded by the checker's own
 limits rather than growing per user. Runs still in flight when Locust stops a user were not
 judged: they are dropped, neither passed nor failed. Locust's master/worker mode spreads users

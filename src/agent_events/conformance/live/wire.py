@@ -24,7 +24,9 @@ measures. Every other frame (control frames, fragments, anything
 malformed) is handed to websockets' protocol whole, so it stays the one
 authority on the WebSocket rules, always fed at a frame boundary.
 
-Nothing here knows the protocol: frames in, frames out.
+All of that but the socket is :class:`WireCore`, I/O-free: :class:`WireConnection` is its
+asyncio shell, :mod:`agent_events.conformance.live.wire_sync` its plain-socket one (the
+Locust user's, under gevent). Nothing here knows the protocol: frames in, frames out.
 """
 
 from __future__ import annotations
