@@ -207,3 +207,13 @@ def test_wss_with_the_ca_file_of_a_subclass(tmp_path, tls_files):  # noqa: F811
     run = stats["RUN", "primary"]
     assert int(run["Request Count"]) > 0 and int(run["Failure Count"]) == 0, failures
     assert int(stats["CONNECT", "connect"]["Request Count"]) == 2 and int(stats["CONNECT", "connect"]["Failure Count"]) == 0
+
+
+def test_a_message_that_comes_with_the_handshake_answer_is_judged(tmp_path):
+    """Read in the same read as the 101 answer, from within the handshake: it must reach the checker."""
+    from test_wire_sync import answers_with_a_frame
+
+    with answers_with_a_frame(b"\x81\x08not json") as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert "frame.json" in rules, (rules, failures, log)

@@ -199,3 +199,51 @@ def test_wss_reads_every_record_and_a_private_ca_must_be_given(tls_files):  # no
     assert [(c.by, c.code) for c in seen.closes] == [("client", 1000)]
     assert isinstance(conn._sock, ssl.SSLSocket)
 
+
+
+@contextlib.contextmanager
+def answers_with_a_frame(frame: bytes):
+    """A raw endpoint that writes its handshake answer and ``frame`` in one write, then reads
+    until the client goes: a message that arrives with the handshake, in the same read."""
+    import base64
+    import hashlib
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                           if line.lower().startswith(b"sec-websocket-key:"))
+                accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: "
+                             + SUBPROTOCOL.encode() + b"\r\n\r\n" + frame)
+                while conn.recv(65536):
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_message_read_with_the_handshake_answer_is_delivered_from_open():
+    seen = Collected()
+    with answers_with_a_frame(b"\x81\x05hello") as url:
+        conn = SocketWire("c0", wire.Endpoint(url), wire.Clock(), seen.on_messages, seen.on_close)
+        conn.open([SUBPROTOCOL])
+        assert seen.messages == [("text", b"hello")]  # before any reader ran
+        conn.cut()

@@ -412,21 +412,23 @@ class AgentEventsUser(User):
         monitor = self._monitor
         name = monitor.new_connection_name()
         t0 = time.perf_counter()
+        self._closing = False
+        self._syncs = 0
+        # The client core first: messages read with the handshake's answer (a 1.1 endpoint's
+        # capabilities) reach it from within open().
+        self._client = ClientConnection(name, monitor.checker, forget_ended=True, run_prefix=f"locust-{name}")
         try:
             endpoint = Endpoint(url, headers=tuple(self._headers().items()), cafile=self.cafile,
                                 max_size=self.max_size, open_timeout=self.open_timeout, close_timeout=2.0)
-            wire = SocketWire(name, endpoint, monitor.clock, self._on_messages, self._on_close)
-            wire.open([schemas.SUBPROTOCOL])
+            self._wire = SocketWire(name, endpoint, monitor.clock, self._on_messages, self._on_close)
+            self._wire.open([schemas.SUBPROTOCOL])
         except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP 401/503, a bad URL: a CONNECT failure, then retry
+            self._wire = self._client = None
             monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0, 0, exc)
             gevent.sleep(RECONNECT_PAUSE)
             return False
         monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0)
-        self._closing = False
-        self._syncs = 0
-        self._wire = wire
-        self._client = ClientConnection(name, monitor.checker, forget_ended=True, run_prefix=f"locust-{name}")
-        _readers().add(wire)
+        _readers().add(self._wire)
         self._synchronise()
         return True
 
