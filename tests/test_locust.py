@@ -217,3 +217,15 @@ def test_a_message_that_comes_with_the_handshake_answer_is_judged(tmp_path):
         code, stats, failures, log = run_locust_alone(tmp_path, url)
     rules = {name for (type_, name) in stats if type_ == "RULE"}
     assert "frame.json" in rules, (rules, failures, log)
+
+
+def test_an_endpoint_that_floods_every_connection_does_not_keep_the_process_from_stopping(tmp_path):
+    """One reader serves every connection: connections that never run dry must not starve each
+    other, Locust's own greenlets, or the stop at -t."""
+    from test_wire_sync import answers_with_a_frame
+
+    with answers_with_a_frame(b'\x81\x02{}', flood=True) as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    assert int(stats["CONNECT", "connect"]["Request Count"]) == 2, log
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert rules, log  # each {} broke a rule, and was reported

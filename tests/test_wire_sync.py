@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import ssl
 import struct
 import threading
@@ -202,12 +203,13 @@ def test_wss_reads_every_record_and_a_private_ca_must_be_given(tls_files):  # no
 
 
 @contextlib.contextmanager
-def answers_with_a_frame(frame: bytes):
+def answers_with_a_frame(frame: bytes, *, flood: bool = False):
     """A raw endpoint that writes its handshake answer and ``frame`` in one write, then reads
-    until the client goes: a message that arrives with the handshake, in the same read."""
+    until the client goes: a message that arrives with the handshake, in the same read.
+    ``flood``: then writes ``frame`` again and again, as fast as the socket takes it, until the
+    client goes (faster than any client can read)."""
     import base64
     import hashlib
-    import socket
 
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
@@ -228,11 +230,17 @@ def answers_with_a_frame(frame: bytes):
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: "
                              + SUBPROTOCOL.encode() + b"\r\n\r\n" + frame)
-                while conn.recv(65536):
-                    pass
+                with contextlib.suppress(OSError):
+                    if flood:
+                        many = frame * (2**16 // len(frame))
+                        while not stop.is_set():
+                            conn.sendall(many)
+                    while conn.recv(65536):
+                        pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=serve, daemon=True) for _ in range(4 if flood else 1)]
+    for thread in threads:
+        thread.start()
     try:
         yield f"ws://127.0.0.1:{listener.getsockname()[1]}/"
     finally:
@@ -247,3 +255,22 @@ def test_a_message_read_with_the_handshake_answer_is_delivered_from_open():
         conn.open([SUBPROTOCOL])
         assert seen.messages == [("text", b"hello")]  # before any reader ran
         conn.cut()
+
+
+def test_a_connection_that_never_runs_dry_gives_its_reader_back():
+    """One reader may serve many connections (the Locust user's): a read of a flood stops after a
+    few reads and says there is more, rather than reading it forever."""
+    seen = Collected()
+    with answers_with_a_frame(b"\x81\x02{}", flood=True) as url:
+        conn = SocketWire("c0", wire.Endpoint(url), wire.Clock(), seen.on_messages, seen.on_close)
+        conn.open([SUBPROTOCOL])
+        conn._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2**22)  # room for more than a few reads
+        time.sleep(0.3)  # the socket fills
+        result: list = []
+        reader = threading.Thread(target=lambda: result.append(conn.readable()), daemon=True)
+        reader.start()
+        reader.join(20)
+        drained = conn.drained
+        conn.cut()
+    assert result == [True], "readable() did not return: it read the flood forever"
+    assert drained is False and seen.messages

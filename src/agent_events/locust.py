@@ -86,7 +86,7 @@ SYNC_REPLY_TIMEOUT = 2.0
 DRAIN_GRACE = 1.0
 #: How often the process's ticker wakes (the checker's own budgets are checked at most this often),
 #: and how often it gives up runs past their deadline.
-TICK_S = 0.1
+TICK_S = 0.5
 OVERDUE_CHECK_MS = 1000.0
 #: Pause after a failed connection attempt, so an unreachable host is not hammered in a loop.
 RECONNECT_PAUSE = 1.0
@@ -300,12 +300,18 @@ class _Readers:
         while True:
             wake.wait()
             wake.clear()
+            again = []
             while ready:
                 wire = ready.popleft()
                 try:
-                    wire.readable()
+                    if wire.readable() and not wire.drained:
+                        again.append(wire)
                 except Exception:  # noqa: BLE001 - the reader of every user must never die
                     logger.exception("reading from %s failed", wire.endpoint.url)
+            if again:  # connections with more to read: after the event loop and the users had a turn
+                ready.extend(again)
+                wake.set()
+                gevent.sleep(0)
 
 
 _READERS: list[_Readers] = []

@@ -56,6 +56,10 @@ from agent_events.conformance.live.wire import (
 
 __all__ = ["SocketWire"]
 
+#: reads one readable() call makes at most: a connection that never runs dry (a flood) leaves
+#: its reader to the others, and to the event loop, between calls (see SocketWire.drained)
+READS_PER_CALL = 4
+
 #: what a non-blocking socket raises when it cannot read or write now (TLS may want either)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -83,6 +87,9 @@ class SocketWire(WireCore):
         self.done = threading.Event()
         #: called once before the socket is closed: whoever watches it for reads stops here
         self.detach: Callable[[], None] | None = None
+        #: whether the last readable() read all there was (``False``: it stopped at
+        #: READS_PER_CALL with more to read, which TLS may hold where a poll cannot see it: call again)
+        self.drained = True
 
     def fileno(self) -> int:
         return self._sock.fileno() if self._sock is not None else -1
@@ -135,11 +142,13 @@ class SocketWire(WireCore):
         sock = self._sock
         now = self.clock.now
         received = self._received
+        self.drained = False
         try:
-            while True:
+            for _ in range(READS_PER_CALL):
                 try:
                     data = sock.recv(READ_CHUNK)
                 except _WOULD_BLOCK:
+                    self.drained = True
                     return True
                 received(data, now())
                 self._write_owed()
@@ -148,7 +157,10 @@ class SocketWire(WireCore):
                 if protocol.parser_exc is not None or not data or protocol.state is State.CLOSED:
                     break
                 if len(data) < READ_CHUNK and not (self._tls and sock.pending()):
-                    return True  # drained (the next read would only say so): saves a system call
+                    self.drained = True  # (the next read would only say so: saves a system call)
+                    return True
+            else:
+                return True  # more to read: the caller calls again, after the others
         except OSError as exc:  # reset, or closed under us
             if protocol.close_sent is None:
                 self._finish(CloseInfo(None, "", "network", detail=describe_handshake_failure(exc)))
@@ -164,7 +176,8 @@ class SocketWire(WireCore):
         poller.register(self._sock.fileno(), select.POLLIN)
         self.detach = lambda: poller.unregister(self._sock.fileno())
         while self.readable():
-            poller.poll(poll_s * 1000.0)
+            if self.drained:
+                poller.poll(poll_s * 1000.0)
 
     # -- writing -----------------------------------------------------------
     def _write_owed(self) -> None:
