@@ -15,12 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 import broken_agents as b
 import misbehaving_servers as m
 from agent_events import reference_agent
 from misbehaving_servers import RELAXED
+from test_check_connection import tls_files  # noqa: F401 - a fixture
 
 # Only looked up, never imported: importing locust monkey-patches this whole pytest process with
 # gevent (threads become greenlets, and every later asyncio.run() sees a "running" loop).
@@ -142,3 +144,88 @@ def test_no_test_module_imports_locust_into_the_pytest_process():
     must only ever live in the subprocesses, or every later asyncio.run() in this process fails."""
     assert "locust" not in sys.modules
     assert "gevent.monkey" not in sys.modules or not sys.modules["gevent.monkey"].is_module_patched("threading")
+
+
+def run_locust_alone(tmp_path: Path, url: str, locustfile: str = LOCUSTFILE, *flags: str) -> tuple[int, dict, list[dict], str]:
+    """One headless ``locust`` process, two users: its exit code, stats, failures and log."""
+    (tmp_path / "locustfile.py").write_text(locustfile)
+    prefix = tmp_path / "alone"
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "2", "-r", "2",
+                           "-t", f"{RUN_SECONDS}s", "--csv", str(prefix), "--host", url, *RELAXED_LOCUST_FLAGS, *flags],
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_SECONDS + 60)
+    with open(f"{prefix}_stats.csv", newline="") as stream:
+        stats = {(row["Type"], row["Name"]): row for row in csv.DictReader(stream)}
+    with open(f"{prefix}_failures.csv", newline="") as stream:
+        failures = list(csv.DictReader(stream))
+    return proc.returncode, stats, failures, proc.stderr[-4000:]
+
+
+class PingsAndFragments(m.ScriptedAgent):
+    """Conforms, but pings before every event and sends each event in three fragments: frames the
+    wire's fast path hands to websockets' protocol (which answers the pings and joins the parts)."""
+
+    async def send_event(self, ws, run_id, seq, type_, payload):
+        await ws.ping()
+        text = orjson.dumps(self.envelope(run_id, seq, type_, payload)).decode()
+        third = len(text) // 3
+        await ws.send([text[:third], text[third:2 * third], text[2 * third:]])
+
+
+def test_pinged_and_fragmented_events_are_read_whole_and_every_run_passes(tmp_path):
+    with m.running(PingsAndFragments()) as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    assert code == 0, log
+    run = stats["RUN", "primary"]
+    assert int(run["Request Count"]) > 0 and int(run["Failure Count"]) == 0, (failures, log)
+    assert not [key for key in stats if key[0] == "RULE"], failures
+    # the run's size is its events' bytes as received: 12 events of some 150-200 bytes each
+    assert 1000 < float(run["Average Content Size"]) < 5000, run
+
+
+def test_a_frame_over_the_limit_is_a_frame_size_failure_and_fails_its_run(tmp_path):
+    with m.running(m.SendsHugeFrame()) as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    assert code != 0, log
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert "frame.size" in rules, (rules, log)
+    run = stats["RUN", "primary"]
+    assert int(run["Failure Count"]) == int(run["Request Count"]) > 0
+    by_name = {(row["Method"], row["Name"]): row for row in failures}
+    assert "the connection closed (code 1009" in by_name["RUN", "primary"]["Error"], by_name
+
+
+def test_wss_with_the_ca_file_of_a_subclass(tmp_path, tls_files):  # noqa: F811
+    certfile, keyfile = tls_files
+    locustfile = ("import agent_events.locust as agent_events_locust\n\n"
+                  "class Tls(agent_events_locust.AgentEventsUser):\n"
+                  f"    cafile = {certfile!r}\n")
+    with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=5,
+                                       certfile=certfile, keyfile=keyfile) as server:
+        code, stats, failures, log = run_locust_alone(tmp_path, server.url, locustfile)
+    assert server.url.startswith("wss://")
+    assert code == 0, log
+    run = stats["RUN", "primary"]
+    assert int(run["Request Count"]) > 0 and int(run["Failure Count"]) == 0, failures
+    assert int(stats["CONNECT", "connect"]["Request Count"]) == 2 and int(stats["CONNECT", "connect"]["Failure Count"]) == 0
+
+
+def test_a_message_that_comes_with_the_handshake_answer_is_judged(tmp_path):
+    """Read in the same read as the 101 answer, from within the handshake: it must reach the checker."""
+    from test_wire_sync import answers_with_a_frame
+
+    with answers_with_a_frame(b"\x81\x08not json") as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert "frame.json" in rules, (rules, failures, log)
+
+
+def test_an_endpoint_that_floods_every_connection_does_not_keep_the_process_from_stopping(tmp_path):
+    """One reader serves every connection: connections that never run dry must not starve each
+    other, Locust's own greenlets, or the stop at -t."""
+    from test_wire_sync import answers_with_a_frame
+
+    with answers_with_a_frame(b'\x81\x02{}', flood=True) as url:
+        code, stats, failures, log = run_locust_alone(tmp_path, url)
+    assert int(stats["CONNECT", "connect"]["Request Count"]) == 2, log
+    rules = {name for (type_, name) in stats if type_ == "RULE"}
+    assert rules, log  # each {} broke a rule, and was reported

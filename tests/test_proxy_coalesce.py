@@ -103,38 +103,54 @@ def test_coalesce_makes_a_polite_client_provoke_the_early_cancel_race():
     assert [a["fault"] for a in applied] == ["coalesce:2"]
 
 
-def test_the_sync_wire_sends_packed_frames_in_one_sendall():
-    """The Locust user's path (websockets.sync): start_run and cancel_run packed reach the silent
-    endpoint in one read, which the same frames sent one by one, a moment apart, do not."""
+def test_the_sync_wire_sends_packed_frames_in_one_write():
+    """The Locust user's path (the plain-socket SocketWire): start_run and cancel_run packed reach
+    the silent endpoint in one read, which the same frames sent one by one, a moment apart, do not."""
     pytest.importorskip("starlette", reason="the race endpoints are Starlette apps: pip install -e '.[test]'")
     pytest.importorskip("uvicorn", reason="the race endpoints run under uvicorn: pip install -e '.[test]'")
+    import threading
     import time
-
-    from websockets.sync.client import connect as sync_connect
 
     from agent_events.conformance.client import ClientConnection
     from agent_events.conformance.checker import Checker
-    from agent_events.conformance.live.wire import sendall_packed
+    from agent_events.conformance.live import wire_core
+    from agent_events.conformance.live.wire_sync import SocketWire
     from race_endpoints import RaceEndpoint
 
     def first_answer(url: str, packed: bool) -> dict | None:
         core = ClientConnection("c0", Checker())
-        with sync_connect(url, subprotocols=["agent-events.v1"]) as ws:
+        answers: list[dict] = []
+        got = threading.Event()
+
+        def on_messages(_wire, messages, _at):
+            for _kind, data in messages:
+                answers.append(json.loads(data))
+                got.set()
+
+        conn = SocketWire("c0", wire_core.Endpoint(url), wire_core.Clock(), on_messages, lambda *_: got.set())
+        conn.open(["agent-events.v1"])
+        reader = threading.Thread(target=conn.read_loop, daemon=True)
+        reader.start()
+        try:
             run_id, start = core.start_run(0.0, input="x")
             cancel = core.cancel_run(run_id, 0.0)
             if packed:
-                sendall_packed(ws, core.pack(start, cancel))
+                assert conn.send_many(core.pack(start, cancel)) is not None
             else:
-                ws.send(start, text=True)
+                conn.send("text", start)
                 time.sleep(0.05)
-                ws.send(cancel, text=True)
-            try:
-                while True:
-                    message = json.loads(ws.recv(timeout=0.5))
+                conn.send("text", cancel)
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                for message in answers:
                     if message.get("run_id") == run_id:
                         return message
-            except TimeoutError:
-                return None
+                got.wait(0.05)
+                got.clear()
+            return None
+        finally:
+            conn.close()
+            reader.join(5)
 
     with RaceEndpoint("silent_cancel") as url:
         assert first_answer(url, packed=False)["type"] == "agent_started"

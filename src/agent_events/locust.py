@@ -29,44 +29,49 @@ module, so that Locust does not also pick up the imported base class) and comman
 workers. A command-line option wins over the class attribute.
 
 Locust runs users as gevent greenlets: each connection is the same sans-I/O client core as the
-live check and ``agent-events load`` (:class:`~agent_events.conformance.client.ClientConnection`)
-in a thin shell of ``websockets.sync.client`` over the gevent-patched socket module (a blocking
-call yields to the other users). One checker serves all users of a Locust process (connections
-are told apart by name), so its memory stays bounded by the checker's own limits rather than
-growing per user. Runs still in flight when Locust stops a user were not judged: they are
-dropped, neither passed nor failed. Locust's master/worker mode spreads users
+live check and ``agent-events load`` (:class:`~agent_events.conformance.client.ClientConnection`),
+fed by the same wire (:class:`~agent_events.conformance.live.wire.WireCore`: websockets' sans-I/O
+protocol plus the plain-frame fast path) over a plain socket, which gevent makes cooperative
+(:class:`~agent_events.conformance.live.wire_sync.SocketWire`). A user is its own greenlet, which
+starts runs and waits for a free slot; nothing else runs per user. One reader greenlet per
+process reads every connection that gevent reports readable and hands the messages of each read
+to the client core in one batch, as ``load`` does (so Locust's request listeners, which our
+reports call, run in it: they must not block, as Locust asks of them anyway); one ticker greenlet
+per process gives up runs past their deadline. One checker serves all users of a Locust
+process (connections are told apart by name), so its memory stays bounded by the checker's own
+limits rather than growing per user. Runs still in flight when Locust stops a user were not
+judged: they are dropped, neither passed nor failed. Locust's master/worker mode spreads users
 over processes and machines; nothing here coordinates workers.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import logging
 import os
 import re
-import ssl
+import sys
 import time
 import weakref
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
 from gevent.event import Event
 from locust import User, events, task
 from locust.exception import StopUser
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from agent_events import schemas
-from agent_events.conformance import profiles as _profiles, schema_validation
+from agent_events.conformance import profiles as _profiles
 from agent_events.conformance.checker import Checker
-from agent_events.conformance.client import ClientConnection
+from agent_events.conformance.client import ClientConnection, RunRecord
 from agent_events.conformance.live.cli_args import TOKEN_ENV
-from agent_events.conformance.clock_sync import estimate
+from agent_events.conformance.live.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT
-from agent_events.conformance.live.wire import Clock, sendall_packed
+from agent_events.conformance.live.wire_core import Clock, CloseInfo, Endpoint
+from agent_events.conformance.live.wire_sync import SocketWire
 
 __all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT"]
 
@@ -79,13 +84,16 @@ SYNC_SAMPLES = 4
 SYNC_REPLY_TIMEOUT = 2.0
 #: Seconds past the profile's run deadline before a run is given up on (a RUN failure).
 DRAIN_GRACE = 1.0
+#: How often the process's ticker wakes (the checker's own budgets are checked at most this often),
+#: and how often it gives up runs past their deadline.
+TICK_S = 0.5
+OVERDUE_CHECK_MS = 1000.0
 #: Pause after a failed connection attempt, so an unreachable host is not hammered in a loop.
 RECONNECT_PAUSE = 1.0
 #: Violations logged in full (run id, expected, observed) per rule and process; the rest are counted.
 LOGGED_PER_RULE = 5
 #: Per-rule failure texts stay few: numbers are masked so that Locust's failure table groups them.
 _NUMBER_TEXT = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-_RUN_EVENT_TYPES = schema_validation.RUN_EVENT_TYPES
 
 
 class RuleViolation(Exception):
@@ -145,73 +153,39 @@ def _add_arguments(parser) -> None:
 
 # -- one checker per Locust process ----------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
-    """A run as Locust reports it (the client core keeps what the protocol needs)."""
+    """A run as Locust reports it; ``record`` is the client core's (what the protocol needs)."""
 
     run_id: str
     start_at: float
-    size: int = 0
+    record: RunRecord
     first_reported: bool = False
-    failed: set = field(default_factory=set)
-
-
-class _CollectingChecker(Checker):
-    """The checker, keeping what each call found so the user can report it to Locust.
-
-    The client core (:class:`~agent_events.conformance.client.ClientConnection`) feeds the checker
-    and keeps only what a client needs; Locust needs every violation as it is found, and the
-    message just received (to time a run's first event without parsing the frame again).
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.found: list = []
-        self.last: Any = None
-
-    def receive(self, frame, at=None, conn="c0", ref=None):
-        self.last = frame
-        out = super().receive(frame, at, conn, ref)
-        if out:
-            self.found.extend(out)
-        return out
-
-    def external(self, rule_id, passed, **kwargs):
-        violation = super().external(rule_id, passed, **kwargs)
-        if violation is not None:
-            self.found.append(violation)
-        return violation
-
-    def tick(self, at):
-        out = super().tick(at)
-        self.found.extend(out)
-        return out
-
-    def end_connection(self, conn, at=None):
-        out = super().end_connection(conn, at)
-        self.found.extend(out)
-        return out
-
-    def take(self) -> list:
-        found, self.found = self.found, []
-        return found
+    failed: set | None = None
 
 
 class _Monitor:
     """The checker of one Locust process and the runs its users have in flight.
 
     All greenlets of a process share one thread, and no checker call yields, so no lock is needed.
+    The checker keeps every violation it finds (no cap per rule) in ``checker.violations``, and
+    :meth:`report` takes them all after each batch of frames: each is a Locust failure as soon as
+    it is found, and the list stays short.
     """
 
     def __init__(self, environment, profile: "_profiles.Profile") -> None:
         self.environment = environment
         self.clock = Clock()
         self.profile = profile
-        self.checker = _CollectingChecker(self.profile, max_violations_per_rule=LOGGED_PER_RULE, timeline_runs=0)
+        self.checker = Checker(self.profile, max_violations_per_rule=sys.maxsize, timeline_runs=0)
         self.runs: dict[tuple[str, str], _Run] = {}
         self.logged: dict[str, int] = {}
         self._names = itertools.count(1)
         self._last_tick = 0.0
+        #: the users of this monitor, for the ticker (weakly: Locust drops the users it stops)
+        self.users: "weakref.WeakSet[AgentEventsUser]" = weakref.WeakSet()
+        self._ticker = None
+        self._last_overdue = 0.0
 
     def new_connection_name(self) -> str:
         return f"u{os.getpid()}-{next(self._names)}"
@@ -221,12 +195,22 @@ class _Monitor:
         self.environment.events.request.fire(request_type=request_type, name=name, response_time=response_time,
                                              response_length=length, exception=exception, context={})
 
+    def take(self) -> list:
+        """The violations found since the last call (the checker's list, emptied)."""
+        checker = self.checker
+        found = checker.violations
+        if found:
+            checker.violations = []
+        return found
+
     def report(self, at: float) -> None:
         """Every violation the checker found since the last report: a RULE failure each, and the
         run it belongs to marked (its RUN entry will be a failure)."""
-        for v in self.checker.take():
+        for v in self.take():
             run = self.runs.get((v.conn, v.run_id)) if v.run_id is not None else None
             if run is not None:
+                if run.failed is None:
+                    run.failed = set()
                 run.failed.add(v.rule_id)
                 elapsed = max(0.0, at - run.start_at)
             else:
@@ -246,6 +230,26 @@ class _Monitor:
             self.checker.tick(now)
             self.report(now)
 
+    def watch(self, user: "AgentEventsUser") -> None:
+        """Keep ``user``'s runs to their deadline: one ticker greenlet per process does it for
+        every user, so that a user waits for its runs with no timer of its own."""
+        self.users.add(user)
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._tick_loop)
+
+    def _tick_loop(self) -> None:
+        while True:
+            gevent.sleep(TICK_S)
+            try:
+                self.tick()
+                now = self.clock.now()
+                if now - self._last_overdue >= OVERDUE_CHECK_MS:
+                    self._last_overdue = now
+                    for user in list(self.users):
+                        user._give_up_overdue(now)
+            except Exception:  # noqa: BLE001 - the ticker of every user must never die
+                logger.exception("checking run deadlines failed")
+
 
 #: Whether this process has said once that --host is not a WebSocket URL (every user would say it).
 _BAD_HOST_LOGGED: list = []
@@ -261,6 +265,62 @@ def _monitor(environment, profile: "_profiles.Profile") -> _Monitor:
     if monitor is None:
         monitor = by_profile[key] = _Monitor(environment, profile)
     return monitor
+
+
+class _Readers:
+    """The one greenlet that reads every connection of this Locust process.
+
+    gevent watches each socket (an I/O watcher of its event loop, started once per connection)
+    and, when one is readable, queues its wire for this greenlet, which reads it without waiting
+    (:meth:`~agent_events.conformance.live.wire_sync.SocketWire.readable`) and judges what came:
+    no greenlet, so no stack, per connection, and one wake-up serves every connection that has
+    something to read. The watcher's callback runs in gevent's hub and only queues.
+    """
+
+    def __init__(self) -> None:
+        self._loop = gevent.get_hub().loop
+        self._ready: deque = deque()
+        self._wake = Event()
+        self._greenlet = None
+
+    def add(self, wire: SocketWire) -> None:
+        watcher = self._loop.io(wire.fileno(), 1)  # 1: readable (libev's and libuv's READ)
+        watcher.start(self._readable, wire)
+        wire.detach = watcher.close  # stops it (called before the socket is closed)
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+        self._readable(wire)  # what the handshake's last read, or TLS, left buffered
+
+    def _readable(self, wire: SocketWire) -> None:
+        self._ready.append(wire)
+        self._wake.set()
+
+    def _run(self) -> None:
+        ready, wake = self._ready, self._wake
+        while True:
+            wake.wait()
+            wake.clear()
+            again = []
+            while ready:
+                wire = ready.popleft()
+                try:
+                    if wire.readable() and not wire.drained:
+                        again.append(wire)
+                except Exception:  # noqa: BLE001 - the reader of every user must never die
+                    logger.exception("reading from %s failed", wire.endpoint.url)
+            if again:  # connections with more to read: after the event loop and the users had a turn
+                ready.extend(again)
+                wake.set()
+                gevent.sleep(0)
+
+
+_READERS: list[_Readers] = []
+
+
+def _readers() -> _Readers:
+    if not _READERS:
+        _READERS.append(_Readers())
+    return _READERS[0]
 
 
 # -- the user ------------------------------------------------------------------------------------------
@@ -321,14 +381,18 @@ class AgentEventsUser(User):
         profile = _profiles.get(setting("profile", "profile")).with_budgets(**budgets)
         self._monitor = _monitor(environment, profile)
         self._deadline_ms = (self._monitor.profile.deadline_s + DRAIN_GRACE) * 1000.0
-        self._ws = None
-        self._stack: contextlib.ExitStack | None = None
-        self._reader = None
+        #: the connection (kept once lost, until closed), its reader greenlet, and its client core
+        #: (``None`` once the connection ended: the next task connects again)
+        self._wire: SocketWire | None = None
         self._client: ClientConnection | None = None
         self._runs: dict[str, _Run] = {}
-        self._slot = Event()
+        #: runs whose FIRST_EVENT is not reported yet
+        self._awaiting_first: dict[str, _Run] = {}
+        #: set when a run ended, a time_sync reply came or the connection ended
+        self._wake = Event()
         self._closing = False
-        self._sync_event = Event()
+        self._syncs = 0
+        self._monitor.watch(self)
 
     def wait_time(self) -> float:
         return self._think
@@ -352,63 +416,69 @@ class AgentEventsUser(User):
                     gevent.spawn(runner.quit)  # not from this user's own greenlet, which quit kills
             raise StopUser()
         monitor = self._monitor
-        options: dict[str, Any] = dict(subprotocols=[schemas.SUBPROTOCOL], additional_headers=self._headers(),
-                                       open_timeout=self.open_timeout, ping_interval=None, close_timeout=2,
-                                       max_size=self.max_size)
-        if self.cafile and url.lower().startswith("wss://"):
-            options["ssl"] = ssl.create_default_context(cafile=self.cafile)
+        name = monitor.new_connection_name()
         t0 = time.perf_counter()
-        stack = contextlib.ExitStack()
+        self._closing = False
+        self._syncs = 0
+        # The client core first: messages read with the handshake's answer (a 1.1 endpoint's
+        # capabilities) reach it from within open().
+        self._client = ClientConnection(name, monitor.checker, forget_ended=True, run_prefix=f"locust-{name}")
         try:
-            self._ws = stack.enter_context(connect(url, **options))
-        except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP 401/503...: a CONNECT failure, then retry
-            stack.close()
+            endpoint = Endpoint(url, headers=tuple(self._headers().items()), cafile=self.cafile,
+                                max_size=self.max_size, open_timeout=self.open_timeout, close_timeout=2.0)
+            self._wire = SocketWire(name, endpoint, monitor.clock, self._on_messages, self._on_close)
+            self._wire.open([schemas.SUBPROTOCOL])
+        except Exception as exc:  # noqa: BLE001 - refused, TLS, HTTP 401/503, a bad URL: a CONNECT failure, then retry
+            self._wire = self._client = None
             monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0, 0, exc)
             gevent.sleep(RECONNECT_PAUSE)
             return False
         monitor.fire(CONNECT, "connect", (time.perf_counter() - t0) * 1000.0)
-        self._stack = stack
-        self._closing = False
-        name = monitor.new_connection_name()
-        self._client = ClientConnection(name, monitor.checker, forget_ended=True, run_prefix=f"locust-{name}")
-        self._slot = Event()
-        self._reader = gevent.spawn(self._read, self._ws, self._client)
+        _readers().add(self._wire)
         self._synchronise()
         return True
 
     def _synchronise(self) -> None:
         """time_sync exchanges, as the live check does: the endpoint's clock offset for latency.delivery
         (the client core judges each echo, ``time_sync.reply``)."""
-        client, clock = self._client, self._monitor.clock
+        clock = self._monitor.clock
         for _ in range(SYNC_SAMPLES):
-            self._sync_event.clear()
-            try:
-                self._ws.send(client.time_sync(clock.now()), text=True)
-            except ConnectionClosed:
+            client, wire = self._client, self._wire
+            if client is None or wire is None:
+                return
+            self._wake.clear()
+            if wire.send("text", client.time_sync(clock.now())) is None:
                 break
-            if not self._sync_event.wait(SYNC_REPLY_TIMEOUT):
+            if not self._wake.wait(SYNC_REPLY_TIMEOUT) or self._client is None:
                 break
-        client.set_clock_offset(estimate([r.sample for r in client.sync_replies if r.sample is not None]).offset_ms)
+        client = self._client
+        if client is not None:
+            client.set_clock_offset(estimate([r.sample for r in client.sync_replies if r.sample is not None]).offset_ms)
+            client.sync_replies.clear()  # judged already (time_sync.reply); Locust reports none of them
+            self._syncs = 0
 
     def _close(self) -> None:
         """Close the connection. Runs still in flight were not judged: they are dropped, not reported."""
         self._closing = True
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            with contextlib.suppress(Exception):
-                stack.close()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.join(timeout=2.0)
-            reader.kill(block=False)
-        client, self._client = self._client, None
-        if client is not None:
-            for run_id in list(self._runs):
-                self._monitor.runs.pop((client.name, run_id), None)
-            self._runs.clear()
-            client.connection_closed("client", 1000, None, "", self._monitor.clock.now())
-            self._monitor.checker.take()  # runs cut short by the user's own stop: not judged, not reported
-        self._ws = None
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()  # waits at most its close_timeout for the endpoint's answer; on_close has run
+        if self._client is not None:
+            self._drop(self._client)
+
+    def _drop(self, client: ClientConnection) -> None:
+        """The user's own close: its runs in flight end unjudged (whatever the checker says of
+        them is not reported); what was found before is."""
+        monitor = self._monitor
+        at = monitor.clock.now()
+        monitor.report(at)
+        for run_id in self._runs:
+            monitor.runs.pop((client.name, run_id), None)
+        self._runs.clear()
+        self._awaiting_first.clear()
+        client.connection_closed("client", 1000, None, "", at)
+        monitor.take()  # runs cut short by the user's own stop: not judged, not reported
+        self._client = None
 
     def on_stop(self) -> None:
         self._close()
@@ -418,122 +488,100 @@ class AgentEventsUser(User):
     @task
     def run_agent(self) -> None:
         """Fill the connection's window of runs, then wait until one of them ends."""
-        if self._ws is None:
-            if self._stack is not None:
+        if self._client is None:
+            if self._wire is not None:
                 self._close()  # what a lost connection left: the socket, the reader
             if not self._connect():
                 return
-        while len(self._runs) < self._window and self._ws is not None:
-            self._start_run()
-        self._slot.clear()
-        while len(self._runs) >= self._window and self._ws is not None:
-            oldest = min(run.start_at for run in self._runs.values())
-            wait_s = max(0.01, (oldest + self._deadline_ms - self._monitor.clock.now()) / 1000.0)
-            if self._slot.wait(min(wait_s, 1.0)):
+        while len(self._runs) < self._window and self._client is not None:
+            if not self._start_run():
                 break
-            self._monitor.tick()
-            self._give_up_overdue()
+        while len(self._runs) >= self._window and self._client is not None:
+            self._wake.clear()
+            self._wake.wait()  # a run ended (or was given up by the ticker), or the connection
 
-    def _start_run(self) -> None:
-        monitor, client = self._monitor, self._client
+    def _start_run(self) -> bool:
+        """Start one run; ``False`` when the connection is no longer open (its reader says how it ended)."""
+        monitor, client, wire = self._monitor, self._client, self._wire
+        if not wire.is_open:
+            return False
         at = monitor.clock.now()
         run_id, data = client.start_run(at, input=self._input, options=self._options)
-        run = _Run(run_id, at)
-        self._runs[run_id] = monitor.runs[(client.name, run_id)] = run
-        try:
-            self._ws.send(data, text=True)
-        except ConnectionClosed:
-            pass  # the reader reports the runs the closed connection took with it
+        run = _Run(run_id, at, client.runs[run_id])
+        self._runs[run_id] = self._awaiting_first[run_id] = monitor.runs[(client.name, run_id)] = run
+        wire.send("text", data)  # accounted first: nothing yields before the write
+        return True
 
     def send_packed(self, frames: list[tuple[str, bytes]]) -> bool:
-        """Send frames built by the client core (``self._client.pack(...)``) in ONE ``sock.sendall``,
-        so that the endpoint reads them together: a task of a subclass can provoke the races of
-        the spec (a ``start_run`` and its ``cancel_run`` in one read) under load. Whether it was
-        sent (False: the connection is gone; the reader reports what it took with it)."""
-        if self._ws is None:
-            return False
-        try:
-            sendall_packed(self._ws, frames)
-        except ConnectionClosed:
-            return False
-        return True
+        """Send frames built by the client core (``self._client.pack(...)``) in ONE write, so that
+        the endpoint reads them together: a task of a subclass can provoke the races of the spec (a
+        ``start_run`` and its ``cancel_run`` in one read) under load. Whether it was sent (False:
+        the connection is gone; the reader reports what it took with it)."""
+        wire = self._wire
+        return wire is not None and wire.send_many(frames) is not None
 
     def _end_run(self, run: _Run, at: float, problem: str | None = None) -> None:
         self._runs.pop(run.run_id, None)
+        self._awaiting_first.pop(run.run_id, None)
         if self._client is not None:
             self._monitor.runs.pop((self._client.name, run.run_id), None)
         if problem is None and run.failed:
             problem = "broke " + ", ".join(sorted(run.failed))
-        self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.size,
+        self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.record.size,
                            RunFailed(problem) if problem else None)
-        self._slot.set()
+        self._wake.set()
 
-    def _give_up_overdue(self) -> None:
-        now = self._monitor.clock.now()
+    def _give_up_overdue(self, now: float) -> None:
         for run in list(self._runs.values()):
             if now - run.start_at > self._deadline_ms:
                 self._end_run(run, now, f"no agent_completed within {self._monitor.profile.deadline_s:g} s")
 
-    # -- frames in (the reader greenlet) -----------------------------------------------------------------
+    # -- frames in (the reader greenlet of the process) -----------------------------------------------------------------
 
-    def _read(self, ws, client: ClientConnection) -> None:
-        clock = self._monitor.clock
-        try:
-            while True:
-                data = ws.recv()
-                self._on_frame(client, data, clock.now())
-        except ConnectionClosed as exc:
-            if not self._closing:
-                self._lost(client, exc)
-        except Exception as exc:  # noqa: BLE001 - a reader must never die silently
-            if not self._closing:
-                logger.exception("reading from %s failed", self.host)
-                self._lost(client, exc)
-        finally:
-            self._slot.set()
-            self._sync_event.set()
+    def _on_messages(self, wire: SocketWire, messages: list, at: float) -> None:
+        """The messages of one read: the client core judges them (the checker sees each), then
+        what they meant goes to Locust's statistics."""
+        client = self._client
+        if client is None or wire is not self._wire:
+            return  # a connection this user has already given up
+        ended = client.receive_many(messages, at)
+        monitor = self._monitor
+        if monitor.checker.violations:
+            monitor.report(at)
+        if self._awaiting_first:
+            for run in [r for r in self._awaiting_first.values() if r.record.first_at is not None]:
+                del self._awaiting_first[run.run_id]
+                run.first_reported = True
+                record = run.record
+                monitor.fire(FIRST_EVENT, self._scenario, max(0.0, record.first_at - run.start_at),
+                             record.size // max(1, record.events))
+        for record in ended:
+            run = self._runs.get(record.run_id)
+            if run is not None:
+                refused = f"refused: error {record.refused!r}" if record.refused is not None else None
+                self._end_run(run, record.completed_at if record.completed_at is not None else at, refused)
+        if len(client.sync_replies) != self._syncs:
+            self._syncs = len(client.sync_replies)
+            self._wake.set()
 
-    def _lost(self, client: ClientConnection, exc: BaseException) -> None:
-        """The endpoint (or the network) closed the connection: the client core judges how
-        (``transport.connection_kept``), the checker ends the runs it took with it."""
+    def _on_close(self, wire: SocketWire, info: CloseInfo) -> None:
+        """The connection ended. Closed by this user: its runs are dropped (:meth:`_drop`).
+        Otherwise the endpoint (or the network) closed it: the client core judges how
+        (``transport.connection_kept``, ``frame.size``), the checker ends the runs it took with it,
+        and each is a failed RUN."""
+        client = self._client
+        if client is None or (wire is not self._wire and self._wire is not None):
+            return
+        if self._closing or info.by == "client" and info.cause is None:
+            self._drop(client)
+            return
         monitor = self._monitor
         at = monitor.clock.now()
-        rcvd = getattr(exc, "rcvd", None)
-        code = rcvd.code if rcvd is not None else None
-        detail = rcvd.reason if rcvd is not None else str(exc)
-        client.connection_closed("server" if rcvd is not None else "network", code, None, detail, at)
+        client.connection_closed(info.by, info.code, info.cause, info.detail, at, max_size=wire.endpoint.max_size)
         monitor.report(at)
-        why = f"code {code}{' ' + detail if detail else ''}" if code is not None else detail or "dropped"
+        text = info.reason or info.detail
+        why = f"code {info.code}{' ' + text if text else ''}" if info.code is not None else text or "dropped"
         for run in list(self._runs.values()):
             self._end_run(run, at, f"the connection closed ({why}) before agent_completed")
         self._client = None
-        self._ws = None
-
-    def _on_frame(self, client: ClientConnection, data: Any, at: float) -> None:
-        monitor = self._monitor
-        if type(data) is str:
-            ended = client.receive("text", data.encode(), at)
-        else:
-            ended = client.receive("binary", data, at)
-        monitor.report(at)
-        message = monitor.checker.last
-        if type(message) is not dict:
-            return
-        type_ = message.get("type")
-        if type_ in _RUN_EVENT_TYPES:
-            run_id = message.get("run_id")
-            run = self._runs.get(run_id) if type(run_id) is str else None
-            if run is not None:
-                run.size += len(data)
-                if not run.first_reported:
-                    run.first_reported = True
-                    monitor.fire(FIRST_EVENT, self._scenario, max(0.0, at - run.start_at), len(data))
-        elif type_ == "time_sync":
-            self._sync_event.set()
-        if ended is not None:
-            run = self._runs.get(ended.run_id)
-            if run is not None:
-                refused = f"refused: error {ended.refused!r}" if ended.refused is not None else None
-                self._end_run(run, ended.completed_at if ended.completed_at is not None else at, refused)
-
-
+        self._wake.set()

@@ -65,6 +65,8 @@ class RunRecord:
     #: counted in a load's figures (``False``: a warm-up run, checked but not measured)
     measured: bool = True
     events: int = 0
+    #: bytes of the run's events as received (the frames' payloads)
+    size: int = 0
     first_at: float | None = None
     completed_at: float | None = None
     result: dict | None = None
@@ -232,7 +234,7 @@ class ClientConnection:
     def pack(*frames: "bytes | tuple[str, bytes]") -> list[tuple[str, bytes]]:
         """Several frames built by this core (``start_run``'s, ``cancel_run``'s, ...: each already
         accounted, in order) as ONE send, ``[(kind, data), ...]``: a shell writes them in one
-        write (``WireConnection.send_many``, one ``sock.sendall``), so that the endpoint reads
+        write (``WireConnection.send_many``, ``SocketWire.send_many``), so that the endpoint reads
         them together. Plain ``bytes`` are text frames. That is how a client provokes the races
         a polite one never shows: ``start_run`` and ``cancel_run`` in the same read of the server,
         a duplicate ``start_run`` in the same read as the first."""
@@ -282,7 +284,7 @@ class ClientConnection:
                 if type(message) is dict:
                     self.received += 1
                     checker_receive(message, at, name)
-                    run = bookkeep(message, at)
+                    run = bookkeep(message, at, len(data))
                     if run is not None:
                         ended.append(run)
                     continue
@@ -316,13 +318,13 @@ class ClientConnection:
         # so the checker sees a binary frame as binary and a JSON string as a string.
         if kind == "text" and type(message) is dict:
             self.checker.receive(message, at, self.name)
-            return self._bookkeep(message, at)
+            return self._bookkeep(message, at, len(data))
         self.checker.receive(frame, at, self.name)
         if type(message) is dict:
-            return self._bookkeep(message, at)
+            return self._bookkeep(message, at, len(data))
         return None
 
-    def _bookkeep(self, message: dict, at: float) -> RunRecord | None:
+    def _bookkeep(self, message: dict, at: float, size: int = 0) -> RunRecord | None:
         type_ = message.get("type")
         if type_ in RUN_EVENT_TYPES:
             run_id = message.get("run_id")
@@ -337,6 +339,7 @@ class ClientConnection:
                 if run is None:
                     return None  # not ours, or after its agent_completed: the checker has said so
             run.events += 1
+            run.size += size
             if run.first_at is None:
                 run.first_at = at
             seq = message.get("seq")

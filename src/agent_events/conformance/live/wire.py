@@ -1,155 +1,40 @@
-"""A WebSocket client that shows the harness every frame exactly as it arrived.
+"""The harness's WebSocket client over asyncio: the shell of :mod:`~agent_events.conformance.live.wire_core`.
 
-Why not ``websockets.asyncio.client``: a conformance harness must judge what
-the endpoint *sent*, and survive whatever that is. The high-level client
-decodes text frames for us (an invalid UTF-8 frame becomes an exception and
-the bytes are gone), merges the text/binary distinction away when asked for
-raw bytes, and buffers messages ahead of the reader. So the harness drives
-websockets' sans-I/O :class:`~websockets.client.ClientProtocol` itself:
-
-* each message is handed over as ``(kind, raw bytes)`` with the arrival
-  time of the read that completed it, so latency is measured at the socket
-  (the messages of one read go over in one batch, in order);
-* messages are processed synchronously in the read loop, so a flooding
-  endpoint is slowed down by TCP back-pressure instead of filling memory;
-* ``max_size`` is enforced from the frame header, before the payload is
-  read, so a 100 MB frame costs nothing but a close with code 1009;
-* every wait has a timeout, so a silent or stuck endpoint cannot hang us.
-
-Once the connection is open, the plain case (a whole, unmasked text or
-binary frame within ``max_size``, no fragment in progress) is parsed here
-from its header: websockets' generator-based frame parser costs more than the
-rest of a check per event, and a harness must not be what a load test
-measures. Every other frame (control frames, fragments, anything
-malformed) is handed to websockets' protocol whole, so it stays the one
-authority on the WebSocket rules, always fed at a frame boundary.
-
-Nothing here knows the protocol: frames in, frames out.
+:class:`WireConnection` reads with asyncio streams, hands each read to the core, writes what the core
+and the protocol owe, and never waits without a timeout. The live check and ``agent-events load`` use
+it; the Locust user has the plain-socket shell (:mod:`agent_events.conformance.live.wire_sync`). The
+core's names are importable from here, as they were before it was a module of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import ssl
-import struct
-import time
-from dataclasses import dataclass
-from typing import Callable, Literal
 
-from websockets.client import ClientProtocol
-from websockets.exceptions import PayloadTooBig, ProtocolError
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
 from websockets.protocol import State
-from websockets.uri import parse_uri
 
-# check_url, describe_handshake_failure: importable from here, as before the messages moved out
-from agent_events.conformance.live.handshake_errors import check_url, describe_handshake_failure  # noqa: F401
-
-try:  # websockets' own C masking, as its Frame.serialize uses; its pure-Python one otherwise
-    from websockets.speedups import apply_mask as _apply_mask
-except ImportError:  # pragma: no cover - a websockets built without its C extension
-    from websockets.utils import apply_mask as _apply_mask
-
-#: Largest message the harness accepts by default. Agent events are small;
-#: 16 MiB is far above any legitimate one and far below what hurts a CI runner.
-DEFAULT_MAX_SIZE = 16 * 2**20
-READ_CHUNK = 2**16
-_U16 = struct.Struct(">H").unpack_from
-_U64 = struct.Struct(">Q").unpack_from
-_HEAD_SMALL = struct.Struct("!BB").pack
-_HEAD_MEDIUM = struct.Struct("!BBH").pack
-_HEAD_LARGE = struct.Struct("!BBQ").pack
-#: bytes of CSPRNG output read at once for client frame masks (64 frames' worth)
-_MASK_POOL = 256
-
-FrameKind = Literal["text", "binary"]
+from agent_events.conformance.live.wire_core import (  # noqa: F401  (re-exported: their home before the split)
+    CLIENT_LIMIT_ERRNOS,
+    DEFAULT_MAX_SIZE,
+    READ_CHUNK,
+    _MASK_POOL,
+    ClientLimitError,
+    Clock,
+    CloseInfo,
+    ConnectError,
+    Endpoint,
+    FrameKind,
+    OnClose,
+    OnMessages,
+    WireCore,
+    check_url,
+    connect_failure,
+    describe_handshake_failure,
+)
 
 
-class ConnectError(Exception):
-    """The endpoint could not be reached, or refused the WebSocket handshake.
-
-    Why an exception and not a violation: with no connection there is no
-    stream to judge, so the honest verdict is "could not check" (exit 3).
-    """
-
-
-class ClientLimitError(ConnectError):
-    """The harness's own machine refused the connection: no file descriptor, port or buffer left.
-
-    Why a class of its own: the endpoint never saw the attempt, so the failure
-    says nothing about it and must not be reported as the endpoint's.
-    """
-
-
-#: errno values meaning the client ran out of a local resource (before anything reached the endpoint).
-CLIENT_LIMIT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
-
-
-class Clock:
-    """Client epoch milliseconds from a monotonic source.
-
-    Wall-clock steps (NTP adjustments) during a check would corrupt latency
-    figures; anchoring a monotonic counter to the wall clock once keeps
-    differences exact while staying comparable to the server's epoch times.
-    """
-
-    def __init__(self) -> None:
-        self._wall0 = time.time() * 1000.0
-        self._mono0 = time.perf_counter()
-
-    def now(self) -> float:
-        return self._wall0 + (time.perf_counter() - self._mono0) * 1000.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where to connect and how: everything a connection needs but the clock."""
-
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    cafile: str | None = None
-    insecure: bool = False
-    max_size: int = DEFAULT_MAX_SIZE
-    open_timeout: float = 10.0
-    close_timeout: float = 2.0
-    send_timeout: float = 10.0
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if not self.url.lower().startswith("wss:"):
-            return None
-        context = ssl.create_default_context(cafile=self.cafile)
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-
-@dataclass(frozen=True)
-class CloseInfo:
-    """How a connection ended, in terms a report can state.
-
-    ``cause`` names what the client itself objected to, when it did:
-    ``"message_too_big"`` (over ``max_size``), ``"protocol_error"`` (bad
-    framing), or ``None`` when the endpoint or the network closed.
-    """
-
-    code: int | None
-    reason: str
-    by: Literal["server", "client", "network"]
-    cause: str | None = None
-    detail: str = ""
-
-
-#: ``(connection, [(kind, data), ...], arrival time)``: the messages of one read, in order
-OnMessages = Callable[["WireConnection", "list[tuple[FrameKind, bytes]]", float], None]
-OnClose = Callable[["WireConnection", CloseInfo], None]
-
-
-class WireConnection:
-    """One client connection: sends frames, reports received messages by callback.
+class WireConnection(WireCore):
+    """One client connection over asyncio streams: sends frames, reports received messages by callback.
 
     Use :func:`open_connection`. Callbacks run inside the read loop, so they
     must be quick and must not raise (the loop guards against it anyway).
@@ -157,34 +42,15 @@ class WireConnection:
 
     def __init__(self, name: str, endpoint: Endpoint, clock: Clock,
                  on_messages: OnMessages, on_close: OnClose) -> None:
-        self.name = name
-        self.endpoint = endpoint
-        self.clock = clock
-        self._on_messages = on_messages
-        self._on_close = on_close
-        uri = parse_uri(endpoint.url)
-        self.protocol = ClientProtocol(uri, subprotocols=None, max_size=endpoint.max_size)
-        self._uri = uri
+        super().__init__(name, endpoint, clock, on_messages, on_close)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
-        self._parts: list[bytes] = []
-        self._kind: FrameKind | None = None
-        #: bytes read but not yet parsed (the fast path's buffer), and whether it may run
-        self._buffer = bytearray()
-        self._fast = False
-        #: pooled randomness for client frame masks (see _masked_frame)
-        self._masks = b""
-        self._mask_pos = 0
-        self.subprotocol: str | None = None
-        self.close_info: CloseInfo | None = None
         self.closed = asyncio.Event()
-        self.callback_errors: list[str] = []
 
     # -- opening -----------------------------------------------------------
     async def _open(self, subprotocols: list[str] | None) -> None:
         endpoint = self.endpoint
-        self.protocol.available_subprotocols = subprotocols
         context = endpoint.ssl_context()
         try:
             self._reader, self._writer = await asyncio.wait_for(
@@ -196,13 +62,8 @@ class WireConnection:
                 endpoint.open_timeout,
             )
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            local = isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in CLIENT_LIMIT_ERRNOS
-            error = ClientLimitError if local else ConnectError
-            raise error(f"cannot connect: {describe_handshake_failure(exc, self._uri.host)}") from None
-        request = self.protocol.connect()
-        for name, value in endpoint.headers:
-            request.headers[name] = value
-        self.protocol.send_request(request)
+            raise connect_failure(exc, self._uri.host) from None
+        self._request(subprotocols)
         try:
             await asyncio.wait_for(self._handshake(), endpoint.open_timeout)
         except ConnectError:
@@ -218,26 +79,9 @@ class WireConnection:
         while True:
             data = await self._reader.read(READ_CHUNK)
             at = self.clock.now()
-            if data:
-                self.protocol.receive_data(data)
-            else:
-                self.protocol.receive_eof()
-            events = self.protocol.events_received()
-            if self.protocol.handshake_exc is not None:
-                raise ConnectError("handshake failed: "
-                                   + describe_handshake_failure(self.protocol.handshake_exc, self._uri.host,
-                                                                self._uri.resource_name.split("?", 1)[0]))
-            if events and isinstance(events[0], Response):
-                self.subprotocol = self.protocol.subprotocol
+            if self._handshake_received(data, at):
                 await self._flush()
-                self._process(events[1:], at)
-                # The fast path may start only at a frame boundary: nothing left in the protocol's
-                # reader (an attribute of websockets' sans-I/O reader; without it, no fast path).
-                leftover = getattr(getattr(self.protocol, "reader", None), "buffer", None)
-                self._fast = leftover is not None and len(leftover) == 0
                 return
-            if not data:
-                raise ConnectError("handshake failed: the endpoint closed the connection before answering")
 
     # -- reading -----------------------------------------------------------
     async def _read_loop(self) -> None:
@@ -261,17 +105,7 @@ class WireConnection:
                 else:
                     data = await reader.read(READ_CHUNK)
                 at = now()
-                if data and self._fast:
-                    self._receive_fast(data, at)
-                elif data:
-                    protocol.receive_data(data)
-                    self._process(protocol.events_received(), at)
-                else:
-                    if self._buffer:  # a frame cut short by EOF: let the protocol say so
-                        protocol.receive_data(bytes(self._buffer))
-                        self._buffer.clear()
-                    protocol.receive_eof()
-                    self._process(protocol.events_received(), at)
+                self._received(data, at)
                 if self._write_pending():
                     await self._drain()
                 if protocol.parser_exc is not None or protocol.close_rcvd is not None:
@@ -286,132 +120,6 @@ class WireConnection:
         finally:
             self._finish_from_protocol()
             self._abort()
-
-    def _receive_fast(self, data: bytes, at: float) -> None:
-        """Parse whole frames from what was read: plain data frames here, every other one through
-        the protocol, whole. Anything malformed (a masked or reserved-bit frame, a reserved
-        opcode, a length over ``max_size``) goes to the protocol with all that follows, and the
-        fast path ends: the protocol fails the connection, as it would have.
-
-        The messages of one read go to the callback as one batch (a read holds dozens of
-        frames under load: one call instead of one per frame), always in order: a batch is
-        delivered before a frame the protocol must see."""
-        buffer = self._buffer
-        if buffer:  # a frame cut in two by the previous read: parse from one immutable copy
-            buffer += data
-            data = bytes(buffer)
-            buffer.clear()
-        size = len(data)
-        pos = 0
-        protocol = self.protocol
-        if protocol.state is not State.OPEN:  # only control frames and reads change it, below
-            self._fast = False
-            protocol.receive_data(data)
-            self._process(protocol.events_received(), at)
-            return
-        max_size = self.endpoint.max_size
-        batch: list[tuple[FrameKind, bytes]] = []
-        append = batch.append
-        while size - pos >= 2:
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            header = 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length = _U16(data, pos + 2)[0]
-                header = 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length = _U64(data, pos + 2)[0]
-                header = 10
-            opcode = b0 & 0x0F
-            if b1 & 0x80 or b0 & 0x70 or (max_size is not None and length > max_size) \
-                    or 3 <= opcode <= 7 or opcode >= 0xB:
-                if batch:
-                    self._deliver(batch, at)
-                    batch = []
-                self._fast = False
-                protocol.receive_data(data[pos:])
-                pos = size
-                self._process(protocol.events_received(), at)
-                break
-            end = pos + header + length
-            if end > size:
-                break
-            if b0 & 0x80 and (opcode == 1 or opcode == 2) and self._kind is None:
-                append(("text" if opcode == 1 else "binary", data[pos + header:end]))
-                pos = end
-            else:  # control frame, fragment: the protocol's, whole
-                if batch:
-                    self._deliver(batch, at)
-                    batch = []
-                    append = batch.append
-                protocol.receive_data(data[pos:end])
-                pos = end
-                self._process(protocol.events_received(), at)
-                if protocol.state is not State.OPEN:  # a close: the protocol takes the rest
-                    self._fast = False
-                    if pos < size:
-                        protocol.receive_data(data[pos:])
-                        pos = size
-                        self._process(protocol.events_received(), at)
-                    break
-        if batch:
-            self._deliver(batch, at)
-        if pos < size:
-            buffer += memoryview(data)[pos:]
-
-    def _deliver(self, messages: list, at: float) -> None:
-        try:
-            self._on_messages(self, messages, at)
-        except Exception as exc:  # noqa: BLE001 - a bug in a callback must not kill the read loop
-            self.callback_errors.append(f"{type(exc).__name__}: {exc}")
-
-    def _process(self, events, at: float) -> None:
-        for event in events:
-            if not isinstance(event, Frame):
-                continue
-            opcode = event.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                self._kind = "text" if opcode is Opcode.TEXT else "binary"
-                self._parts = [bytes(event.data)]
-            elif opcode is Opcode.CONT:
-                self._parts.append(bytes(event.data))
-            else:
-                continue  # ping/pong are answered by the protocol; close is handled at the end
-            if event.fin and self._kind is not None:
-                data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-                kind, self._parts, self._kind = self._kind, [], None
-                self._deliver([(kind, data)], at)
-
-    def _finish_from_protocol(self) -> None:
-        protocol = self.protocol
-        exc = protocol.parser_exc
-        if isinstance(exc, PayloadTooBig):
-            self._finish(CloseInfo(1009, "", "client", "message_too_big", str(exc)))
-        elif isinstance(exc, (ProtocolError, UnicodeDecodeError)):
-            self._finish(CloseInfo(1002, "", "client", "protocol_error", str(exc)))
-        elif protocol.close_rcvd is not None and (protocol.close_sent is None or protocol.close_rcvd_then_sent):
-            close = protocol.close_rcvd
-            self._finish(CloseInfo(int(close.code), close.reason, "server"))
-        elif protocol.close_sent is not None:
-            close = protocol.close_sent
-            self._finish(CloseInfo(int(close.code), close.reason, "client"))
-        else:
-            self._finish(CloseInfo(None, "", "network", detail="the connection was dropped without a close frame"))
-
-    def _finish(self, info: CloseInfo) -> None:
-        if self.close_info is not None:
-            return
-        self.close_info = info
-        self.closed.set()
-        try:
-            self._on_close(self, info)
-        except Exception as exc:  # noqa: BLE001 - see _process
-            self.callback_errors.append(f"{type(exc).__name__}: {exc}")
 
     # -- writing -----------------------------------------------------------
     def _write_pending(self) -> bool:
@@ -442,10 +150,6 @@ class WireConnection:
         if self._write_pending():
             await self._drain()
 
-    @property
-    def is_open(self) -> bool:
-        return self.protocol.state is State.OPEN
-
     async def send(self, kind: FrameKind, data: bytes) -> float | None:
         """Send one message; return the send time, or ``None`` when the connection is closed.
 
@@ -459,14 +163,12 @@ class WireConnection:
             return None
         at = self.clock.now()
         writer = self._writer
-        if writer is None or protocol.expect_continuation_frame or protocol.extensions:
-            if kind == "text":
-                protocol.send_text(data)
-            else:
-                protocol.send_binary(data)
-        else:
+        frame = self._frame_out(kind, data) if writer is not None else None
+        if frame is not None:
             self._write_pending()  # what the protocol owes first (a pong, say), in order
-            writer.write(self._masked_frame(0x1 if kind == "text" else 0x2, data))
+            writer.write(frame)
+        else:
+            self._queue(kind, data)
         await self._flush()
         return at
 
@@ -477,16 +179,17 @@ class WireConnection:
         ``start_run`` and ``cancel_run`` in one read, which a polite client never shows it.
         Synchronous, so that a read-loop callback can answer the frame that opens a race window;
         the read loop drains. False when the connection is not open (nothing written)."""
-        protocol, writer = self.protocol, self._writer
-        if protocol.state is not State.OPEN or writer is None:
+        writer = self._writer
+        if self.protocol.state is not State.OPEN or writer is None:
             return False
-        if protocol.expect_continuation_frame or protocol.extensions:  # websockets frames them
-            for kind, data in frames:
-                protocol.send_text(data) if kind == "text" else protocol.send_binary(data)
-            writer.write(b"".join(protocol.data_to_send()))
+        data = self._frames_out(frames)
+        if data is None:  # websockets frames them
+            for kind, message in frames:
+                self._queue(kind, message)
+            writer.write(b"".join(self.protocol.data_to_send()))
             return True
         self._write_pending()  # what the protocol owes first (a pong, say), in order
-        writer.write(b"".join(self._masked_frame(0x1 if kind == "text" else 0x2, data) for kind, data in frames))
+        writer.write(data)
         return True
 
     async def send_many(self, frames: "list[tuple[FrameKind, bytes]]") -> float | None:
@@ -496,26 +199,6 @@ class WireConnection:
             return None
         await self._flush()
         return at
-
-    def _masked_frame(self, opcode: int, data: bytes) -> bytes:
-        """One whole client data frame, masked (RFC 6455 5.3) with a mask from a pooled CSPRNG read:
-        websockets serialises each frame with its own ``os.urandom(4)`` call, a system call that
-        cost more than the rest of a start_run; one read of ``_MASK_POOL`` bytes serves
-        ``_MASK_POOL / 4`` frames. The same bytes as websockets' ``Frame.serialize``."""
-        pool, pos = self._masks, self._mask_pos
-        if pos >= len(pool):
-            pool = self._masks = os.urandom(_MASK_POOL)
-            pos = 0
-        mask = pool[pos:pos + 4]
-        self._mask_pos = pos + 4
-        length = len(data)
-        if length < 126:
-            header = _HEAD_SMALL(0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            header = _HEAD_MEDIUM(0x80 | opcode, 0x80 | 126, length)
-        else:
-            header = _HEAD_LARGE(0x80 | opcode, 0x80 | 127, length)
-        return header + mask + _apply_mask(data, mask)
 
     # -- closing -----------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -545,21 +228,6 @@ class WireConnection:
         writer = self._writer
         if writer is not None and not writer.is_closing():
             writer.close()
-
-
-def sendall_packed(connection, frames: "list[tuple[FrameKind, bytes]]") -> None:
-    """Several messages in ONE ``sock.sendall`` on a ``websockets.sync`` connection (the Locust
-    user's; :meth:`WireConnection.write_now` is the asyncio one): each framed by the protocol,
-    then written together, so that the endpoint reads them in one read. Raises websockets'
-    ``ConnectionClosed`` as ``connection.send`` would."""
-    with connection.send_context():
-        protocol = connection.protocol
-        for kind, data in frames:
-            if kind == "text":
-                protocol.send_text(data)
-            else:
-                protocol.send_binary(data)
-        connection.socket.sendall(b"".join(protocol.data_to_send()))
 
 
 async def open_connection(name: str, endpoint: Endpoint, clock: Clock, *,
