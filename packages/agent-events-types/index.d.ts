@@ -219,7 +219,9 @@ export interface ErrorMessage {
     | "shutting_down"
     | "internal_error"
     | "resume_denied"
-    | "resume_expired";
+    | "resume_expired"
+    | "resume_unavailable"
+    | "run_lost";
   message: Message;
   /**
    * The run the offending message named, when it named one.
