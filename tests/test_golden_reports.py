@@ -145,11 +145,27 @@ def _normalise_live(value, key: str | None = None):
     return value
 
 
+#: Live demo runs tried for one whose verdict does not hang on the machine's load (see below).
+LIVE_ATTEMPTS = 3
+
+
 def test_live_demo_report_is_unchanged():
+    """The demo's live report, normalised. Its latency rules are left out of the comparison, but the
+    verdict and the claim follow from them: on a machine busy enough to make the reference agent
+    late (a CPU hog beside the suite), the demo is rightly not conformant. So a run that failed only
+    latency rules is tried again, and when every try did, the comparison is skipped saying so: what
+    it compares could not be told apart from the machine's load."""
     from agent_events.conformance.commands.demo import demo
 
-    report = asyncio.run(demo())
-    data = json.loads(reporters.render(report, "json"))
+    for _ in range(LIVE_ATTEMPTS):
+        report = asyncio.run(demo())
+        data = json.loads(reporters.render(report, "json"))
+        failed = {rule["id"] for rule in data["rules"] if rule["status"] == "FAIL"}
+        if not failed or not all(_LATENCY.match(rule) for rule in failed):
+            break
+    else:
+        pytest.skip(f"every one of {LIVE_ATTEMPTS} demo runs failed latency rules only ({sorted(failed)}): "
+                    "the machine is too busy for the verdict to be compared")
     for key in ("started_at", "finished_at", "kit_version"):
         data.pop(key, None)
     _compare(GOLDEN / "demo-live.json", json.dumps(_normalise_live(data), indent=1, sort_keys=True) + "\n")
