@@ -29,6 +29,7 @@ from agent_events.conformance import rules
 from agent_events.conformance.cli import main
 from agent_events.conformance.violations import FAIL, PASS, WARN
 from agent_events.proxy import Applied, Cut, FaultSpecError, Forward, Planner, make_plan, parse_fault
+from agent_events.proxy.addressing import Addressing
 
 #: Every budget relaxed but the one a test is about: these tests are about behaviour, never speed.
 RELAXED = m.RELAXED
@@ -538,7 +539,8 @@ def test_every_fault_spec_shown_in_the_docs_is_accepted():
     assert len(shown) >= 5
     for argv in shown:
         args = build_parser().parse_args(argv)
-        make_plan(args.fault, args.random, args.seed)  # raises FaultSpecError for a bad one
+        # raises FaultSpecError for a bad one, or a seq address shown with a dialect that has no seq
+        make_plan(args.fault, args.random, args.seed, Addressing.of(args.dialect))
 
 
 @sync

@@ -29,7 +29,7 @@ CONFIG_FILE = "agent-events.toml"
 PYPROJECT = "pyproject.toml"
 TOOL_TABLE = "agent-events"
 #: Sub-tables that hold per-command overrides.
-COMMANDS = ("check", "validate", "load", "record", "demo", "serve")
+COMMANDS = ("check", "validate", "load", "record", "demo", "serve", "proxy")
 
 
 class ConfigError(ValueError):

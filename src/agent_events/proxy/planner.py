@@ -5,7 +5,8 @@ server-to-client frame as it arrived (kind, raw bytes, the caller's clock in
 milliseconds) and returns what to do with it, in order:
 
 * :class:`Forward` - send these bytes to the client, not before ``not_before``,
-  in the FIFO ``lane`` of its run (``None``: a frame outside any run, at once);
+  in the FIFO ``lane`` of its run (the connection's lane for a frame of no run;
+  ``None``: at once);
 * :class:`Cut` - drop the client connection without a close frame, once every
   earlier frame of the lane has left;
 * :class:`Applied` - a fault was applied: the record to log.
@@ -18,18 +19,20 @@ shell's clock passes :attr:`Planner.client_deadline`.
 
 So a test can drive it with made-up frames and times, and the asyncio shell
 (:mod:`agent_events.proxy.server`) stays a loop of ``recv``, ``receive``,
-``send``. A run event is a JSON object with a string ``run_id`` and an
-integer ``seq``; everything else (time_sync replies, errors, garbage) is
-forwarded untouched, in arrival order.
+``send``. Faults find their frame by its index on the connection
+(``frame=I``) or, for a run event, by its ``seq``; what a run event is comes
+from the dialect, as data (:mod:`agent_events.proxy.addressing`): for ours a
+JSON object with a string ``run_id`` and an integer ``seq``. Everything else
+(time_sync replies, errors, garbage) is forwarded untouched, in arrival order,
+unless a fault names its frame index.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Hashable, Literal, Union
 
-import orjson
-
+from agent_events.proxy.addressing import CONNECTION, OURS
 from agent_events.proxy.faults import COALESCE_WAIT_MS, Fault, FaultPlan
 
 Kind = Literal["text", "binary"]
@@ -42,29 +45,33 @@ MAX_RUNS_TRACKED = 10_000
 class Forward:
     kind: Kind
     data: bytes
-    lane: str | None
+    #: a run id, :data:`~agent_events.proxy.addressing.CONNECTION`, or ``None`` (at once, in no lane)
+    lane: Hashable | None
     not_before: float
 
 
 @dataclass(frozen=True)
 class Cut:
-    lane: str | None
+    lane: Hashable | None
     not_before: float
 
 
 @dataclass(frozen=True)
 class Applied:
-    """One applied fault, as logged: ``{"connection", "run", "seq", "fault", "kind", "source"}``."""
+    """One applied fault, as logged: ``{"connection", "run", "seq", "frame", "fault", "kind", "source"}``;
+    ``frame`` is the index on its connection of the upstream frame it applied to (``None``: a fault of
+    the whole connection, drip and coalesce), so a fault seen in a client can be replayed by frame too."""
 
     connection: int
     run: str | None
     seq: int | None
     fault: Fault
     source: Literal["fault", "random"] = "fault"
+    frame: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"connection": self.connection, "run": self.run, "seq": self.seq, "fault": str(self.fault),
-                "kind": self.fault.kind, "source": self.source}
+        return {"connection": self.connection, "run": self.run, "seq": self.seq, "frame": self.frame,
+                "fault": str(self.fault), "kind": self.fault.kind, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,11 @@ class Upstream:
 Action = Union[Forward, Cut, Applied, Upstream]
 
 
-def corrupted(seq: int) -> bytes:
-    """The text that replaces a corrupted event: valid UTF-8, never JSON."""
-    return b"agent-events proxy corrupted event seq %d {" % seq
+def corrupted(fault: "Fault | int") -> bytes:
+    """The text that replaces a corrupted event (``fault``, or its seq): valid UTF-8, never JSON."""
+    if isinstance(fault, Fault) and fault.frame is not None:
+        return b"agent-events proxy corrupted frame %d {" % fault.frame
+    return b"agent-events proxy corrupted event seq %d {" % (fault.seq if isinstance(fault, Fault) else fault)
 
 
 @dataclass
@@ -95,7 +104,8 @@ class Planner:
 
     plan: FaultPlan
     connection: int = 0
-    runs: dict[str, _Run] = field(default_factory=dict)
+    #: the lanes: a run id, or CONNECTION for the frames of no run
+    runs: dict[Hashable, _Run] = field(default_factory=dict)
     cut: bool = False
     frames: int = 0
     #: coalesce: the client frames held for the next write, and when the first of them came
@@ -136,54 +146,70 @@ class Planner:
         return actions
 
     def receive(self, kind: Kind, data: bytes, now: float) -> list[Action]:
-        """What to do with one upstream frame that arrived at ``now`` (milliseconds)."""
+        """What to do with one upstream frame that arrived at ``now`` (milliseconds).
+
+        The frame's fault is looked up by its index on the connection (``frame=I``), else by its
+        seq (a run event of a dialect that has one), else drawn by the random plan (per run event by
+        seq, or per frame by index for a dialect without seq): one fault per frame, at most.
+        """
         if self.cut:
             return []
+        index = self.frames
         self.frames += 1
         plan = self.plan
         if plan.empty:
             return [Forward(kind, data, None, now)]
         actions: list[Action] = []
-        if self.frames == 1 and plan.drip_bytes_per_s is not None:
+        if index == 0 and plan.drip_bytes_per_s is not None:
             actions.append(Applied(self.connection, None, None, Fault("drip", None, plan.drip_bytes_per_s)))
-        address = _address(kind, data)
-        if address is None:
-            actions.append(Forward(kind, data, None, now))
-            return actions
-        run_id, seq = address
-        run = self._run(run_id)
-        fault, source = plan.by_seq.get(seq), "fault"
+        addressing = plan.addressing or OURS
+        address = addressing.address(kind, data)
+        run_id, seq = address if address is not None else (None, None)
+        fault, source = plan.by_frame.get(index), "fault"
+        if fault is None and seq is not None:
+            fault = plan.by_seq.get(seq)
         if fault is None and plan.random is not None:
-            fault, source = plan.random.pick(self.connection, run_id, seq), "random"
+            source = "random"
+            if plan.random.by == "frame":
+                fault = plan.random.pick_frame(self.connection, index)
+            elif seq is not None:
+                fault = plan.random.pick(self.connection, run_id or "", seq)
+        lane = run_id if run_id is not None else CONNECTION
+        if address is None and fault is None and addressing.has_seq and lane not in self.runs:
+            actions.append(Forward(kind, data, None, now))  # not a run event, nothing held before it: at once
+            return actions
+        run = self._run(lane)
         at = max(now, run.release_at)
         held, run.held = run.held, None
         what = fault.kind if fault is not None else None
         if fault is not None:
-            actions.append(Applied(self.connection, run_id, seq, fault, source))
+            actions.append(Applied(self.connection, run_id, seq, fault, source, index))
         if what == "cut":
             self.cut = True
             self.runs.clear()
-            actions.append(Cut(run_id, at))
+            actions.append(Cut(lane, at))
             return actions
         if what == "delay":
             at = max(now + fault.value, run.release_at)
-        event = Forward(kind, data, run_id, at)
+        event = Forward(kind, data, lane, at)
         if what == "swap":
             run.held = event
         elif what == "dup":
             actions += [event, event]
         elif what == "corrupt":
-            actions.append(Forward("text", corrupted(seq), run_id, at))
+            actions.append(Forward("text", corrupted(fault), lane, at))
         elif what != "drop":
             actions.append(event)
         if held is not None:
-            actions.append(Forward(held.kind, held.data, run_id, at))
+            actions.append(Forward(held.kind, held.data, lane, at))
         run.release_at = at
-        if not run.first_done:
+        # a stall holds a run after its first event; a dialect without seq has one lane, the connection's
+        if not run.first_done and (address is not None or not addressing.has_seq):
             run.first_done = True
             if plan.stall_ms is not None:
                 run.release_at = at + plan.stall_ms
-                actions.append(Applied(self.connection, run_id, seq, Fault("stall", None, plan.stall_ms)))
+                actions.append(Applied(self.connection, run_id, seq, Fault("stall", None, plan.stall_ms),
+                                       frame=index))
         return actions
 
     def drain(self, now: float) -> list[Action]:
@@ -197,7 +223,7 @@ class Planner:
                 run.held = None
         return actions
 
-    def _run(self, run_id: str) -> _Run:
+    def _run(self, run_id: Hashable) -> _Run:
         run = self.runs.get(run_id)
         if run is None:
             if len(self.runs) >= MAX_RUNS_TRACKED:
@@ -207,18 +233,3 @@ class Planner:
             run = self.runs[run_id] = _Run()
         return run
 
-
-def _address(kind: str, data: bytes) -> tuple[str, int] | None:
-    """``(run_id, seq)`` of a run event; ``None`` for any other frame."""
-    if kind != "text":
-        return None
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    run_id, seq = message.get("run_id"), message.get("seq")
-    if not isinstance(run_id, str) or not isinstance(seq, int) or isinstance(seq, bool):
-        return None
-    return run_id, seq

@@ -46,6 +46,7 @@ from websockets.uri import parse_uri
 
 from agent_events._loop_thread import LoopThread
 from agent_events._net import listen_url
+from agent_events.proxy.addressing import Addressing
 from agent_events.proxy.faults import FaultPlan, RandomPlan, make_plan
 from agent_events.proxy.planner import Applied, Cut, Planner
 from agent_events.proxy.upstream import (  # noqa: F401  (check_upstream, upstream_url: public here before)
@@ -111,7 +112,10 @@ class FaultProxy:
     proxy's URL, to point the client under test at; :meth:`start` and :meth:`stop` do the same
     by hand. ``faults`` are specs (``"drop:3"``, ``"delay:5:200"``, ``"stall:500"``...,
     see :mod:`agent_events.proxy.faults`); ``random`` (``"drop=0.1,dup=0.05"``)
-    with ``seed`` picks more, reproducibly. Every applied fault is appended to
+    with ``seed`` picks more, reproducibly. ``dialect`` (a built-in name such as
+    ``"ag-ui"``, a dialect file, a :class:`~agent_events.dialects.Dialect`; default
+    ours) says where a frame's seq is: one without seq takes ``frame=I`` addresses
+    only. Every applied fault is appended to
     :attr:`applied` and passed to ``on_fault`` (a dict: connection, run, seq,
     fault); ``log`` names a file that gets each as one JSON line.
     ``ValueError`` (a :class:`~agent_events.proxy.faults.FaultSpecError` for a
@@ -119,8 +123,8 @@ class FaultProxy:
     """
 
     def __init__(self, upstream: str, faults: Iterable[str] = (), *, random: "str | Mapping | RandomPlan | None" = None,
-                 seed: int = 0, host: str = "127.0.0.1", port: int = 0, log: "str | os.PathLike | None" = None,
-                 on_fault: OnFault | None = None, max_size: int = DEFAULT_MAX_SIZE,
+                 seed: int = 0, dialect: Any = None, host: str = "127.0.0.1", port: int = 0,
+                 log: "str | os.PathLike | None" = None, on_fault: OnFault | None = None, max_size: int = DEFAULT_MAX_SIZE,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, open_timeout: float = 10.0,
                  close_timeout: float = 2.0, max_held: int = MAX_HELD) -> None:
         check_upstream(upstream)
@@ -129,7 +133,8 @@ class FaultProxy:
         if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
             raise ValueError(f"max_connections must be a positive integer, not {max_connections!r}")
         self.upstream = upstream
-        self.plan: FaultPlan = make_plan(faults, random, seed)
+        self.addressing = Addressing.of(dialect)  # a bad dialect: DialectError, a ValueError
+        self.plan: FaultPlan = make_plan(faults, random, seed, self.addressing)
         self.host = host
         self.port = port
         self.log_path = Path(log) if log is not None else None
@@ -336,7 +341,7 @@ class _Session:
         self.planner = planner
         self.loop = asyncio.get_running_loop()
         self.out: asyncio.Queue = asyncio.Queue(OUT_QUEUE)
-        self.lanes: dict[str, _Lane] = {}
+        self.lanes: dict[Any, _Lane] = {}  # by run id, or the connection's lane
         self.held = 0
         self.room = asyncio.Event()
         self.room.set()
@@ -514,7 +519,7 @@ class _Session:
 class _Lane:
     """The events of one run that wait (a delay, a stall), released in order, each not before its time."""
 
-    def __init__(self, session: _Session, name: str) -> None:
+    def __init__(self, session: _Session, name: Any) -> None:
         self.session = session
         self.name = name
         self.items: collections.deque = collections.deque()
