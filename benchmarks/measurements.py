@@ -24,7 +24,7 @@ import orjson
 
 from benchmarks.bare_server import INPUT
 from benchmarks.driver import CountingDriver
-from agent_events.conformance import profiles, schema_validation
+from agent_events.conformance.core import profiles, schema_validation
 from agent_events.conformance.live.wire import Endpoint
 from agent_events.conformance.loadgen.engine import LoadOptions, run_load
 from agent_events.conformance.loadgen.server import ServerWatch, reference_agent_command, spawn_server
@@ -243,7 +243,7 @@ def _jsonschema_rate(path: Path, messages: int) -> float:
 
 
 async def checker(scale: Scale) -> dict[str, Any]:
-    from agent_events.conformance import synth
+    from agent_events.conformance.tooling import synth
 
     runs = math.ceil(scale.checker_events / 11)  # a synthetic actions-agent run has 11 events
     with tempfile.TemporaryDirectory(prefix="agent-events-bench-") as tmp:
@@ -297,8 +297,8 @@ def _per_event_costs(frames: list[bytes], emitted_at: float, repeats: int = 3) -
     """CPU per event (us) of the steps every checked event takes, in-process on the endpoint's own
     frames (stamped ``emitted_at``; received 0.5 ms later), no I/O: where a live check's time goes,
     and the floor under it."""
-    from agent_events.conformance.checker import Checker
-    from agent_events.conformance.client import ClientConnection
+    from agent_events.conformance.core.checker import Checker
+    from agent_events.conformance.core.client import ClientConnection
 
     loads = orjson.loads
     is_valid = schema_validation.SERVER_IS_VALID

@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from agent_events import schemas
-from agent_events.conformance import asyncapi
+from agent_events.conformance.tooling import asyncapi
 from agent_events.conformance.cli import main
 
 HERE = Path(__file__).parent

@@ -14,7 +14,7 @@ import pytest
 
 import misbehaving_servers as m
 from agent_events import reference_agent, schemas
-from agent_events.conformance.baseline import Baseline, BaselineError, Entry
+from agent_events.conformance.reporting.baseline import Baseline, BaselineError, Entry
 from agent_events.conformance.cli import main
 from agent_events.conformance.reporters.json import report_schema
 

@@ -97,7 +97,7 @@ def test_validate_of_a_foreign_dialect_does_not_load_our_checker(tmp_path):
     ag_ui_recording.write_ndjson(path, 40)
     code = ("import sys; from agent_events.conformance.cli import main\n"
             "print('exit', main(['validate', '--dialect', 'ag-ui', sys.argv[1], '-q']))\n"
-            "print(sorted(m for m in ('agent_events.conformance.checker', 'agent_events.conformance.schema_validation')"
+            "print(sorted(m for m in ('agent_events.conformance.core.checker', 'agent_events.conformance.core.schema_validation')"
             " if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-2:] == ["exit 0", "[]"], proc.stdout + proc.stderr

@@ -15,7 +15,7 @@ import broken_agents as b
 from agent_events import proxy, reference_agent
 from misbehaving_servers import RELAXED_FLAGS
 from agent_events.conformance.cli import main
-from agent_events.conformance.violations import FAIL, WARN
+from agent_events.conformance.core.violations import FAIL, WARN
 
 #: (name, reference agent hooks, proxy faults, scenario, the one rule that must fail)
 CASES = [

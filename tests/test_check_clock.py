@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from agent_events.conformance.live.clock_sync import SyncSample, estimate
 from agent_events.conformance.live.engine import LiveOptions
 from agent_events.conformance.live.wire import Endpoint
-from agent_events.conformance.profiles import PROFILES
+from agent_events.conformance.core.profiles import PROFILES
 
 
 def test_the_sample_with_the_smallest_round_trip_wins():

@@ -15,7 +15,7 @@ from agent_events import conformance
 import misbehaving_servers as m
 from agent_events import reference_agent
 from agent_events.conformance.cli import main
-from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
+from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 FAST = {"deadline_s": 1.0, **m.RELAXED}
 
@@ -120,7 +120,7 @@ def test_an_endpoint_that_closes_after_the_handshake_never_passes_check_or_load(
 
     from agent_events.conformance.live.wire import Endpoint
     from agent_events.conformance.loadgen.engine import LoadOptions, run_load
-    from agent_events.conformance.profiles import get as profile
+    from agent_events.conformance.core.profiles import get as profile
 
     async def handler(ws):
         if delay:
@@ -295,7 +295,7 @@ def test_load_fails_frame_size_as_check_does():
 
     from agent_events.conformance.live.wire import Endpoint
     from agent_events.conformance.loadgen.engine import LoadOptions, run_load
-    from agent_events.conformance.profiles import get as profile
+    from agent_events.conformance.core.profiles import get as profile
 
     with m.running(m.SendsHugeFrame()) as url:
         check = conformance.check(url, scenarios=["primary"], max_frame_bytes=2**20, **FAST)

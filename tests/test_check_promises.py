@@ -18,7 +18,7 @@ from agent_events import conformance, reference_agent
 import misbehaving_servers as m
 from agent_events.conformance.cli import main
 from agent_events.conformance.live.scenarios import RUNS_BOUND_PROBE
-from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
+from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 FAST = {"deadline_s": 0.5, **m.RELAXED}
 NEW_RULES = ("cancel.before_first_event", "cancel.terminal", "start.generated_run_id", "start.duplicate_run",
@@ -280,7 +280,7 @@ def test_the_reference_agent_passes_every_new_probe():
 
 
 def test_the_pytest_plugin_has_an_item_for_each_new_rule_under_its_scenario():
-    from agent_events.conformance.pytest_plugin import _rules_of
+    from agent_events.conformance.tooling.pytest_plugin import _rules_of
 
     assert "cancel.before_first_event" in _rules_of("cancel", None)
     assert {"start.generated_run_id", "start.duplicate_run", "start.too_many_runs"} <= set(_rules_of("multiplex", None))

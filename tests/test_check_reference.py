@@ -12,13 +12,13 @@ import pytest
 from agent_events import conformance
 from agent_events import reference_agent
 from misbehaving_servers import RELAXED, RELAXED_FLAGS
-from agent_events.conformance import rules
+from agent_events.conformance.core import rules
 from agent_events.conformance.api import validate_files
 from agent_events.conformance.cli import main
 from agent_events.conformance.live.cli_args import ProgressLine
 from agent_events.conformance.live.scenarios import SCENARIOS
-from agent_events.conformance.profiles import PROFILES
-from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS, WARN
+from agent_events.conformance.core.profiles import PROFILES
+from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 #: Slow enough that a cancel lands mid-run, fast enough for the test suite.
 LLM_DELAY_MS = 20

@@ -8,15 +8,15 @@ import orjson
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import checker as checker_mod
-from agent_events.conformance import rules
-from agent_events.conformance.checker import (
+from agent_events.conformance.core import checker as checker_mod
+from agent_events.conformance.core import rules
+from agent_events.conformance.core.checker import (
     CLOSE, COMPLETED, KINDS, STATES, TRANSITIONS, Checker, state_diagram,
 )
-from agent_events.conformance.profiles import PROFILES
-from agent_events.conformance.synth import RunSpec, Tool, run_frames
-from agent_events.conformance.transcript import feed, frames_from_vector
-from agent_events.conformance.violations import Violation
+from agent_events.conformance.core.profiles import PROFILES
+from agent_events.conformance.tooling.synth import RunSpec, Tool, run_frames
+from agent_events.conformance.offline.transcript import feed, frames_from_vector
+from agent_events.conformance.core.violations import Violation
 
 
 T0 = 1_764_064_800_000.0

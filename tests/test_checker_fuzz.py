@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent_events import schemas
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.profiles import PROFILES
-from agent_events.conformance.synth import RunSpec, run_frames
-from agent_events.conformance.violations import Violation
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.core.profiles import PROFILES
+from agent_events.conformance.tooling.synth import RunSpec, run_frames
+from agent_events.conformance.core.violations import Violation
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),

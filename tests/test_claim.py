@@ -13,7 +13,7 @@ from agent_events import schemas
 from agent_events.conformance import __version__
 from agent_events.conformance.api import validate_frames
 from agent_events.conformance.cli import main
-from agent_events.conformance.report import Policy, Report, Section
+from agent_events.conformance.reporting.report import Policy, Report, Section
 from agent_events.conformance.reporters import render
 from agent_events.conformance.reporters.json import report_schema
 
@@ -206,7 +206,7 @@ def test_looser_budgets_on_the_command_line_withhold_the_claim(tmp_path, capsys)
 
 
 def test_the_schema_lists_every_reason_a_claim_can_be_withheld():
-    from agent_events.conformance.claim import WITHHELD_REASONS
+    from agent_events.conformance.reporting.claim import WITHHELD_REASONS
 
     enum = report_schema()["$defs"]["claim"]["properties"]["withheld_because"]["enum"]
     assert enum == [*WITHHELD_REASONS, None]

@@ -18,9 +18,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_events.conformance import strategies
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.client import ClientConnection
+from agent_events.conformance.tooling import strategies
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.core.client import ClientConnection
 
 #: frames no generated run holds, each taking another branch of the one-message path
 ODD_FRAMES = [

@@ -8,9 +8,9 @@ import sys
 
 from agent_events.conformance.cli import main
 from agent_events.conformance.commands.demo import demo
-from agent_events.conformance import rules
-from agent_events.conformance.profiles import PROFILES
-from agent_events.conformance.violations import FAIL, PASS
+from agent_events.conformance.core import rules
+from agent_events.conformance.core.profiles import PROFILES
+from agent_events.conformance.core.violations import FAIL, PASS
 from misbehaving_servers import RELAXED, RELAXED_FLAGS
 
 

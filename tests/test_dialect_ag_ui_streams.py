@@ -68,7 +68,7 @@ def test_out_of_scope_stream_is_not_failed_falsely(fixture):
 
 
 def test_every_expected_error_maps_to_a_registered_ag_ui_rule():
-    from agent_events.conformance import rules
+    from agent_events.conformance.core import rules
 
     failed = {f["expect"]["errorContains"] for f in JUDGED if f["expect"]["outcome"] == "failed"}
     assert failed == set(EXPECTED_RULES)

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import asyncapi
+from agent_events.conformance.tooling import asyncapi
 from agent_events.conformance.cli import available_commands, build_parser
-from agent_events.conformance.rules import RULES
+from agent_events.conformance.core.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "docs" / "hooks"
@@ -153,7 +153,7 @@ def test_cli_reference_documents_every_subcommand_and_option(site):
                 assert option in text_of(body), f"agent-events {name} {option} is not documented"
     for code_ in range(5):
         assert f"<code>{code_}</code>" in body
-    from agent_events.conformance.pytest_plugin import option_names
+    from agent_events.conformance.tooling.pytest_plugin import option_names
 
     for option in option_names():
         assert f"<code>{option}</code>" in body, f"pytest plugin option {option} is not documented"
@@ -378,7 +378,8 @@ def test_the_conformance_guide_describes_exactly_the_report_formats_offered():
 
 @pytest.mark.slow
 def test_conformance_guide_lists_every_scenario_profile_and_config_key(site):
-    from agent_events.conformance import config, profiles
+    from agent_events.conformance import config
+    from agent_events.conformance.core import profiles
     from agent_events.conformance.live.scenarios import SCENARIOS
 
     guide = page(site, "conformance")
@@ -393,7 +394,7 @@ def _all_options() -> set[str]:
         if isinstance(action.choices, dict):  # the subcommands
             for sub in action.choices.values():
                 options.update(o for a in sub._actions for o in a.option_strings)
-    from agent_events.conformance.pytest_plugin import option_names
+    from agent_events.conformance.tooling.pytest_plugin import option_names
 
     options.update(option_names())
     return options

@@ -29,9 +29,9 @@ import pytest
 from agent_events import schemas
 from agent_events.conformance import reporters
 from agent_events.conformance.api import validate_lines
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.report import DEFAULT_POLICY, Report, Section, recorded_version
-from agent_events.conformance.transcript import feed, frames_from_vector
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.reporting.report import DEFAULT_POLICY, Report, Section, recorded_version
+from agent_events.conformance.offline.transcript import feed, frames_from_vector
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 UPDATE = os.environ.get("AGENT_EVENTS_UPDATE_GOLDEN") == "1"
@@ -64,7 +64,7 @@ def _demo_report() -> Report:
     name = "demo.jsonl"
     with open(GOLDEN / name, "rb") as stream:
         section = validate_lines(stream, name)
-    from agent_events.conformance import profiles
+    from agent_events.conformance.core import profiles
 
     return _report(section, profiles.get(profiles.DEFAULT_PROFILE), name)
 

@@ -19,10 +19,10 @@ import orjson
 import pytest
 
 from agent_events import conformance, reference_agent, schemas
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.harness_lag import NOISE_MS, TICK_MS, LagRecord
-from agent_events.conformance.report import Report, Section
-from agent_events.conformance.violations import FAIL, INCONCLUSIVE, PASS
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.core.harness_lag import NOISE_MS, TICK_MS, LagRecord
+from agent_events.conformance.reporting.report import Report, Section
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, PASS
 
 T0 = 1_764_064_800_000.0
 

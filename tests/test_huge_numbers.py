@@ -1,7 +1,7 @@
 """Numbers beyond a double (a 400-digit ``seq``, ``1e400``): JSON with an absurd value, judged as such.
 
 orjson refuses them; the checker and the transcript reader fall back to the
-standard library (:mod:`agent_events.conformance.json_text`), so the value is judged by the
+standard library (:mod:`agent_events.conformance.core.json_text`), so the value is judged by the
 schema and ``seq.contiguous`` instead of the frame being called "not JSON".
 """
 
@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import json_text
+from agent_events.conformance.core import json_text
 from agent_events.conformance.cli import main
 from agent_events.conformance.exitcodes import ExitCode
 

@@ -1,6 +1,6 @@
 """Latency series: batched folding gives the figures a sample-by-sample count gives.
 
-:class:`agent_events.conformance.latencies.Samples` appends on the hot path and makes its
+:class:`agent_events.conformance.core.latencies.Samples` appends on the hot path and makes its
 figures a batch at a time (sorted, one bisection per histogram bucket). Whatever the values
 (negative, below the floor, huge, not finite) and however they fall across batches, its count,
 sum, extremes, negatives and histogram must equal the plain per-sample computation, and a
@@ -14,7 +14,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_events.conformance import latencies
+from agent_events.conformance.core import latencies
 
 VALUES = st.lists(st.one_of(
     st.floats(min_value=-50, max_value=1e6, allow_nan=False, allow_infinity=False),

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import rules
+from agent_events.conformance.core import rules
 from agent_events.conformance.api import validate_frames
-from agent_events.conformance.baseline import Baseline
-from agent_events.conformance.report import Policy, Report, Section
+from agent_events.conformance.reporting.baseline import Baseline
+from agent_events.conformance.reporting.report import Policy, Report, Section
 from agent_events.conformance.reporters import render
 from agent_events.conformance.reporters import markdown as md
-from agent_events.conformance.violations import RuleOutcome, Violation
+from agent_events.conformance.core.violations import RuleOutcome, Violation
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is in the test extra: pip install -e '.[test]'")
 

@@ -81,7 +81,7 @@ def test_the_wheel_holds_nothing_top_level_but_agent_events(wheel):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "agent-events = agent_events.conformance.cli:main" in text
-    assert "agent_events = agent_events.conformance.pytest_plugin" in text
+    assert "agent_events = agent_events.conformance.tooling.pytest_plugin" in text
 
 
 def test_installed_wheel_exports_schemas_that_validate_offline(installed, tmp_path):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import orjson
 
-from agent_events.conformance.checker import Checker, refused_run_id
-from agent_events.conformance.client import ClientConnection
-from agent_events.conformance.synth import RunSpec, run_frames
-from agent_events.conformance.transcript import feed, frames_from_vector
+from agent_events.conformance.core.checker import Checker, refused_run_id
+from agent_events.conformance.core.client import ClientConnection
+from agent_events.conformance.tooling.synth import RunSpec, run_frames
+from agent_events.conformance.offline.transcript import feed, frames_from_vector
 
 START = {"type": "start_run", "run_id": "r1", "input": "x"}
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from agent_events import conformance, reference_agent, schemas
-from agent_events.conformance.violations import FAIL, NOT_APPLICABLE, PASS
+from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS
 from agent_events.reference_agent import ActionsAgent, OfflinePlanner, WebSocketBridgeAdapter
 from test_reference_agent_support import agent, arun, connect, recv, start_run, valid
 
@@ -149,7 +149,7 @@ def test_the_reconnect_scenario_is_conformant_against_the_reference_agent():
     if claim.statement is not None:
         assert "protocol v1.1" in claim.statement
         assert "features claimed and proven: cancel, resume, simulate_failure, time_sync" in claim.statement
-        from agent_events.conformance.claim import badge_svg
+        from agent_events.conformance.reporting.claim import badge_svg
 
         assert "agent-events v1.1: conformant: cancel+resume+simulate_failure+time_sync" in badge_svg(report)
 
@@ -226,7 +226,7 @@ def test_the_capabilities_schema_and_resume_run_are_part_of_the_protocol():
 
 def test_two_connections_may_each_leave_a_resumable_run_of_the_same_id():
     """run_ids are per connection: two dropped runs both named r1 are two runs, each judged at close."""
-    from agent_events.conformance.checker import Checker
+    from agent_events.conformance.core.checker import Checker
 
     checker = Checker("actions-agent")
     for conn, token in (("c0", "token-of-the-first-run-0001"), ("c1", "token-of-the-second-run-0002")):

@@ -25,9 +25,9 @@ from websockets.exceptions import ConnectionClosed
 
 import misbehaving_servers as m
 from agent_events import conformance, proxy, reference_agent
-from agent_events.conformance import rules
+from agent_events.conformance.core import rules
 from agent_events.conformance.cli import main
-from agent_events.conformance.violations import FAIL, PASS, WARN
+from agent_events.conformance.core.violations import FAIL, PASS, WARN
 from agent_events.proxy import Applied, Cut, FaultSpecError, Forward, Planner, make_plan, parse_fault
 from agent_events.proxy.addressing import Addressing
 

@@ -111,8 +111,8 @@ def test_the_sync_wire_sends_packed_frames_in_one_write():
     import threading
     import time
 
-    from agent_events.conformance.client import ClientConnection
-    from agent_events.conformance.checker import Checker
+    from agent_events.conformance.core.client import ClientConnection
+    from agent_events.conformance.core.checker import Checker
     from agent_events.conformance.live import wire_core
     from agent_events.conformance.live.wire_sync import SocketWire
     from race_endpoints import RaceEndpoint

@@ -7,7 +7,7 @@ import pytest
 import broken_agents as b
 import misbehaving_servers as m
 from agent_events import reference_agent
-from agent_events.conformance.pytest_plugin import option_names
+from agent_events.conformance.tooling.pytest_plugin import option_names
 
 SCRATCH_TEST = "def test_something_of_the_team():\n    assert 1 + 1 == 2\n"
 

@@ -9,7 +9,7 @@ import pytest
 from agent_events import reference_agent
 from agent_events.conformance.api import validate_files
 from agent_events.conformance.cli import main
-from agent_events.conformance.violations import PASS
+from agent_events.conformance.core.violations import PASS
 
 
 @pytest.fixture(scope="module")

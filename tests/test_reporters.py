@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import rules
+from agent_events.conformance.core import rules
 from agent_events.conformance.api import validate_frames
-from agent_events.conformance.report import Policy, Report
+from agent_events.conformance.reporting.report import Policy, Report
 from agent_events.conformance.reporters import REPORTERS, render, write_outputs
 from agent_events.conformance.reporters.json import report_schema
 

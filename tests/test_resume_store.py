@@ -25,7 +25,7 @@ from agent_events import conformance
 from agent_events.conformance.cli import main
 from agent_events.conformance.commands import serve as serve_command
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.violations import NOT_APPLICABLE, PASS
+from agent_events.conformance.core.violations import NOT_APPLICABLE, PASS
 from misbehaving_servers import RELAXED
 from test_reference_agent_support import arun, connect, recv, start_run
 from test_serve_workers import HEALTH_ATTEMPTS, Served

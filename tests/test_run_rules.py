@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from agent_events import run_rules as rr
-from agent_events.conformance import rules
-from agent_events.conformance.checker import Checker
+from agent_events.conformance.core import rules
+from agent_events.conformance.core.checker import Checker
 from agent_events.reference_agent import AgentUsageError, BaseAgent
 from agent_events.reference_agent.bridge import WebSocketBridgeAdapter
 

@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import rules
+from agent_events.conformance.core import rules
 from agent_events.conformance.api import validate_files, validate_frames, validate_messages
 from agent_events.conformance.cli import main
-from agent_events.conformance.report import Policy, Report
+from agent_events.conformance.reporting.report import Policy, Report
 from agent_events.conformance.reporters import render
 from agent_events.conformance.reporters.sarif import SarifReporter
 

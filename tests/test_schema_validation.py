@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_events import schemas
-from agent_events.conformance import schema_validation as sv
-from agent_events.conformance.synth import RunSpec, run_frames
+from agent_events.conformance.core import schema_validation as sv
+from agent_events.conformance.tooling.synth import RunSpec, run_frames
 
 SAMPLES = [f["msg"] for spec in (RunSpec(), RunSpec(fallback=True), RunSpec(cancel_after=4))
            for f in run_frames(spec) if f["dir"] == "recv"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import rules
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.transcript import feed, frames_from_vector
+from agent_events.conformance.core import rules
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.offline.transcript import feed, frames_from_vector
 
 VECTORS = list(schemas.sequence_vectors())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance.rules import RULES, BY_ID
+from agent_events.conformance.core.rules import RULES, BY_ID
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "docs" / "hooks"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from agent_events.conformance import rules
-from agent_events.conformance import strategies as aes
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.transcript import feed, frames_from_vector
+from agent_events.conformance.core import rules
+from agent_events.conformance.tooling import strategies as aes
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.offline.transcript import feed, frames_from_vector
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 

@@ -1,4 +1,4 @@
-"""agent_events.conformance.testing: assertions over a recorded stream or a live endpoint."""
+"""agent_events.conformance.tooling.testing: assertions over a recorded stream or a live endpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import misbehaving_servers as m
 from agent_events import reference_agent, schemas
 from agent_events.conformance.api import validate_frames
-from agent_events.conformance.testing import (
+from agent_events.conformance.tooling.testing import (
     assert_conformant, assert_endpoint_conformant, assert_stream_conformant, failure_message,
 )
 
@@ -76,7 +76,7 @@ def test_many_violations_of_one_rule_are_counted_not_all_shown():
 
 
 def test_assert_conformant_follows_the_report_policy():
-    from agent_events.conformance.report import Policy
+    from agent_events.conformance.reporting.report import Policy
 
     frames = VECTORS["invalid/profile.actions.thinking.json"]["frames"]
     assert failure_message(validate_frames(frames)) == ""
@@ -99,7 +99,7 @@ def test_a_live_endpoint_conformant_and_not():
 def test_pytest_shows_the_blocks_and_hides_the_helper_frame(pytester):
     pytester.makepyfile(test_stream="""
         from agent_events import schemas
-        from agent_events.conformance.testing import assert_stream_conformant
+        from agent_events.conformance.tooling.testing import assert_stream_conformant
 
         def test_it():
             frames = dict(schemas.sequence_vectors())["invalid/pair.tool_matched.json"]["frames"]

@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from agent_events import schemas
-from agent_events.conformance import checker as checker_mod
-from agent_events.conformance import latencies, synth
+from agent_events.conformance.core import checker as checker_mod
+from agent_events.conformance.core import latencies
+from agent_events.conformance.tooling import synth
 from agent_events.conformance.api import validate_files, validate_frames, validate_lines, validate_messages
 from agent_events.conformance.cli import main
 from agent_events.conformance.exitcodes import ExitCode

@@ -12,14 +12,16 @@ import tracemalloc
 import orjson
 import pytest
 
-from agent_events.conformance import checker as checker_mod
-from agent_events.conformance import latencies, synth, transcript
+from agent_events.conformance.core import checker as checker_mod
+from agent_events.conformance.core import latencies
+from agent_events.conformance.tooling import synth
+from agent_events.conformance.offline import transcript
 from agent_events.conformance.api import validate_lines
-from agent_events.conformance.checker import Checker
+from agent_events.conformance.core.checker import Checker
 from agent_events.conformance.cli import main
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.synth import RunSpec, run_frames
-from agent_events.conformance.transcript import LongLine, TranscriptWriter, read_lines
+from agent_events.conformance.tooling.synth import RunSpec, run_frames
+from agent_events.conformance.offline.transcript import LongLine, TranscriptWriter, read_lines
 
 CLI = [sys.executable, "-m", "agent_events.conformance.cli"]
 
@@ -221,7 +223,7 @@ def test_a_recorded_check_validates_to_the_same_verdict(agent, tmp_path):
 
     from agent_events import conformance
 
-    from agent_events.conformance import profiles
+    from agent_events.conformance.core import profiles
 
     record = tmp_path / "run.jsonl"
     relaxed = profiles.get("actions-agent").with_budgets(first_event_ms=5000, delivery_ms=5000, tool_gap_ms=5000)
@@ -232,7 +234,7 @@ def test_a_recorded_check_validates_to_the_same_verdict(agent, tmp_path):
     assert any(orjson.loads(line).get("dir") == "close" for line in lines)
     replay = validate_lines(lines, str(record), relaxed)
 
-    from agent_events.conformance import rules
+    from agent_events.conformance.core import rules
 
     # what a transcript holds: every rule but those only a live probe can judge (frame.size it can)
     replayable = {r.id for r in rules.RULES if r.scope != "live"} | {"frame.size"}

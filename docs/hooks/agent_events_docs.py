@@ -38,7 +38,7 @@ import docgen_profiles
 import docgen_rules
 from docgen_markdown import code, table, text_block
 from agent_events import schemas
-from agent_events.conformance import rules as registry
+from agent_events.conformance.core import rules as registry
 from mkdocs.structure.files import File, Files
 
 log = logging.getLogger("mkdocs.hooks.agent_events")
@@ -77,7 +77,7 @@ def site_path_of(uri: str, site_url: str) -> str | None:
 
 def published_files(site_url: str) -> dict[str, str]:
     """Site path -> content of every machine-readable file the site publishes."""
-    from agent_events.conformance import asyncapi
+    from agent_events.conformance.tooling import asyncapi
 
     published = {}
     for name, schema in schemas.all_schemas().items():
@@ -198,7 +198,7 @@ def _checker_diagram() -> str:
 
 def _asyncapi_operations(_arg, ctx) -> str:
     """The document's operations, each with the messages it carries and replies with."""
-    from agent_events.conformance import asyncapi
+    from agent_events.conformance.tooling import asyncapi
 
     document = asyncapi.build()
 

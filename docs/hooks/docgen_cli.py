@@ -102,7 +102,7 @@ def arguments(parser: argparse.ArgumentParser, heading: str = "####") -> str:
 def pytest_plugin_options() -> str:
     """The pytest plugin's options, rendered like a subcommand's (they are argparse declarations too)."""
     try:
-        from agent_events.conformance.pytest_plugin import options
+        from agent_events.conformance.tooling.pytest_plugin import options
     except ImportError:
         return ""
     parser = argparse.ArgumentParser(prog="pytest", add_help=False)

@@ -1,4 +1,4 @@
-"""Profiles and latency budgets, generated from ``agent_events.conformance.profiles``.
+"""Profiles and latency budgets, generated from ``agent_events.conformance.core.profiles``.
 
 A budget's default lives in the profile definition and its meaning in the
 ``#:`` comment beside it; the Conformance guide shows both from there, so a
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from agent_events.conformance import profiles as registry
-from agent_events.conformance import rules
+from agent_events.conformance.core import profiles as registry
+from agent_events.conformance.core import rules
 from docgen_code import member_comments
 from docgen_markdown import code, table
 

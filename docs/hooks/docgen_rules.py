@@ -1,6 +1,6 @@
 """The Rule reference and the spec's rule list, generated from the rule registry.
 
-``agent_events.conformance.rules.RULES`` is the only place a rule is defined; the docs
+``agent_events.conformance.core.rules.RULES`` is the only place a rule is defined; the docs
 show it, they never restate it. Each rule's heading anchor is its id, so
 reports, SARIF help links and the spec can link to ``rules.md#<id>``.
 """
@@ -11,7 +11,7 @@ import re
 from typing import Iterable
 
 from agent_events import schemas
-from agent_events.conformance import rules as registry
+from agent_events.conformance.core import rules as registry
 from docgen_markdown import cell, code, table
 
 PROTOCOL = "protocol"

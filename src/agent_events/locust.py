@@ -7,7 +7,7 @@ A locustfile is one line::
 and ``locust -f locustfile.py --host ws://agent.example:8765/`` runs it (``wss://`` too; the bearer
 token comes from ``$AGENT_EVENTS_TOKEN``). Each simulated user opens one WebSocket connection,
 keeps ``runs_in_flight`` runs going on it, waits ``think_time`` seconds between refills, and feeds
-every frame to the same sans-I/O :class:`~agent_events.conformance.checker.Checker` as
+every frame to the same sans-I/O :class:`~agent_events.conformance.core.checker.Checker` as
 ``agent-events check`` and ``agent-events load``. What it finds goes to Locust's own statistics,
 so Locust's CSV, web UI and master/worker aggregation show conformance under load:
 
@@ -29,7 +29,7 @@ module, so that Locust does not also pick up the imported base class) and comman
 workers. A command-line option wins over the class attribute.
 
 Locust runs users as gevent greenlets: each connection is the same sans-I/O client core as the
-live check and ``agent-events load`` (:class:`~agent_events.conformance.client.ClientConnection`),
+live check and ``agent-events load`` (:class:`~agent_events.conformance.core.client.ClientConnection`),
 fed by the same wire (:class:`~agent_events.conformance.live.wire.WireCore`: websockets' sans-I/O
 protocol plus the plain-frame fast path) over a plain socket, which gevent makes cooperative
 (:class:`~agent_events.conformance.live.wire_sync.SocketWire`). A user is its own greenlet, which
@@ -64,9 +64,9 @@ from locust import User, events, task
 from locust.exception import StopUser
 
 from agent_events import schemas
-from agent_events.conformance import profiles as _profiles
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.client import ClientConnection, RunRecord
+from agent_events.conformance.core import profiles as _profiles
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.core.client import ClientConnection, RunRecord
 from agent_events.conformance.live.cli_args import TOKEN_ENV
 from agent_events.conformance.live.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT

@@ -1,6 +1,6 @@
 """The run rules, as data: one table that both sides of the protocol read.
 
-The checker (:mod:`agent_events.conformance.checker`) judges a stream with it and
+The checker (:mod:`agent_events.conformance.core.checker`) judges a stream with it and
 :class:`agent_events.reference_agent.BaseAgent` refuses, before anything reaches the wire, exactly
 the calls whose event the checker would flag. Before this module the rules lived twice (a table in
 the checker, imperative guards in ``BaseAgent.emit_*``) and could drift. This module is pure and

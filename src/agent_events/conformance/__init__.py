@@ -7,14 +7,14 @@ from agent_events import __version__  # noqa: F401 - re-exported: agent_events.c
 #: Public names, imported on first use so that ``agent-events --version`` and
 #: the pytest plugin's start-up stay cheap.
 _EXPORTS = {
-    "Checker": "agent_events.conformance.checker",
-    "Violation": "agent_events.conformance.violations",
-    "RuleOutcome": "agent_events.conformance.violations",
-    "Profile": "agent_events.conformance.profiles",
-    "PROFILES": "agent_events.conformance.profiles",
-    "Policy": "agent_events.conformance.gating",
-    "Report": "agent_events.conformance.report",
-    "Section": "agent_events.conformance.report",
+    "Checker": "agent_events.conformance.core.checker",
+    "Violation": "agent_events.conformance.core.violations",
+    "RuleOutcome": "agent_events.conformance.core.violations",
+    "Profile": "agent_events.conformance.core.profiles",
+    "PROFILES": "agent_events.conformance.core.profiles",
+    "Policy": "agent_events.conformance.reporting.gating",
+    "Report": "agent_events.conformance.reporting.report",
+    "Section": "agent_events.conformance.reporting.report",
     "validate_messages": "agent_events.conformance.api",
     "validate_frames": "agent_events.conformance.api",
     "validate_files": "agent_events.conformance.api",

@@ -13,10 +13,10 @@ import gzip
 import os
 from typing import IO, Any, Iterable
 
-from agent_events.conformance import profiles as _profiles
-from agent_events.conformance.profiles import Profile
-from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, Section, _now, recorded_version
-from agent_events.conformance.transcript import feed, frames_from_vector, iter_frames, read_lines
+from agent_events.conformance.core import profiles as _profiles
+from agent_events.conformance.core.profiles import Profile
+from agent_events.conformance.reporting.report import DEFAULT_POLICY, Policy, Report, Section, _now, recorded_version
+from agent_events.conformance.offline.transcript import feed, frames_from_vector, iter_frames, read_lines
 
 STDIN = "-"
 
@@ -25,7 +25,7 @@ def validate_messages(messages: Iterable[Any], profile: "str | Profile" = _profi
                       policy: Policy = DEFAULT_POLICY, name: str = "messages") -> Report:
     """Check server messages (decoded JSON values, raw text ``str`` or binary ``bytes`` frames),
     as one connection received them, with no timing: latency rules are N/A."""
-    from agent_events.conformance.checker import Checker
+    from agent_events.conformance.core.checker import Checker
 
     started = _now()
     checker = Checker(profile)
@@ -41,8 +41,8 @@ def validate_messages(messages: Iterable[Any], profile: "str | Profile" = _profi
 def validate_frames(frames: Iterable[dict], profile: "str | Profile" = _profiles.DEFAULT_PROFILE, *,
                     policy: Policy = DEFAULT_POLICY, name: str = "frames") -> Report:
     """Check frames in transcript form (``{"t", "dir", "conn", "msg"|"text"|"binary"}`` dicts),
-    as the sequence vectors and :mod:`agent_events.conformance.strategies` produce them."""
-    from agent_events.conformance.checker import Checker
+    as the sequence vectors and :mod:`agent_events.conformance.tooling.strategies` produce them."""
+    from agent_events.conformance.core.checker import Checker
 
     started = _now()
     checker = Checker(profile)
@@ -59,7 +59,7 @@ def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Pr
 
     With a foreign ``dialect`` (:mod:`agent_events.dialects`) an SSE capture is read too, and the
     dialect's judge replaces our checker. Raises
-    :class:`agent_events.conformance.transcript.TranscriptError` for a malformed transcript frame.
+    :class:`agent_events.conformance.offline.transcript.TranscriptError` for a malformed transcript frame.
     """
     header: dict = {}
     if dialect is not None and not dialect.is_ours:
@@ -69,7 +69,7 @@ def validate_lines(lines: Iterable[bytes | str], source: str, profile: "str | Pr
         checker = make_checker(dialect, profile)
         frames = iter_dialect_frames(read_lines(lines), source, header)
     else:
-        from agent_events.conformance.checker import Checker  # not imported for a foreign dialect: start-up
+        from agent_events.conformance.core.checker import Checker  # not imported for a foreign dialect: start-up
 
         checker = Checker(profile)
         frames = iter_frames(read_lines(lines), source, header)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from agent_events.conformance import config as _config
-from agent_events.conformance import gating as _gating
-from agent_events.conformance import profiles as _profiles
-from agent_events.conformance.profiles import BUDGETS, Profile
-from agent_events.conformance.report import FAIL_ON, SEVERITIES, Policy
+from agent_events.conformance.reporting import gating as _gating
+from agent_events.conformance.core import profiles as _profiles
+from agent_events.conformance.core.profiles import BUDGETS, Profile
+from agent_events.conformance.reporting.report import FAIL_ON, SEVERITIES, Policy
 
 #: flag -> (budget field, metavar, help)
 BUDGET_FLAGS = {
@@ -60,7 +60,7 @@ class Settings:
     race_tries: int | None = None
     input: str | None = None
     #: ``--baseline`` read (or, with ``--update-baseline``, to be written): apply it with
-    #: :func:`agent_events.conformance.baseline.settle`
+    #: :func:`agent_events.conformance.reporting.baseline.settle`
     baseline: Any = None
     update_baseline: bool = False
 
@@ -276,7 +276,7 @@ def _baseline(path: Any, update: bool, flag_prefix: str = "--", where: str = "")
     """The baseline to gate on, read now so that a bad file is a usage error before anything runs;
     with ``update``, the file to rewrite (empty if it does not exist yet). ``where``: the config
     file that named it, as a prefix of the error message."""
-    from agent_events.conformance.baseline import Baseline, BaselineError
+    from agent_events.conformance.reporting.baseline import Baseline, BaselineError
     from agent_events.conformance.cli import UsageError
 
     if path is None:

@@ -70,7 +70,7 @@ def _boolean(value: Any) -> bool:
 
 
 def _profile(value: Any) -> str:
-    from agent_events.conformance.profiles import PROFILES
+    from agent_events.conformance.core.profiles import PROFILES
 
     return _one_of(value, PROFILES, f"one of {', '.join(PROFILES)}")
 
@@ -108,7 +108,7 @@ def _color(value: Any) -> str:
 
 def _severities(value: Any) -> dict[str, str]:
     """``{ "order.thinking" = "error", "latency.tool_gap" = "off" }``: per-rule severities."""
-    from agent_events.conformance.gating import GatingError, check_rule_id, check_severity
+    from agent_events.conformance.reporting.gating import GatingError, check_rule_id, check_severity
 
     if not isinstance(value, dict):
         raise ValueError('a table of rule id = "error", "warning", "info" or "off"')
@@ -130,7 +130,7 @@ def _dotted(table: dict, prefix: str = ""):
 
 def _rule_ids(value: Any) -> list[str]:
     """``["latency.tool_gap"]`` (or one id): rules turned off."""
-    from agent_events.conformance.gating import GatingError, check_rule_id
+    from agent_events.conformance.reporting.gating import GatingError, check_rule_id
 
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
@@ -142,7 +142,7 @@ def _rule_ids(value: Any) -> list[str]:
 
 
 def _fail_on(value: Any) -> str:
-    from agent_events.conformance.gating import FAIL_ON
+    from agent_events.conformance.reporting.gating import FAIL_ON
 
     return _one_of(value, FAIL_ON, " or ".join(f'"{v}"' for v in FAIL_ON))
 

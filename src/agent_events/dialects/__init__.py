@@ -42,13 +42,13 @@ def resolve(spec: "str | Path | Dialect | None") -> Dialect:
 
 
 def make_checker(dialect: "Dialect | str | None", profile: Any = None, **kwargs: Any):
-    """The sans-I/O judge of ``dialect``: :class:`~agent_events.conformance.checker.Checker` for ours."""
-    from agent_events.conformance import profiles as _profiles
+    """The sans-I/O judge of ``dialect``: :class:`~agent_events.conformance.core.checker.Checker` for ours."""
+    from agent_events.conformance.core import profiles as _profiles
 
     dialect = resolve(dialect)
     profile = profile if profile is not None else _profiles.DEFAULT_PROFILE
     if dialect.is_ours:
-        from agent_events.conformance.checker import Checker
+        from agent_events.conformance.core.checker import Checker
 
         return Checker(profile, **kwargs)
     from agent_events.dialects.judge import DialectChecker

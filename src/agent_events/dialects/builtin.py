@@ -11,7 +11,7 @@ vendored schema (``schemas/dialects/ag-ui-1.1/``).
 from __future__ import annotations
 
 from agent_events import schemas
-from agent_events.conformance import rules as _rules
+from agent_events.conformance.core import rules as _rules
 from agent_events.dialects.model import Dialect, Family, Runs
 from agent_events.dialects.pointer import Pointer
 

@@ -4,8 +4,8 @@ state machine."""
 
 from __future__ import annotations
 
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.violations import RuleOutcome
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.violations import RuleOutcome
 from agent_events.dialects.hooks import HOOKS
 from agent_events.dialects.lifecycle import IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_events.conformance import json_text
+from agent_events.conformance.core import json_text
 from agent_events.dialects.pointer import MISSING, Pointer
 
 _loads = json_text.loads

@@ -36,10 +36,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable
 
-from agent_events.conformance import profiles as _profiles
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.latencies import Latencies
-from agent_events.conformance.violations import RuleOutcome, Violation, excerpt_line
+from agent_events.conformance.core import profiles as _profiles
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.latencies import Latencies
+from agent_events.conformance.core.violations import RuleOutcome, Violation, excerpt_line
 from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
 from agent_events.dialects.lifecycle import CLOSE, ERRORED, EVENT, FINISHED, IDLE, RUN_ERROR, RUN_FINISH, RUN_OPEN

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_events.conformance.report import Report, Section, _now
+from agent_events.conformance.reporting.report import Report, Section, _now
 from agent_events.dialects import Dialect, make_checker, start_message
 
 #: Seconds read after a run ended, so that an event after RUN_FINISHED is seen.

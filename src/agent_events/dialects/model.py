@@ -4,13 +4,13 @@ A dialect says how a frame decodes (:data:`FRAMINGS`), where each field the
 rules need lives (RFC 6901 pointers), which event types open and close a run
 and each family of paired events (tool calls, messages, steps...), what a
 client sends to start a run, and which rules of the one registry
-(:mod:`agent_events.conformance.rules`) apply, every other one being N/A with
+(:mod:`agent_events.conformance.core.rules`) apply, every other one being N/A with
 a reason. What data cannot say is a small named hook (AG-UI's chunk expansion),
 looked up by name in :data:`agent_events.dialects.hooks.HOOKS`.
 
 Our own protocol is the built-in ``agent-events`` dialect, described with the
 same fields; its judge is the checker whose transition table the schemas
-build (:mod:`agent_events.conformance.checker`), the others' is the generic
+build (:mod:`agent_events.conformance.core.checker`), the others' is the generic
 paired-family judge (:mod:`agent_events.dialects.judge`).
 """
 

@@ -4,7 +4,7 @@ AG-UI's validators read an SSE capture (a ``text/event-stream`` file: records ``
 separated by blank lines) or NDJSON; ``agent-events record`` writes transcripts. The first
 non-blank line decides: an SSE field line (``data:``, ``event:``, ``id:``, ``retry:`` or a
 ``:`` comment) makes the file an SSE capture, anything else goes to the transcript reader
-(:func:`agent_events.conformance.transcript.iter_frames`, which also reads plain JSONL).
+(:func:`agent_events.conformance.offline.transcript.iter_frames`, which also reads plain JSONL).
 Line by line, one record at a time: memory stays flat however long the file is.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 from itertools import chain
 from typing import Iterable, Iterator
 
-from agent_events.conformance import json_text
-from agent_events.conformance.transcript import DEFAULT_CONN, LongLine, OVERSIZE, Frame, iter_frames
+from agent_events.conformance.core import json_text
+from agent_events.conformance.offline.transcript import DEFAULT_CONN, LongLine, OVERSIZE, Frame, iter_frames
 
 _SSE = ("data:", "event:", "id:", "retry:", ":")
 _loads = json_text.loads

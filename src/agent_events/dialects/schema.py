@@ -25,7 +25,7 @@ try:  # the fast engine, as for our own messages (imported here, not from confor
     import jsonschema_rs
 except ImportError:  # pragma: no cover - jsonschema-rs is a default dependency
     jsonschema_rs = None
-from agent_events.conformance.violations import clip
+from agent_events.conformance.core.violations import clip
 
 MAX_PROBLEMS = 3
 #: The properties AG-UI discriminates its unions by: ``type`` (outcomes, parts), ``op`` (RFC 6902 patches).

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from agent_events.conformance import rules as _rules
+from agent_events.conformance.core import rules as _rules
 from agent_events.dialects.builtin import BUILTIN, OUR_LIFECYCLE
 from agent_events.dialects.model import FRAMINGS, PAIRINGS, SCOPES, TIMESTAMP_UNITS, Dialect, Family, Runs
 from agent_events.dialects.pointer import Pointer, PointerError

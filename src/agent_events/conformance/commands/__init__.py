@@ -9,10 +9,10 @@ from typing import Any
 def publish(report, settings, args, *, extra_reports: list[tuple[str, Any]] = ()) -> None:
     """The end every checking command shares: apply the ``--baseline``, print the report and write
     the ``--report`` files (plus ``extra_reports``); a file that cannot be written is a usage error."""
-    from agent_events.conformance.baseline import settle
+    from agent_events.conformance.reporting.baseline import settle
     from agent_events.conformance.cli import UsageError
     from agent_events.conformance.reporters import write_outputs
-    from agent_events.conformance.terminal import verbosity_of
+    from agent_events.conformance.reporting.terminal import verbosity_of
 
     settle(report, settings)
     try:

@@ -8,7 +8,7 @@ import sys
 from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.terminal import add_verbosity_arguments
+from agent_events.conformance.reporting.terminal import add_verbosity_arguments
 from agent_events.conformance.live.cli_args import (
     ProgressLine, add_connection_arguments, add_scenario_arguments, connection_kwargs,
 )
@@ -100,7 +100,7 @@ def _run_dialect(args, settings) -> int:
     record = None
     stream = None
     if args.record:
-        from agent_events.conformance.transcript import TranscriptWriter
+        from agent_events.conformance.offline.transcript import TranscriptWriter
 
         try:
             stream = open(args.record, "wb")

@@ -16,7 +16,7 @@ from pathlib import Path
 from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.terminal import add_verbosity_arguments
+from agent_events.conformance.reporting.terminal import add_verbosity_arguments
 
 HELP = "start the reference agent on a free port and check it"
 DESCRIPTION = (
@@ -41,9 +41,9 @@ async def demo(profile=None, policy=None, *, llm_delay_ms: float | None = None, 
                progress=None):
     """Serve the reference agent on 127.0.0.1:0 and check it with every scenario; return the report."""
     from agent_events import reference_agent
-    from agent_events.conformance import profiles
+    from agent_events.conformance.core import profiles
     from agent_events.conformance.live.api import live_options, run_options
-    from agent_events.conformance.report import DEFAULT_POLICY
+    from agent_events.conformance.reporting.report import DEFAULT_POLICY
 
     server_options = {"host": "127.0.0.1", "port": 0}
     if llm_delay_ms is not None:

@@ -9,9 +9,9 @@ import sys
 from agent_events.conformance.cli_options import (
     MAX_CONNECTIONS, MAX_RUNS, add_check_options, integer_at_least, positive_float, settings_from_args,
 )
-from agent_events.conformance.baseline import settle as settle_baseline
+from agent_events.conformance.reporting.baseline import settle as settle_baseline
 from agent_events.conformance.exitcodes import ExitCode
-from agent_events.conformance.terminal import add_verbosity_arguments, verbosity_of
+from agent_events.conformance.reporting.terminal import add_verbosity_arguments, verbosity_of
 from agent_events.conformance.live.cli_args import ProgressLine, add_connection_arguments, connection_kwargs
 
 HELP = "drive an endpoint with many concurrent runs, check every one, report throughput and latency"
@@ -111,7 +111,7 @@ async def _run(args, settings) -> int:
     from agent_events.conformance.loadgen.engine import LoadOptions, run_load
     from agent_events.conformance.loadgen.server import ServerGone, SpawnError, ServerWatch, spawn_reference_agent
     from agent_events.conformance.loadgen.summary import build_report, render_text
-    from agent_events.conformance.report import _now
+    from agent_events.conformance.reporting.report import _now
     from agent_events.conformance.reporters import write_outputs
 
     if args.spawn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from agent_events.conformance import profiles as _profiles
+from agent_events.conformance.core import profiles as _profiles
 from agent_events.conformance.exitcodes import ExitCode
 from agent_events.conformance.cli_options import positive_float as _positive_float
 from agent_events.conformance.live.cli_args import add_connection_arguments, connection_kwargs
@@ -94,8 +94,8 @@ def _record_dialect(args, dialect, target: str, output: str) -> int:
     from dataclasses import replace
 
     from agent_events.conformance.cli import UsageError
-    from agent_events.conformance.report import DEFAULT_POLICY
-    from agent_events.conformance.transcript import TranscriptWriter
+    from agent_events.conformance.reporting.report import DEFAULT_POLICY
+    from agent_events.conformance.offline.transcript import TranscriptWriter
     from agent_events.dialects.live import LiveConnectError, LiveOptions, check_live
 
     if dialect.start is None:

@@ -40,7 +40,7 @@ def run(args) -> int:
     if args.name and (args.out or args.asyncapi):
         raise UsageError("NAME prints one schema; it does not go with --out or --asyncapi (which write them all)")
     if args.asyncapi:
-        from agent_events.conformance import asyncapi
+        from agent_events.conformance.tooling import asyncapi
 
         document = asyncapi.build()
         if args.out:

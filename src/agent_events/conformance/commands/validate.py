@@ -7,9 +7,9 @@ from pathlib import Path
 from agent_events.conformance.api import STDIN, open_input, validate_lines
 from agent_events.conformance.commands import publish
 from agent_events.conformance.cli_options import add_check_options, settings_from_args
-from agent_events.conformance.report import Report, _now, recorded_version
-from agent_events.conformance.terminal import FileProgress, add_verbosity_arguments
-from agent_events.conformance.transcript import TranscriptError, read_lines
+from agent_events.conformance.reporting.report import Report, _now, recorded_version
+from agent_events.conformance.reporting.terminal import FileProgress, add_verbosity_arguments
+from agent_events.conformance.offline.transcript import TranscriptError, read_lines
 
 HELP = "check recorded streams (JSONL transcripts or plain server messages) offline"
 DESCRIPTION = (

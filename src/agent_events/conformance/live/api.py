@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from agent_events.conformance import profiles as _profiles
+from agent_events.conformance.core import profiles as _profiles
 from agent_events.conformance.live.engine import DEFAULT_CONCURRENCY, DEFAULT_INPUT, MAX_MESSAGES, LiveCheck, LiveOptions
 from agent_events.conformance.live.races import DEFAULT_TRIES as DEFAULT_RACE_TRIES
 from agent_events.conformance.live.wire import DEFAULT_MAX_SIZE, ConnectError, Endpoint, check_url
-from agent_events.conformance.profiles import Profile
-from agent_events.conformance.report import DEFAULT_POLICY, Policy, Report, _now
+from agent_events.conformance.core.profiles import Profile
+from agent_events.conformance.reporting.report import DEFAULT_POLICY, Policy, Report, _now
 
 
 def parse_header(text: str) -> tuple[str, str]:

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from agent_events.conformance.checker import Checker
+from agent_events.conformance.core.checker import Checker
 from agent_events.conformance.live import scenarios as _scenarios
 from agent_events.conformance.live.races import DEFAULT_TRIES as DEFAULT_RACE_TRIES
-from agent_events.conformance.harness_lag import LagMonitor, LagRecord
-from agent_events.conformance.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
+from agent_events.conformance.core.harness_lag import LagMonitor, LagRecord
+from agent_events.conformance.core.clock_sync import ASSUMED_SAME_CLOCK, ClockEstimate, estimate
 from agent_events.conformance.live.session import ScenarioProbe
 from agent_events.conformance.live.wire import Clock, Endpoint
-from agent_events.conformance.profiles import Profile
-from agent_events.conformance.report import Section
-from agent_events.conformance.transcript import TranscriptWriter
+from agent_events.conformance.core.profiles import Profile
+from agent_events.conformance.reporting.report import Section
+from agent_events.conformance.offline.transcript import TranscriptWriter
 
 #: Runs per scenario when ``--runs`` is not given: enough for what each proves.
 DEFAULT_RUNS = {"multiplex": 5, "concurrency": 3, "latency": 20, "cancel": 8}

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from agent_events.conformance import rules as _rules
+from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.live import verdicts as _v
 from agent_events.conformance.live.session import LiveConnection, ScenarioProbe
 

@@ -8,7 +8,7 @@ import asyncio
 import math
 import random
 
-from agent_events.conformance.client import RunRecord
+from agent_events.conformance.core.client import RunRecord
 from agent_events.conformance.live import verdicts as _v
 from agent_events.conformance.live.scenario_base import (
     LiveConnection, ScenarioProbe, _connection, not_claimed, reply_timeout,

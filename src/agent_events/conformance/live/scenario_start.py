@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_events.conformance.client import RunRecord
+from agent_events.conformance.core.client import RunRecord
 from agent_events.conformance.live import verdicts as _v
 from agent_events.conformance.live.scenario_base import (
     LiveConnection, ScenarioProbe, _connection, _rules_where, reply_timeout, start_runs,

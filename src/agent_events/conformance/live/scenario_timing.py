@@ -3,7 +3,7 @@ percentiles) and the time_sync exchange the engine runs first."""
 
 from __future__ import annotations
 
-from agent_events.conformance.clock_sync import SyncSample
+from agent_events.conformance.core.clock_sync import SyncSample
 from agent_events.conformance.live import verdicts as _v
 from agent_events.conformance.live.scenario_base import (
     LiveConnection, ScenarioProbe, reply_timeout, start_runs,

@@ -1,6 +1,6 @@
 """The live probe's plumbing: connections wired to a scenario's checker and the transcript.
 
-A thin asyncio shell over the client core (:class:`agent_events.conformance.client.ClientConnection`):
+A thin asyncio shell over the client core (:class:`agent_events.conformance.core.client.ClientConnection`):
 the core times nothing and sends nothing, it turns frames into checker input
 and run records; this layer owns the socket (:mod:`agent_events.conformance.live.wire`),
 the transcript, the waits the scenarios make, and the flood guard that
@@ -13,8 +13,8 @@ import asyncio
 from typing import Any, Callable
 
 from agent_events import schemas
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.client import ClientConnection, RunRecord
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.client import ClientConnection, RunRecord
 from agent_events.conformance.live.wire import (
     ClientLimitError, CloseInfo, ConnectError, FrameKind, WireConnection, open_connection,
 )

@@ -5,7 +5,7 @@ the endpoint answered a cancel, a duplicate start, a burst of starts over its bo
 oversize input, a time_sync, a resume with a forged secret; and whether a feature its capabilities
 declare works. The scenarios (``scenario_*.py``) drive the connections and gather the facts; the
 judgement of those facts is here, as plain functions of plain values (the client core's
-:class:`~agent_events.conformance.client.RunRecord`, error dicts, close codes, counts), with no
+:class:`~agent_events.conformance.core.client.RunRecord`, error dicts, close codes, counts), with no
 socket, clock or probe, so each can be tested alone and read in one place.
 
 A judgement returns a :class:`Verdict` (a rule checked: passed or not, with expected / observed),

@@ -2,7 +2,7 @@
 
 A load test that only counts events cannot see what load breaks: a dropped
 or reordered event looks like throughput. So every frame goes through the
-same sans-I/O :class:`~agent_events.conformance.checker.Checker` as ``check`` and
+same sans-I/O :class:`~agent_events.conformance.core.checker.Checker` as ``check`` and
 ``validate``, and the result is a normal report (same rules, same exit
 codes, same gating flags) with the load figures beside it.
 

@@ -7,7 +7,7 @@ own speed sets the rate, which is how throughput is found) or open loop
 endpoint does, which is how latency is measured without the generator
 slowing down when the server does, i.e. without coordinated omission).
 
-A thin asyncio shell over the client core (:class:`agent_events.conformance.client.ClientConnection`,
+A thin asyncio shell over the client core (:class:`agent_events.conformance.core.client.ClientConnection`,
 the same one the live check and the Locust user drive): frames arrive through
 the live check's wire (:mod:`agent_events.conformance.live.wire`: timed at the
 socket, read synchronously so a fast endpoint is throttled by TCP instead of
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agent_events import schemas
-from agent_events.conformance.checker import Checker
-from agent_events.conformance.client import ClientConnection, RunRecord
-from agent_events.conformance.harness_lag import LagMonitor, LagRecord
-from agent_events.conformance.latencies import Samples
-from agent_events.conformance.clock_sync import ClockEstimate, estimate
+from agent_events.conformance.core.checker import Checker
+from agent_events.conformance.core.client import ClientConnection, RunRecord
+from agent_events.conformance.core.harness_lag import LagMonitor, LagRecord
+from agent_events.conformance.core.latencies import Samples
+from agent_events.conformance.core.clock_sync import ClockEstimate, estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT, SYNC_SAMPLES
 from agent_events.conformance.live.wire import Clock, CloseInfo, ConnectError, Endpoint, WireConnection, open_connection
-from agent_events.conformance.profiles import Profile
+from agent_events.conformance.core.profiles import Profile
 
 #: When neither a run count nor a duration is given, the load lasts this long (s).
 DEFAULT_DURATION = 10.0

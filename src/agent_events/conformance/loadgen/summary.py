@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_events.conformance.loadgen.engine import PERCENTILES, LoadResult
-from agent_events.conformance.report import Policy, Report, Section
+from agent_events.conformance.reporting.report import Policy, Report, Section
 from agent_events.conformance.reporters.base import verdict_line
 
 KIB = 1024.0
@@ -21,7 +21,7 @@ MIB = 1024.0 * 1024.0
 
 @dataclass
 class LoadReport(Report):
-    """A :class:`~agent_events.conformance.report.Report` with the load figures (``to_dict()["load"]``)."""
+    """A :class:`~agent_events.conformance.reporting.report.Report` with the load figures (``to_dict()["load"]``)."""
 
     load: dict[str, Any] = field(default_factory=dict)
 

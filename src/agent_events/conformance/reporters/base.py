@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agent_events.conformance.violations import FAIL, INCONCLUSIVE, STATUSES, WARN
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, STATUSES, WARN
 
 #: How many violations of one rule a human-oriented format shows per section.
 SHOWN_PER_RULE = 5
 
 
 class Reporter:
-    """Renders a :class:`agent_events.conformance.report.Report` as text in one format."""
+    """Renders a :class:`agent_events.conformance.reporting.report.Report` as text in one format."""
 
     name = ""
     #: file extension for ``--report FORMAT=PATH`` defaults and for docs

@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 from html import escape
 
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.latencies import DESCRIPTIONS
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.latencies import DESCRIPTIONS
 from agent_events.conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
     verdict_line, verdict_ok, where_parts,
 )
-from agent_events.conformance.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN
+from agent_events.conformance.core.violations import FAIL, INFO, NOT_APPLICABLE, OFF, PASS, STATUSES, WARN
 
 _CSS = """
 :root{--fg:#1d2330;--bg:#fff;--mut:#667;--line:#e3e6ee;--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--na:#8c959f;--info:#0969da;

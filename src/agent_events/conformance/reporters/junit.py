@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from agent_events.conformance import rules as _rules
+from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.reporters.base import SHOWN_PER_RULE, Reporter, where_parts
-from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, WARN
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, WARN
 
 # XML 1.0 cannot carry these characters at all, even escaped.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

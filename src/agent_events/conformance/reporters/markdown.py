@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import re
 
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.latencies import DESCRIPTIONS
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.latencies import DESCRIPTIONS
 from agent_events.conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, fmt_ms, latency_rows, policy_line, target_text, verdict_line,
     verdict_ok, where_parts,
 )
-from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
 #: Sections shown as their own matrix column; past it, one "all sections" column.
 MAX_COLUMNS = 10

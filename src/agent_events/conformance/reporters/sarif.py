@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import orjson
 
-from agent_events.conformance import rules as _rules
+from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.reporters.base import Reporter
 
 SARIF_VERSION = "2.1.0"

@@ -16,13 +16,13 @@ files stay plain.
 
 from __future__ import annotations
 
-from agent_events.conformance import rules as _rules
-from agent_events.conformance.latencies import DESCRIPTIONS
+from agent_events.conformance.core import rules as _rules
+from agent_events.conformance.core.latencies import DESCRIPTIONS
 from agent_events.conformance.reporters.base import (
     SHOWN_PER_RULE, Reporter, budgets_line, claim_line, fmt_ms, latency_rows, policy_line, target_text,
     verdict_line, verdict_ok,
 )
-from agent_events.conformance.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, INFO, NOT_APPLICABLE, OFF, PASS, WARN
 
 _COLORS = {PASS: "32", FAIL: "1;31", WARN: "33", INFO: "36", INCONCLUSIVE: "35", NOT_APPLICABLE: "2", OFF: "2"}
 

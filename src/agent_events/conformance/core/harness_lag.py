@@ -1,0 +1,117 @@
+"""The harness's own lateness, as data: when its event loop was not running.
+
+Why: a latency is measured on the harness's clock when it *reads* a frame. If
+the harness's process was starved of CPU (a busy CI runner) or its loop was
+busy, the frame waited in the socket buffer, and that wait is the harness's,
+not the endpoint's. A gate that blames the endpoint for it fails green code
+at random, and gets switched off. So a live check samples its own loop's
+lateness while it runs (:class:`LagMonitor`, the asyncio shell) into a
+:class:`LagRecord` (pure data), and the checker, before it calls an
+over-budget latency a violation, subtracts the stall the harness was in when
+it read the frame (:meth:`LagRecord.delay_before`). What the harness's stall explains is
+*inconclusive*: never a pass, never a fail (see the spec's latency section
+for what that means for the gate and the claim).
+
+A stall is an interval ``[woke - late, woke]``: a tick due at ``woke - late``
+ran at ``woke``. It covers CPU starvation of the process, a busy loop and GC
+pauses alike, which is what matters: the frame could not be read meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+from collections import deque
+from typing import Callable
+
+#: How often the monitor wakes (ms): a stall shorter than this is invisible, and harmless
+#: next to budgets of 100 ms.
+TICK_MS = 5.0
+#: Stalls below this (ms) are the ordinary jitter of a sleeping loop, not starvation.
+NOISE_MS = 1.0
+#: Stalls kept: at one a tick (200/s) this is at least 10 minutes of a check's stalls.
+MAX_STALLS = 120_000
+
+
+class LagRecord:
+    """Stalls of the harness's loop, in the order they ended (client clock, epoch ms)."""
+
+    __slots__ = ("_ends", "_lengths", "ticks")
+
+    def __init__(self, maxlen: int = MAX_STALLS) -> None:
+        self._ends: deque[float] = deque(maxlen=maxlen)
+        self._lengths: deque[float] = deque(maxlen=maxlen)
+        #: every tick seen, stalled or not
+        self.ticks = 0
+
+    def add(self, woke_at: float, late_ms: float) -> None:
+        """One tick: it ran at ``woke_at``, ``late_ms`` after it was due."""
+        self.ticks += 1
+        if not late_ms > NOISE_MS or not math.isfinite(late_ms):
+            return
+        if self._ends and woke_at < self._ends[-1]:
+            woke_at = self._ends[-1]  # a clock step back: keep the order the lookup relies on
+        self._ends.append(woke_at)
+        self._lengths.append(late_ms)
+
+    def delay_before(self, start: float, at: float) -> float:
+        """How much of a frame's wait, read at ``at`` and due since ``start``, the harness's own
+        stall could explain (ms): the stall the loop was in when it read the frame, from its
+        beginning (less one tick: the tick that measured it was due up to one tick after the stall
+        began) to ``at``, within ``[start, at]``.
+
+        Only that stall counts, not every stall in the window: between two stalls the loop ran and
+        polled the socket, so a frame that had arrived by then would have been read then.
+        """
+        if at <= start or not self._ends:
+            return 0.0
+        ends = self._ends
+        lengths = self._lengths
+        slack = TICK_MS
+        i = bisect.bisect_left(ends, at - slack)  # the measuring tick ran at most one tick before the read
+        best = 0.0
+        n = len(ends)
+        while i < n:
+            woke = ends[i]
+            began = woke - lengths[i] - slack
+            if began > at:
+                break
+            best = max(best, at - max(began, start))
+            i += 1
+        return min(best, at - start)
+
+
+class LagMonitor:
+    """The asyncio shell: a task that wakes every :data:`TICK_MS` and records how late it woke."""
+
+    def __init__(self, record: LagRecord, now: Callable[[], float], tick_ms: float = TICK_MS) -> None:
+        self.record = record
+        self._now = now
+        self._tick = tick_ms / 1000.0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="agent-events-lag-monitor")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = self._tick
+        add = self.record.add
+        now = self._now
+        due = loop.time() + tick
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            woke = loop.time()
+            add(now(), (woke - due) * 1000.0)
+            due = woke + tick
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass

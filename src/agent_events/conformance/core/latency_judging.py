@@ -1,0 +1,115 @@
+"""Latency judging: the time rules, net of the harness's own stalls.
+
+``latency.first_event`` from the start_run send time to agent_started (or, for a run still
+waiting, to :meth:`LatencyJudging.tick`); ``latency.run_deadline`` from the start_run send time
+(or the first event's receipt) to agent_completed, or to ``tick`` / ``close`` for a run still open.
+(``latency.delivery`` and ``latency.tool_gap`` are judged inline where their event is handled.)
+
+Offline every over-budget sample is a violation at once. A live check passes the harness's
+:class:`~agent_events.conformance.core.harness_lag.LagRecord`: an over-budget sample is then held until
+close (:meth:`LatencyJudging._late`), when the harness's own stalls over the sample's window are
+known; what remains once they are taken off either still breaks the budget (a violation, with both
+figures) or does not (inconclusive: the endpoint may have been in time).
+
+:class:`LatencyJudging` is a mixin of :class:`agent_events.conformance.core.checker.Checker`; it needs
+the checker's budgets (``_first_budget``, ``_deadline_ms``, ``profile``), ``latencies``, ``lag``,
+``_pending_latency``, ``inconclusive``/``inconclusive_worst``, ``_runs`` and ``_flag``.
+"""
+
+from __future__ import annotations
+
+from agent_events.conformance.core.run_ownership import Run as _Run
+from agent_events.conformance.core.violations import Violation
+from agent_events.run_rules import AWAITING_START
+
+#: Over-budget latency samples held for the harness-lag judgement at close; past this many the
+#: rest are judged at once (a stream that late is failing anyway).
+MAX_PENDING_LATENCY = 10_000
+
+
+class LatencyJudging:
+    """first_event and run_deadline, and every over-budget sample judged net of the harness's lag."""
+
+    def _first_event(self, run: _Run, at, index: int, ref, out: list) -> None:
+        if run.start_at is None or at is None or run.first_event_reported:
+            return
+        latency = at - run.start_at
+        self.first_event_checked += 1
+        self.latencies.first_event.add(latency)
+        if latency > self._first_budget:
+            run.first_event_reported = True
+            self._late(out, latency, self._first_budget, run.start_at,
+                       "latency.first_event", run.conn, run.run_id, index, at, ref,
+                       f"agent_started within {self._first_budget:g} ms of start_run",
+                       f"agent_started {latency:.1f} ms after start_run", run.recent, run)
+
+    def _check_deadline(self, run: _Run, at, index, ref, out, *, still_open: bool = False) -> None:
+        start = run.origin()
+        if at is None or start is None or run.deadline_reported:
+            return
+        duration = at - start
+        if not still_open:
+            self.deadlines_checked += 1
+            self.latencies.run.add(duration)
+        if duration > self._deadline_ms:
+            run.deadline_reported = True
+            if still_open:
+                self.deadlines_checked += 1
+            observed = (f"still running {duration / 1000:.3f} s after its start" if still_open
+                        else f"completed {duration / 1000:.3f} s after its start")
+            out.append(self._flag("latency.run_deadline", run.conn, run.run_id, index, at, ref,
+                                  f"agent_completed within {self.profile.deadline_s:g} s", observed, run.recent, run))
+
+    def tick(self, at: float) -> list[Violation]:
+        """Report runs that have overrun the deadline (or first-event budget) by ``at``.
+
+        A live probe calls this while it waits, so that a hung run is reported
+        when its deadline passes rather than only at the end.
+        """
+        out: list[Violation] = []
+        for run in list(self._runs.values()):
+            self._tick_run(run, at, out)
+        return out
+
+    def _tick_run(self, run: _Run, at: float, out: list[Violation]) -> None:
+        if run.state is AWAITING_START and run.start_at is not None and not run.first_event_reported:
+            waited = at - run.start_at
+            if waited > self._first_budget:
+                run.first_event_reported = True
+                self.first_event_checked += 1
+                self._late(out, waited, self._first_budget, run.start_at,
+                           "latency.first_event", run.conn, run.run_id, None, at, None,
+                           f"agent_started within {self._first_budget:g} ms of start_run",
+                           f"no agent_started {waited:.1f} ms after start_run", run.recent, run)
+        self._check_deadline(run, at, None, None, out, still_open=True)
+
+    def _late(self, out: list, latency: float, budget: float, since: float | None, rule_id: str, conn: str,
+              run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
+        """An over-budget latency sample: a violation now (offline), or held until close, when the
+        harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
+        if self.lag is None or at is None or since is None or len(self._pending_latency) >= MAX_PENDING_LATENCY:
+            out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
+            return
+        self._pending_latency.append((rule_id, latency, budget, since, at,
+                                      (conn, run_id, index, ref, expected, observed, tuple(recent), run)))
+
+    def _settle_latency(self, out: list) -> None:
+        """Each held sample: what remains once the harness's own stall in its window is taken
+        off either still breaks the budget (a violation, with both figures), or does not: then
+        the endpoint may have been in time, and the sample is inconclusive."""
+        lag = self.lag
+        for rule_id, latency, budget, since, at, (conn, run_id, index, ref, expected, observed, recent, run) \
+                in self._pending_latency:
+            harness = lag.delay_before(since, at)
+            if latency - harness > budget:
+                if harness > 0.0:
+                    observed = f"{observed}; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
+                out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
+                continue
+            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
+            worst = self.inconclusive_worst.get(rule_id)
+            if worst is None or latency > worst["latency_ms"]:
+                self.inconclusive_worst[rule_id] = {
+                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
+                    "run_id": run_id, "conn": conn, "at": at}
+        self._pending_latency.clear()

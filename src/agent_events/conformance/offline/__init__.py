@@ -1,0 +1,1 @@
+"""The offline shell: reading recordings (transcripts, JSONL) into the core."""

@@ -1,0 +1,1 @@
+"""Reporting: the report model, verdicts, claims, gating, baselines and terminal output."""

@@ -1,0 +1,1 @@
+"""Tooling for users' tests: assertion helpers, the pytest plugin, hypothesis strategies, synthetic streams, AsyncAPI."""
