@@ -155,6 +155,7 @@ def run_once(monitor: DialectMonitor, endpoint: Endpoint, *, prefix: str, input_
         return False
     fire(connect_kind, "connect", (time.perf_counter() - t0) * 1000.0)
     add_reader(wire)
+    stopped = False
     try:
         message = start_message(monitor.dialect, input_text)
         start_at = clock.now()
@@ -176,11 +177,19 @@ def run_once(monitor: DialectMonitor, endpoint: Endpoint, *, prefix: str, input_
             while conn.closed is None and time.monotonic() < until:
                 conn.wake.clear()
                 conn.wake.wait(max(0.0, until - time.monotonic()))
+    except BaseException:  # Locust stopped the user (GreenletExit) mid-run: that run is not judged
+        stopped = True
+        raise
     finally:
         over = conn.over
         wire.close()
         at = clock.now()
-        judge.end_connection(name, at)  # a run still open did not end: the judge says which rule
+        if stopped:  # dropped, neither passed nor failed (as a run of ours cut short by the user's stop)
+            monitor.report(at)  # what was found before the stop is reported
+            judge.end_connection(name, at)
+            judge.violations = [v for v in judge.violations if v.conn != name]
+        else:
+            judge.end_connection(name, at)  # a run still open did not end: the judge says which rule
         monitor.report(at)
         monitor.connections.pop(name, None)
     problem = None
