@@ -25,7 +25,8 @@ request type           name                    one entry per
 Settings are class attributes (subclass ``agent_events.locust.AgentEventsUser`` through the
 module, so that Locust does not also pick up the imported base class) and command-line options
 (``--agent-events-runs-in-flight``, ``--agent-events-think-time``, ``--agent-events-input``,
-``--agent-events-simulate-failure``, ``--agent-events-profile``), which a master hands on to its
+``--agent-events-simulate-failure``, ``--agent-events-profile``, ``--agent-events-dialect``: a foreign
+dialect's user is :mod:`agent_events.locust_dialect`'s one run per connection), which a master hands on to its
 workers. A command-line option wins over the class attribute.
 
 Locust runs users as gevent greenlets: each connection is the same sans-I/O client core as the
