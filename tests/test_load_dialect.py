@@ -35,6 +35,7 @@ def test_a_conformant_ag_ui_endpoint_under_load_exits_0(capsys, endpoint, framin
     # every run its own connection (the endpoint closes after one), every one completed and judged
     assert load["runs_started"] == 12 and load["runs_completed"] == 12 and load["runs_unfinished"] == 0
     assert load["events"] == 12 * 8
+    assert load["latency_ms"]["first_event"]["count"] == 12  # every start message sent was timed
     assert report["dialect"]["name"] == "ag-ui" and report["claim"]["withheld_because"] == "foreign_dialect"
     statuses = {r["id"]: r["status"] for r in report["rules"]}
     assert statuses["ag-ui.tool.paired"] == "PASS" and statuses["ag-ui.run.ended"] == "PASS"
