@@ -83,6 +83,9 @@ def test_record_then_validate_round_trip(capsys, endpoint, tmp_path):
     assert {r["id"]: r["status"] for r in report["rules"]}["latency.first_event"] == "PASS"  # the send time was kept
 
 
-def test_load_says_it_does_not_drive_a_foreign_dialect(capsys, endpoint):
-    assert main(["load", "--dialect", "ag-ui", f"{endpoint}/conformant/json", "--duration", "1"]) == 2
-    assert "load drives agent-events endpoints only" in capsys.readouterr().err
+def test_load_drives_a_foreign_dialect_but_spawns_only_ours(capsys, endpoint):
+    # load --dialect ag-ui URL is judged (tests/test_load_dialect.py); --spawn starts our reference agent
+    assert main(["load", "--dialect", "ag-ui", f"{endpoint}/conformant/json", "--runs", "2", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["load", "--dialect", "ag-ui", "--spawn", "--duration", "1"]) == 2
+    assert "--spawn starts our reference agent" in capsys.readouterr().err

@@ -53,11 +53,11 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def run_locust(tmp_path: Path, url: str, *flags: str) -> tuple[int, dict, list[dict], str]:
+def run_locust(tmp_path: Path, url: str, *flags: str, locustfile: str = LOCUSTFILE) -> tuple[int, dict, list[dict], str]:
     """``locust --master`` plus two ``locust --worker``; returns the master's exit code, its
     stats CSV as {(type, name): row}, its failures CSV rows, and the master's log."""
-    locustfile = tmp_path / "locustfile.py"
-    locustfile.write_text(LOCUSTFILE)
+    text, locustfile = locustfile, tmp_path / "locustfile.py"
+    locustfile.write_text(text)
     port = _free_port()
     prefix = tmp_path / "stats"
     base = [sys.executable, "-m", "locust", "-f", str(locustfile)]

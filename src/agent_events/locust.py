@@ -25,7 +25,8 @@ request type           name                    one entry per
 Settings are class attributes (subclass ``agent_events.locust.AgentEventsUser`` through the
 module, so that Locust does not also pick up the imported base class) and command-line options
 (``--agent-events-runs-in-flight``, ``--agent-events-think-time``, ``--agent-events-input``,
-``--agent-events-simulate-failure``, ``--agent-events-profile``), which a master hands on to its
+``--agent-events-simulate-failure``, ``--agent-events-profile``, ``--agent-events-dialect``: a foreign
+dialect's user is :mod:`agent_events.locust_dialect`'s one run per connection), which a master hands on to its
 workers. A command-line option wins over the class attribute.
 
 Locust runs users as gevent greenlets: each connection is the same sans-I/O client core as the
@@ -46,7 +47,6 @@ over processes and machines; nothing here coordinates workers.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
@@ -60,7 +60,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust import User, events, task
+from locust import User, task
 from locust.exception import StopUser
 
 from agent_events import schemas
@@ -72,6 +72,8 @@ from agent_events.conformance.live.clock_sync import estimate
 from agent_events.conformance.live.engine import DEFAULT_INPUT
 from agent_events.conformance.live.wire_core import Clock, CloseInfo, Endpoint
 from agent_events.conformance.live.wire_sync import SocketWire
+from agent_events import locust_options  # noqa: F401  (registers the --agent-events-* options)
+from agent_events.locust_dialect import monitor_for, resolve_dialect
 
 __all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT"]
 
@@ -104,51 +106,7 @@ class RunFailed(Exception):
     """A Locust failure for one run: the rules it broke, or why it did not complete."""
 
 
-# -- command line ---------------------------------------------------------------------------------
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"a finite number >= 0, not {text}")
-    return value
-
-
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser) -> None:
-    # On the parser itself: Locust's include_in_web_ui is not known to argument groups.
-    group = parser
-    group.add_argument("--agent-events-runs-in-flight", type=_at_least_one, default=None, metavar="N",
-                       help="runs kept in flight on each user's connection (default 1)", include_in_web_ui=True)
-    group.add_argument("--agent-events-think-time", type=_seconds, default=None, metavar="S",
-                       help="seconds a user waits after a run ends before it starts the next (default 0)",
-                       include_in_web_ui=True)
-    group.add_argument("--agent-events-input", default=None, metavar="TEXT",
-                       help=f"the input of every start_run (default {DEFAULT_INPUT!r})", include_in_web_ui=True)
-    group.add_argument("--agent-events-simulate-failure", default=None, choices=["primary", "none"],
-                       help="'primary' sends options.simulate_failure so that every run takes the fallback path",
-                       include_in_web_ui=True)
-    group.add_argument("--agent-events-profile", default=None, choices=sorted(_profiles.PROFILES),
-                       help=f"the rule profile runs are checked against (default {_profiles.DEFAULT_PROFILE})",
-                       include_in_web_ui=True)
-    default = _profiles.get(_profiles.DEFAULT_PROFILE)
-    for budget in _profiles.BUDGETS:
-        unit = "s" if budget.endswith("_s") else "ms"
-        group.add_argument(f"--agent-events-{budget.replace('_', '-')}", type=_seconds, default=None,
-                           metavar=unit.upper(), include_in_web_ui=True,
-                           help=f"the profile's {budget} budget, in {unit} (default {getattr(default, budget):g})")
+# -- command line: agent_events.locust_options (imported above: its listener adds the options) ----
 
 
 # -- one checker per Locust process ----------------------------------------------------------------
@@ -340,6 +298,9 @@ class AgentEventsUser(User):
     think_time: float = 0.0
     #: the rule profile runs are checked against
     profile: str = _profiles.DEFAULT_PROFILE
+    #: the wire format: ``None`` or ``"agent-events"`` (ours), ``"ag-ui"``, or a dialect file's path; a
+    #: foreign dialect's user does one run per connection (see :mod:`agent_events.locust_dialect`)
+    dialect: str | None = None
     #: budgets replacing the profile's, e.g. ``{"first_event_ms": 500, "deadline_s": 60}``
     budgets: dict | None = None
     #: bearer token; default the environment variable named by ``token_env``
@@ -379,6 +340,11 @@ class AgentEventsUser(User):
             if value is not None:
                 budgets[budget] = value
         profile = _profiles.get(setting("profile", "profile")).with_budgets(**budgets)
+        self._dialect, self._dialect_error = resolve_dialect(setting("dialect", "dialect"))
+        if self._dialect is not None:  # one run per connection, judged by the dialect's judge
+            self._dialect_monitor = monitor_for(environment, self._dialect, profile,
+                                                _monitor(environment, profile).fire, RULE, _NUMBER_TEXT)
+            self._scenario = self.scenario or "run"
         self._monitor = _monitor(environment, profile)
         self._deadline_ms = (self._monitor.profile.deadline_s + DRAIN_GRACE) * 1000.0
         #: the connection (kept once lost, until closed), its reader greenlet, and its client core
@@ -403,18 +369,21 @@ class AgentEventsUser(User):
         token = self.token if self.token is not None else os.environ.get(self.token_env) or None
         return {"Authorization": f"Bearer {token}"} if token else {}
 
+    def _usage_error(self, problem: str) -> None:
+        """Say once per process what is wrong with the settings, and stop the test (exit code 2)."""
+        if not _BAD_HOST_LOGGED:
+            _BAD_HOST_LOGGED.append(problem)
+            logger.error("AgentEventsUser %s: stopping (exit code 2)", problem)
+            self.environment.process_exit_code = 2  # a usage error, as agent-events says it
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit)  # not from this user's own greenlet, which quit kills
+        raise StopUser()
+
     def _connect(self) -> bool:
         url = self.host
         if not url or not url.lower().startswith(("ws://", "wss://")):
-            if not _BAD_HOST_LOGGED:
-                _BAD_HOST_LOGGED.append(url)
-                logger.error("AgentEventsUser needs --host ws://HOST:PORT/PATH or wss://..., not %r: "
-                             "stopping (exit code 2)", url)
-                self.environment.process_exit_code = 2  # a usage error, as agent-events says it
-                runner = self.environment.runner
-                if runner is not None:
-                    gevent.spawn(runner.quit)  # not from this user's own greenlet, which quit kills
-            raise StopUser()
+            self._usage_error(f"needs --host ws://HOST:PORT/PATH or wss://..., not {url!r}")
         monitor = self._monitor
         name = monitor.new_connection_name()
         t0 = time.perf_counter()
@@ -487,7 +456,10 @@ class AgentEventsUser(User):
 
     @task
     def run_agent(self) -> None:
-        """Fill the connection's window of runs, then wait until one of them ends."""
+        """Fill the connection's window of runs, then wait until one of them ends (a foreign
+        dialect: one run on its own connection)."""
+        if self._dialect is not None or self._dialect_error:
+            return self._run_dialect()
         if self._client is None:
             if self._wire is not None:
                 self._close()  # what a lost connection left: the socket, the reader
@@ -499,6 +471,19 @@ class AgentEventsUser(User):
         while len(self._runs) >= self._window and self._client is not None:
             self._wake.clear()
             self._wake.wait()  # a run ended (or was given up by the ticker), or the connection
+
+    def _run_dialect(self) -> None:
+        from agent_events.locust_dialect import run_once
+
+        if self._dialect_error:
+            self._usage_error(self._dialect_error)
+        if not self.host or not self.host.lower().startswith(("ws://", "wss://")):
+            self._connect()  # says it once and stops the test
+        endpoint = Endpoint(self.host, headers=tuple(self._headers().items()), cafile=self.cafile,
+                            max_size=self.max_size, open_timeout=self.open_timeout, close_timeout=2.0)
+        if not run_once(self._dialect_monitor, endpoint, prefix=f"u{os.getpid()}", input_text=self._input,
+                        scenario=self._scenario, add_reader=_readers().add, kinds=(RUN, FIRST_EVENT, CONNECT)):
+            gevent.sleep(RECONNECT_PAUSE)
 
     def _start_run(self) -> bool:
         """Start one run; ``False`` when the connection is no longer open (its reader says how it ended)."""

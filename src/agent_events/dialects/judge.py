@@ -477,6 +477,10 @@ class DialectChecker(FamilyJudging):
             del c.runs[run.key]
             c.states[run.key] = nxt
 
+    def reset_latencies(self) -> None:
+        """Start every latency series afresh (a load's warm-up is not its measurement)."""
+        self.latencies = Latencies()
+
     def tick(self, at: float) -> list[Violation]:
         return []
 

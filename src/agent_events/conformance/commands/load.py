@@ -22,7 +22,10 @@ DESCRIPTION = (
     "checker, so drops and reorders under load are violations, not just lower counts. Reports runs, events/s, "
     "delivery and first-event latency percentiles (HdrHistogram), violations by rule and, with --pid or "
     "--spawn, the server's CPU and RSS. --spawn starts a reference agent (agent-events serve --llm-delay-ms 0) "
-    "instead of a URL. Exit codes: 0 no violation at the gating severity, 1 violations, 2 usage error, "
+    "instead of a URL. With --dialect ag-ui (or a dialect file) each run is the dialect's: its start message "
+    "(AG-UI's RunAgentInput) first, one run at a time per connection, a new connection per run unless the dialect "
+    "lets runs follow and the endpoint keeps the connection open; every frame is judged by the dialect's rules. "
+    "Exit codes: 0 no violation at the gating severity, 1 violations, 2 usage error, "
     "3 could not connect, 4 internal error."
 )
 
@@ -87,11 +90,17 @@ def run(args) -> int:
     from agent_events.conformance.cli import UsageError
 
     settings = settings_from_args(args, command="load")
-    if settings.dialect is not None and not settings.dialect.is_ours:
-        from agent_events.conformance.cli import UsageError
-
-        raise UsageError(f"load drives agent-events endpoints only; dialect {settings.dialect.label} is judged by "
-                         f"check and validate (load for foreign dialects is not implemented yet)")
+    dialect = settings.dialect
+    if dialect is not None and not dialect.is_ours:
+        if args.spawn:
+            raise UsageError(f"--spawn starts our reference agent, which speaks agent-events, not {dialect.label}: "
+                             f"give the {dialect.name} endpoint's URL")
+        if args.runs_per_connection != 1:
+            raise UsageError(f"--runs-per-connection must be 1 with dialect {dialect.label}: its runs do not "
+                             "interleave on a connection (use more --connections)")
+        if dialect.start is None:
+            raise UsageError(f"dialect {dialect.label} names no start message ([start] message = ...): "
+                             "it cannot be driven live")
     if args.spawn == bool(args.url):
         raise UsageError("give the endpoint's URL, or --spawn to start a reference agent (one of the two)")
     if args.spawn and args.pid:
@@ -133,7 +142,7 @@ async def _run(args, settings) -> int:
                     endpoint=endpoint, profile=settings.profile, connections=args.connections,
                     runs_per_connection=args.runs_per_connection, runs=args.runs, duration=args.duration,
                     rate=args.rate, ramp_up=args.ramp_up, input=kwargs["input"], warmup=args.warmup, server=watch,
-                    progress=None if args.quiet else progress.sink())
+                    progress=None if args.quiet else progress.sink(), dialect=settings.dialect)
             except (ValueError, ServerGone) as exc:
                 raise UsageError(str(exc)) from None
             started = _now()

@@ -87,6 +87,9 @@ class LoadOptions:
     server: Any = None
     progress: Callable[[str], None] | None = field(default=None, repr=False)
     sample_interval: float = 0.1
+    #: the wire format driven and judged (:mod:`agent_events.dialects`); ``None`` or ours: protocol v1.
+    #: A foreign dialect's runs are driven by :class:`~agent_events.conformance.loadgen.dialect_engine.DialectLoadEngine`
+    dialect: Any = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -204,6 +207,9 @@ class LoadResult:
 
 class LoadEngine:
     """One load run against one endpoint. Use :func:`run_load`."""
+
+    #: the client estimates the clock offset (time_sync); a dialect without it says so once, itself
+    clock_synced = True
 
     def __init__(self, options: LoadOptions) -> None:
         self.options = options
@@ -397,17 +403,9 @@ class LoadEngine:
     # -- phases ------------------------------------------------------------------------
     async def _connect(self) -> None:
         options = self.options
-        self.conns = [_Conn(i, self.checker) for i in range(options.connections)]
+        self.conns = [self._new_conn(i) for i in range(options.connections)]
 
-        async def connect(conn: _Conn) -> None:
-            conn.wire = await open_connection(
-                conn.name, options.endpoint, self.clock,
-                on_messages=lambda wire, messages, at: self._on_messages(conn, messages, at),
-                on_close=lambda wire, info: self._on_close(conn, info),
-                subprotocols=[schemas.SUBPROTOCOL])
-            conn.open = True
-
-        results = await asyncio.gather(*(connect(c) for c in self.conns), return_exceptions=True)
+        results = await asyncio.gather(*(self._open_wire(c) for c in self.conns), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
@@ -418,6 +416,18 @@ class LoadEngine:
         if failures:
             self.notes.append(f"{len(failures)} of {len(results)} connection(s) failed: {failures[0]}")
         self.conns = [c for c in self.conns if c.open]
+
+    def _new_conn(self, index: int) -> _Conn:
+        return _Conn(index, self.checker)
+
+    async def _open_wire(self, conn: _Conn) -> None:
+        """Open ``conn``'s WebSocket (its handshake done) and route its frames to this engine."""
+        conn.wire = await open_connection(
+            conn.name, self.options.endpoint, self.clock,
+            on_messages=lambda wire, messages, at: self._on_messages(conn, messages, at),
+            on_close=lambda wire, info: self._on_close(conn, info),
+            subprotocols=[schemas.SUBPROTOCOL])
+        conn.open = True
 
     async def _synchronise(self) -> ClockEstimate:
         """Estimate the clock offset (time_sync on one connection, echo judged by the core), as the
@@ -501,7 +511,7 @@ class LoadEngine:
         monitor.start()
         try:
             clock = await self._synchronise()
-            if not clock.measured:
+            if not clock.measured and self.clock_synced:
                 self.notes.append(clock.describe())
             if options.warmup:
                 await self._warm_up()
@@ -565,4 +575,8 @@ class LoadEngine:
 
 async def run_load(options: LoadOptions) -> LoadResult:
     """Run one load test (see :class:`LoadOptions`); raises ConnectError when nothing can connect."""
+    if options.dialect is not None and not options.dialect.is_ours:
+        from agent_events.conformance.loadgen.dialect_engine import DialectLoadEngine  # it builds on this module
+
+        return await DialectLoadEngine(options).run()
     return await LoadEngine(options).run()

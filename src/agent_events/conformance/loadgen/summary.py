@@ -34,8 +34,13 @@ class LoadReport(Report):
 def build_report(result: LoadResult, policy: Policy, started_at: str) -> LoadReport:
     checker = result.checker
     section = Section.from_checker("load", checker, kind="stream", notes=result.notes)
+    dialect = result.options.dialect
+    foreign = dialect is not None and not dialect.is_ours
+    extra = {"dialect": dialect, "protocol_version": dialect.version} if foreign else {}
+    notes = ([f"judged as dialect {dialect.label}: no clock sync (receive times only)"] if foreign
+             else [result.clock.describe()])
     return LoadReport(checker.profile, [section], policy, target={"kind": "url", "url": result.options.endpoint.url},
-                      command="load", started_at=started_at, notes=[result.clock.describe()], load=result.to_dict())
+                      command="load", started_at=started_at, notes=notes, load=result.to_dict(), **extra)
 
 
 def _ms(value) -> str:
@@ -57,7 +62,8 @@ def render_text(report: LoadReport) -> str:
     """The load table, violations by rule, notes and the verdict line."""
     load = report.load
     section = report.sections[0]
-    out = [f"agent-events load {load['url']} - profile {report.profile.name}",
+    judged = f", judged as dialect {report.dialect.label}" if report.foreign else ""
+    out = [f"agent-events load {load['url']} - profile {report.profile.name}{judged}",
            f"  {load['connections_open']} connection(s) x {load['runs_per_connection']} run(s) in flight, "
            f"{'open loop at %g events/s' % load['target_rate'] if load['target_rate'] else 'closed loop'}, "
            f"{load['warmup_runs']} warm-up run(s) not measured", ""]

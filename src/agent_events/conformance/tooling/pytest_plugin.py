@@ -54,6 +54,10 @@ def options() -> list[tuple[str, dict[str, Any]]]:
                                     help="check this ws:// or wss:// endpoint and collect one test per scenario and rule")),
         ("--agent-events-profile", dict(default=None, metavar="NAME",
                                         help="profile to check against: actions-agent (default) or generic")),
+        ("--agent-events-dialect", dict(default=None, metavar="NAME|FILE",
+                                        help="the wire format judged: agent-events (ours, the default), ag-ui "
+                                             "(AG-UI 1.1), or a dialect file (.toml); a foreign dialect's items "
+                                             "are its live scenarios (run, concurrency, tool, bad_input, drop)")),
         ("--agent-events-scenario", dict(action="append", default=None, metavar="NAME",
                                          help="run only this scenario (repeatable; default all, see "
                                               "`agent-events check --help`)")),
@@ -101,13 +105,33 @@ def _settings(config: pytest.Config):
     """Profile, budgets and gating exactly as ``agent-events check`` resolves them (config file included)."""
     from agent_events.conformance.cli_options import BUDGET_FLAGS, CLAIM_ARGUMENTS, GATING_ARGUMENTS, settings_from_options
 
-    dests = ["profile", "config", "runs", "concurrency", *(dest for dest, _, _ in BUDGET_FLAGS.values()),
+    dests = ["profile", "dialect", "config", "runs", "concurrency", *(dest for dest, _, _ in BUDGET_FLAGS.values()),
              *(kwargs["dest"] for _, kwargs in GATING_ARGUMENTS + CLAIM_ARGUMENTS)]
     given = {dest: config.getoption(DEST + dest) for dest in dests}
-    given["scenarios"] = config.getoption("agent_events_scenario")
+    scenarios = config.getoption("agent_events_scenario")
     given["reports"] = list(config.getoption("agent_events_report") or [])  # "FORMAT=PATH", checked there
     given["format"] = None
-    return settings_from_options(given, "check", cwd=config.invocation_params.dir, flag_prefix=PREFIX)
+    cwd = config.invocation_params.dir
+    dialect = settings_from_options({"dialect": given["dialect"], "config": given["config"]}, "check", cwd=cwd,
+                                    flag_prefix=PREFIX).dialect
+    if dialect is None or dialect.is_ours:
+        given["scenarios"] = scenarios
+        return settings_from_options(given, "check", cwd=cwd, flag_prefix=PREFIX)
+    # A foreign dialect's scenarios are its live check's own (agent_events.dialects.live), not ours:
+    # the flag names them; our scenario names (flag or config file) are one usage error.
+    from dataclasses import replace
+
+    from agent_events.conformance.cli import UsageError
+    from agent_events.dialects.live import SCENARIOS as DIALECT_SCENARIOS
+
+    settings = settings_from_options(given, "check", cwd=cwd, flag_prefix=PREFIX)
+    chosen = scenarios if scenarios else settings.scenarios
+    unknown = [s for s in chosen or () if s not in DIALECT_SCENARIOS]
+    if unknown:
+        where = f"{PREFIX}scenario" if scenarios else "the config file's scenarios"
+        raise UsageError(f"{where} {unknown[0]!r}: a {dialect.label} check runs its own scenarios: "
+                         f"{', '.join(DIALECT_SCENARIOS)}")
+    return replace(settings, scenarios=tuple(chosen) if chosen else None)
 
 
 def _resolved(config: pytest.Config):
@@ -151,9 +175,32 @@ def _scenario_names() -> tuple[str, ...]:
     return tuple(SCENARIOS)
 
 
+def _foreign(config: pytest.Config):
+    """The session's dialect when it is not ours (its items are the dialect's live scenarios), else None."""
+    dialect = _resolved(config).dialect
+    return dialect if dialect is not None and not dialect.is_ours else None
+
+
 def _scenarios_of(config: pytest.Config) -> tuple[str, ...]:
     selected = _resolved(config).scenarios
+    if _foreign(config) is not None:
+        from agent_events.dialects.live import SCENARIOS as DIALECT_SCENARIOS
+
+        return tuple(s for s in DIALECT_SCENARIOS if not selected or s in selected)
     return tuple(s for s in _scenario_names() if not selected or s in selected)
+
+
+def _dialect_rules_of(scenario: str, dialect) -> list[str]:
+    """A foreign dialect's items of one scenario: the rules its judge reports (judged, or declared N/A),
+    in registry order, without the bad-input probe outside its own scenario (it could only skip there)."""
+    from agent_events.dialects.live import BAD_INPUT_RULE
+
+    wanted = set(dialect.rules) | set(dialect.not_applicable)
+    if scenario == "bad_input":
+        wanted.add(BAD_INPUT_RULE)
+    else:
+        wanted.discard(BAD_INPUT_RULE)
+    return [r.id for r in _rules.ALL_RULES if r.id in wanted]
 
 
 def _rules_of(scenario: str, profile: str | None) -> list[str]:
@@ -190,11 +237,11 @@ def pytest_configure(config: pytest.Config) -> None:
             settings = _resolved(config)
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if settings.dialect is not None and not settings.dialect.is_ours:  # said, never silently ignored
-            raise pytest.UsageError(f"the config file's dialect {settings.dialect.label}: the pytest plugin's items "
-                                    f"are agent-events scenarios; judge a {settings.dialect.name} endpoint with "
-                                    f"`agent-events check --dialect {settings.dialect.name} URL` (plugin items for "
-                                    f"foreign dialects are not implemented yet)")
+        dialect = settings.dialect
+        if dialect is not None and not dialect.is_ours:
+            if dialect.start is None:
+                raise pytest.UsageError(f"dialect {dialect.label} names no start message ([start] message = ...): "
+                                        f"it cannot be checked live")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -212,17 +259,21 @@ class ConformanceSuite(pytest.Collector):
         # The profile as the check will resolve it (flag, else config file, else default), so the
         # items are the rules the check will judge, not another profile's (which could only skip).
         profile = _resolved(self.config).profile.name
-        return [ScenarioCollector.from_parent(self, name=name, profile=profile) for name in _scenarios_of(self.config)]
+        dialect = _foreign(self.config)
+        return [ScenarioCollector.from_parent(self, name=name, profile=profile, dialect=dialect)
+                for name in _scenarios_of(self.config)]
 
 
 class ScenarioCollector(pytest.Collector):
-    def __init__(self, *, profile: str, **kwargs: Any) -> None:
+    def __init__(self, *, profile: str, dialect: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.profile = profile
+        self.dialect = dialect
 
     def collect(self):
-        return [RuleItem.from_parent(self, name=rule_id, scenario=self.name, rule_id=rule_id)
-                for rule_id in _rules_of(self.name, self.profile)]
+        rule_ids = (_dialect_rules_of(self.name, self.dialect) if self.dialect is not None
+                    else _rules_of(self.name, self.profile))
+        return [RuleItem.from_parent(self, name=rule_id, scenario=self.name, rule_id=rule_id) for rule_id in rule_ids]
 
 
 class RuleFailure(Exception):
@@ -307,13 +358,14 @@ def _session_report(config: pytest.Config):
     """The one live check of this session, run on first use. An endpoint that cannot be reached
     ends the session with one message naming the URL and the cause, not one failure per item."""
     from agent_events.conformance.live.wire import ConnectError
+    from agent_events.dialects.live import LiveConnectError
 
     state = getattr(config, _STATE_KEY)
     if "report" not in state:
         url = config.getoption("agent_events_url")
         try:
             state["report"] = _run_session_check(config)
-        except ConnectError as exc:
+        except (ConnectError, LiveConnectError) as exc:
             pytest.exit(f"agent-events: cannot connect to {url}: {exc}", returncode=CONNECT_EXIT_STATUS)
     return state["report"]
 
@@ -323,14 +375,53 @@ def _run_session_check(config: pytest.Config):
     from agent_events.conformance.reporters import write_outputs
 
     settings = _resolved(config)
-    options = check_options(config, settings)
-    report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)
+    if _foreign(config) is not None:
+        report = _run_dialect_check(config, settings)
+    else:
+        options = check_options(config, settings)
+        report = check(config.getoption("agent_events_url"), record=config.getoption("agent_events_record"), **options)
     from agent_events.conformance.reporting.baseline import settle
 
     settle(report, settings)
     if settings.reports:
         write_outputs(report, None, settings.reports, group=settings.group)
     return report
+
+
+def _run_dialect_check(config: pytest.Config, settings):
+    """A foreign dialect's live check (:func:`agent_events.dialects.live.check_live`), as
+    ``agent-events check --dialect`` runs it: the same options, the same report."""
+    import asyncio
+
+    from agent_events.dialects.live import SCENARIOS, LiveOptions, check_live
+
+    url = config.getoption("agent_events_url")
+    get = config.getoption
+    from agent_events.conformance.live.api import build_headers
+
+    try:
+        headers = dict(build_headers(list(get("agent_events_header") or []), get("agent_events_token")))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--agent-events-header: {exc}") from None
+    path = get("agent_events_record")
+    stream = record = None
+    if path:
+        from agent_events.conformance.offline.transcript import TranscriptWriter
+
+        try:
+            stream = open(path, "wb")
+        except OSError as exc:
+            raise pytest.UsageError(f"--agent-events-record: cannot write {path}: {exc.strerror or exc}") from None
+        record = TranscriptWriter(stream)
+        record.header(url=url, dialect=settings.dialect.name)
+    options = LiveOptions(url, settings.dialect, settings.profile, scenarios=_scenarios_of(config) or SCENARIOS,
+                          concurrency=settings.concurrency or 3, input=settings.input or "Create an action plan",
+                          headers=headers, record=record)
+    try:
+        return asyncio.run(check_live(options, settings.policy))
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 # -- fixtures ---------------------------------------------------------------------------
