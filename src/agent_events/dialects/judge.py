@@ -39,6 +39,7 @@ from typing import Any, Iterable
 from agent_events.conformance.core import profiles as _profiles
 from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.core.latencies import Latencies
+from agent_events.conformance.core.frame_limit import FrameLimit
 from agent_events.conformance.core.violations import RuleOutcome, Violation, excerpt_line
 from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
@@ -91,7 +92,7 @@ class _Conn:
         self.hooks = hooks
 
 
-class DialectChecker(FamilyJudging):
+class DialectChecker(FamilyJudging, FrameLimit):
     """Judges one observed stream (any number of connections) in a foreign dialect."""
 
     def __init__(self, dialect: Dialect, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
@@ -492,17 +493,7 @@ class DialectChecker(FamilyJudging):
         self.closed = True
         return out
 
-    def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
-                         ref: str | None = None) -> Violation | None:
-        c = self._conn(conn)
-        c.received += 1
-        self.frames += 1
-        self.frames_unread += 1
-        return self.external("frame.size", False, conn=conn, at=at, location=ref,
-                             expected=f"every message at most {limit} bytes (the frame limit)",
-                             observed=f"{size} bytes; not read")
-
-    # -- checks made elsewhere ---------------------------------------------------------------
+    # -- checks made elsewhere (receive_oversize: core.frame_limit, shared with our checker) ----
 
     def not_applicable(self, rule_id: str, reason: str) -> None:
         _rules.get(rule_id)

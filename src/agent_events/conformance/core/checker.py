@@ -97,6 +97,8 @@ from agent_events.conformance.core.run_ownership import (  # noqa: F401
 )
 from agent_events.conformance.reporting.timelines import TIMELINE_EVENTS, TIMELINE_RUNS  # noqa: F401
 
+from agent_events.conformance.core.frame_limit import FrameLimit
+
 if TYPE_CHECKING:
     from agent_events.conformance.core.harness_lag import LagRecord
 from agent_events.conformance.core.violations import RuleOutcome, Violation, clip, excerpt_line  # noqa: F401
@@ -132,7 +134,7 @@ _NUMBER = (int, float)
 _explain = V1.explain
 
 
-class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
+class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
     """Checks one observed stream (any number of connections and runs).
 
     The judging is here (the time rules in :class:`~agent_events.conformance.core.latency_judging.LatencyJudging`);
@@ -541,18 +543,6 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
                                       "exactly one agent_completed, last", observed, run.recent, run))
             run.state = nxt
             self._finish(run)
-
-    def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
-                         ref: str | None = None) -> Violation | None:
-        """A frame (or a transcript line) of ``size`` bytes, over the frame ``limit``, that was not read:
-        it counts as a received frame and fails ``frame.size``."""
-        c = self._conn(conn)
-        c.received += 1
-        self.frames += 1
-        self.frames_unread += 1
-        return self.external("frame.size", False, conn=conn, at=at, location=ref,
-                             expected=f"every message at most {limit} bytes (the frame limit)",
-                             observed=f"{size} bytes; not read")
 
     def _flag(self, rule_id: str, conn: str, run_id, index, at, ref, expected: str, observed: str,
               recent: Iterable, run: _Run | None = None) -> Violation:
