@@ -122,8 +122,10 @@ def _normalise_live(value, key: str | None = None):
     if key in _COUNTS and isinstance(value, int) and not isinstance(value, bool):
         return "<count>"
     if key == "notes" and isinstance(value, list):  # "(4 before the run's first event)": the scheduler's
-        return [re.sub(r"\d+", "<n>", str(note)) for note in value]
-    if key == "stats" and isinstance(value, dict):
+        # a race's note names how the endpoint answered each try, and how a cancel racing the run's
+        # end lands is the scheduler's too: its tries are compared, its answers are tests/test_races.py's
+        return [re.sub(r"\d+", "<n>", re.sub(r"^(race .*?: \d+ tries).*$", r"\1", str(note))) for note in value]
+    if key in ("stats", "errors_received") and isinstance(value, dict):  # (errors: cancels that lost a race)
         return {k: "<count>" for k in value}
     if key == "summary" and isinstance(value, dict) and isinstance(value.get("rules"), dict):
         # how many rules passed counts the latency rules, whose status is the machine's load
@@ -152,19 +154,24 @@ LIVE_ATTEMPTS = 3
 def test_live_demo_report_is_unchanged():
     """The demo's live report, normalised. Its latency rules are left out of the comparison, but the
     verdict and the claim follow from them: on a machine busy enough to make the reference agent
-    late (a CPU hog beside the suite), the demo is rightly not conformant. So a run that failed only
-    latency rules is tried again, and when every try did, the comparison is skipped saying so: what
+    late (a CPU hog beside the suite), the demo is rightly not conformant, and a stall of the harness
+    itself makes a latency rule inconclusive, which withholds the claim. So a run whose latency
+    rules did not all pass, and nothing else failed, is tried again, and when every try did, the comparison is skipped saying so: what
     it compares could not be told apart from the machine's load."""
     from agent_events.conformance.commands.demo import demo
 
     for _ in range(LIVE_ATTEMPTS):
         report = asyncio.run(demo())
         data = json.loads(reporters.render(report, "json"))
-        failed = {rule["id"] for rule in data["rules"] if rule["status"] == "FAIL"}
-        if not failed or not all(_LATENCY.match(rule) for rule in failed):
+        # the load's: a latency rule failed, or was inconclusive (the harness's own stall), which
+        # withholds the claim too; anything else not passing is the code's, and is compared
+        load_bound = {rule["id"]: rule["status"] for rule in data["rules"]
+                      if _LATENCY.match(rule["id"]) and rule["status"] not in ("PASS", "N/A")}
+        others = {rule["id"] for rule in data["rules"] if not _LATENCY.match(rule["id"]) and rule["status"] == "FAIL"}
+        if not load_bound or others:
             break
     else:
-        pytest.skip(f"every one of {LIVE_ATTEMPTS} demo runs failed latency rules only ({sorted(failed)}): "
+        pytest.skip(f"every one of {LIVE_ATTEMPTS} demo runs had latency rules not passing ({load_bound}): "
                     "the machine is too busy for the verdict to be compared")
     for key in ("started_at", "finished_at", "kit_version"):
         data.pop(key, None)
