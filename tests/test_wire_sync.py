@@ -159,14 +159,18 @@ def test_how_the_endpoint_ended_the_connection_is_told_once(agent, by, code, rea
 
 
 def test_a_frame_over_max_size_closes_with_1009_unread():
-    seen = Collected()
+    """Repeated: the reader fails the connection (and closes the socket) while the sender may still
+    be writing what the protocol owes; a send racing that close once raised EBADF (9 in 300 tries
+    under two CPU hogs). It must end the connection quietly, every time."""
     with m.running(AnnouncesHugeFrame()) as url:
-        conn = open_wire(url, seen, max_size=2**20)
-        conn.send("text", b"go")
-        seen.wait_for(lambda: seen.closes)
-        conn.close()
-    assert [(c.by, c.code, c.cause) for c in seen.closes] == [("client", 1009, "message_too_big")]
-    assert seen.messages == []
+        for _ in range(40):
+            seen = Collected()
+            conn = open_wire(url, seen, max_size=2**20)
+            conn.send("text", b"go")
+            seen.wait_for(lambda: seen.closes)
+            conn.close()
+            assert [(c.by, c.code, c.cause) for c in seen.closes] == [("client", 1009, "message_too_big")]
+            assert seen.messages == []
 
 
 def test_handshake_failures_are_connect_errors_that_say_why():

@@ -197,6 +197,10 @@ class SocketWire(WireCore):
                     sent = self._sock.send(data)
                 except _WOULD_BLOCK:
                     sent = 0
+                except OSError:
+                    if self._sock.fileno() != -1:
+                        raise  # a reset: the caller ends the connection
+                    sent = len(data)  # the reader ended the connection meanwhile: nothing is owed to it
                 self._backlog = data[sent:]
         finally:
             self._lock.release()
@@ -269,7 +273,10 @@ class SocketWire(WireCore):
             else:
                 failure = None
         if self._backlog and failure is None:  # owed by the reader while this writer held the lock
-            self._write_owed()
+            try:
+                self._write_owed()
+            except OSError as exc:
+                failure = exc
         if failure is not None:
             self._end(CloseInfo(None, "", "network", detail=f"sending failed: {describe_handshake_failure(failure)}"))
         return at
