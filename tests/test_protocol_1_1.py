@@ -98,6 +98,36 @@ def test_a_dropped_run_is_replayed_exactly_once_in_order_and_never_to_a_wrong_se
     assert whole[-1]["type"] == "agent_completed" and whole[-1]["payload"]["result"]["success"] is True
 
 
+def test_a_finished_run_keeps_only_its_frames_and_a_resume_still_replays_them_whole():
+    """A finished run waits for a resume as its frames alone (issue 26): no handle, no bridge, its
+    frames a tuple the garbage collector does not walk; a resume from any seq still gets them."""
+    import gc
+
+    async def body():
+        async with agent(llm_delay_ms=0) as server:
+            ws = await connect(server.url)
+            await ws.send(start_run("r1"))
+            first = await _rest_of(ws, "r1")
+            states = [s for s in server.resume._states.values() if s.run_id == "r1"]
+            gc.collect()
+            kept = [(s.done, s.handle, s.bridge, type(s.buffer), gc.is_tracked(s.buffer), s.next_seq) for s in states]
+            token = first[0]["payload"]["resume_token"]
+            ws.transport.abort()
+            again = await connect(server.url)
+            await again.send(_resume("r1", token, 2))
+            replay = await _rest_of(again, "r1")
+            await again.send(_resume("r1", token, len(first) - 1))  # nothing after the last event
+            await again.send(start_run("r2"))
+            after = await recv(again)
+            await again.close()
+            return first, kept, replay, after
+
+    first, kept, replay, after = arun(body())
+    assert kept == [(True, None, None, tuple, False, len(first))]
+    assert replay == first[3:]  # the same events, from seq 3 on
+    assert after["run_id"] == "r2" and after["type"] == "agent_started"  # an empty replay sends nothing
+
+
 def test_past_the_window_or_the_buffer_the_client_gets_resume_expired():
     async def body():
         async with agent(llm_delay_ms=0, resume_window_s=0.2) as server:

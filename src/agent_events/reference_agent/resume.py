@@ -36,7 +36,7 @@ class ResumeState:
     """One resumable run: its token, its latest frames, and where it is attached."""
 
     __slots__ = ("run_id", "public", "secret", "buffer", "end_seq", "handle", "bridge", "session", "detached_at",
-                 "done")
+                 "done", "final_seq")
 
     def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int,
                   public: str, secret: str) -> None:
@@ -45,7 +45,8 @@ class ResumeState:
         self.secret = secret
         #: the latest frames (the bytes sent), oldest first, of consecutive seqs ending before
         #: ``end_seq``: bytes only, no tuple each, so the garbage collector has nothing to walk
-        self.buffer: deque[bytes] = deque(maxlen=buffer_events)
+        #: (a tuple of them once the run is done: see :meth:`finish`)
+        self.buffer: deque[bytes] | tuple[bytes, ...] = deque(maxlen=buffer_events)
         self.end_seq = 0
         self.handle = handle
         self.bridge = bridge
@@ -54,10 +55,38 @@ class ResumeState:
         #: when its connection went (the event loop's clock); ``None`` while attached
         self.detached_at: float | None = None
         self.done = False
+        #: the seq after the run's last event, once it is done (its bridge is let go then)
+        self.final_seq = 0
 
     @property
     def token(self) -> str:
         return f"{self.public}.{self.secret}"
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the run's next event gets (its end, once it is done)."""
+        return self.final_seq if self.done else self.bridge.next_seq
+
+    def finish(self) -> None:
+        """The run ended: all a resume of it still needs is its frames and where they end.
+
+        Its handle and bridge (and through them the connection's bound methods) are let go now,
+        not when the run leaves the connection's recent runs, and its frames become a tuple of
+        bytes, which the garbage collector stops tracking: a server keeps up to
+        ``max_runs_per_connection`` finished runs per connection, and five tracked objects each
+        (state, deque, handle, bridge, bound method) made every older-generation collection
+        walk them all; that was most of what resume cost per event (issue 26)."""
+        if self.done:
+            return
+        bridge, handle = self.bridge, self.handle
+        self.final_seq = bridge.next_seq if bridge is not None else self.end_seq
+        self.done = True
+        if handle is not None and handle.resume is self:
+            handle.resume = None
+        if bridge is not None and bridge.resume is self:
+            bridge.resume = None
+        self.handle = self.bridge = None
+        self.buffer = tuple(self.buffer)
 
     def keep(self, seq: int, frame: bytes) -> None:
         """Buffer the frame of event ``seq`` (the run's events come in seq order, one by one)."""
@@ -217,7 +246,7 @@ def _let_go(state: ResumeState) -> None:
     if bridge is not None and bridge.resume is state:
         bridge.resume = None
     state.handle = state.bridge = state.session = None
-    state.buffer.clear()
+    state.buffer = ()
 
 
 class RecentRuns:

@@ -162,7 +162,7 @@ class AgentServer:
             handle.timer = None
         if handle.resume is not None:
             handle.agent = handle.request = None  # its frames are kept for a resume, not its agent
-            handle.resume.done = True
+            handle.resume.finish()
         handle.task = None
         self.run_finished()
 

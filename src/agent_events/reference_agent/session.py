@@ -235,12 +235,13 @@ class Session:
             self.server.quiet_log.error("run", "run %r ended with an internal error", handle.run_id,
                                         exc=task.exception())
         handle.task = None
-        if handle.resume is not None:
-            # kept for a resume (its frames, its bridge), not its agent: a finished run's agent
-            # and request are garbage, whatever the resume window
+        state = handle.resume
+        if state is not None:
+            # kept for a resume (its frames), not its agent, handle or bridge: those are garbage
+            # at once, whatever the resume window
             handle.agent = handle.request = None
-            handle.resume.done = True
-            self.recent.add(handle.resume)
+            state.finish()
+            self.recent.add(state)
         self.server.run_finished()
 
     async def send(self, data: bytes) -> None:
@@ -269,18 +270,21 @@ class Session:
         if run_id in self.runs and self.runs[run_id] is not state.handle:
             return ProtocolError("duplicate_run", f"run {run_id!r} is already in flight on this connection",
                                  run_id=run_id)
-        bridge = state.bridge
+        next_seq = state.next_seq
         first = message.last_seq + 1
-        if first > bridge.next_seq:
+        if first > next_seq:
             return ProtocolError("invalid_message", f"last_seq {message.last_seq} is past the run's last event "
-                                 f"(seq {bridge.next_seq - 1})", run_id=run_id, details={"path": "/last_seq"})
-        if first < state.oldest_seq(bridge.next_seq):
+                                 f"(seq {next_seq - 1})", run_id=run_id, details={"path": "/last_seq"})
+        if first < state.oldest_seq(next_seq):
             return ProtocolError("resume_expired", f"the events after seq {message.last_seq} are no longer buffered "
-                                 f"(the oldest kept is seq {state.oldest_seq(bridge.next_seq)})", run_id=run_id)
+                                 f"(the oldest kept is seq {state.oldest_seq(next_seq)})", run_id=run_id)
         previous = state.session
         if previous is not None and previous is not self:
             previous.release(state)
         registry.attach(state, self)
+        handle = state.handle
+        if handle is not None:
+            handle.session = self  # a run that ends during the replay ends here, not on the old connection
         sent = first
         while True:  # the run may go on emitting (into the buffer) while the replay is written
             pending = state.since(sent)
@@ -289,18 +293,17 @@ class Session:
             for seq, data in pending:
                 await self.send(data)
                 sent = seq + 1
-        bridge.attach(self.websocket, self)
-        handle = state.handle
-        handle.session = self
-        if state.done:
+        if state.done:  # finished before, or during the replay
             self.recent.add(state)
         else:
+            state.bridge.attach(self.websocket, self)
             self.runs[run_id] = handle
         return None
 
     def release(self, state) -> None:
         """Another connection resumed a run of this one: it is no longer ours."""
-        if self.runs.get(state.run_id) is state.handle:
+        handle = state.handle
+        if handle is not None and self.runs.get(state.run_id) is handle:
             del self.runs[state.run_id]
         if self.recent is not None:
             self.recent.pop(state.run_id)
