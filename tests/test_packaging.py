@@ -31,13 +31,17 @@ def _clean_env() -> dict[str, str]:
 
 
 def _pip(python: Path, *args: str) -> None:
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+    """Install into the venv of ``python`` with this interpreter's pip (``pip --python``): the venv
+    gets what it installs and nothing of ours, without a pip of its own to bootstrap first (ensurepip
+    took 4 s a venv; nothing here needs pip inside the venv)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                           "--disable-pip-version-check", *args],
                           capture_output=True, text=True, timeout=480, env=_clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _fresh_venv(where: Path) -> Path:
-    venv.create(where, system_site_packages=False, with_pip=True)
+    venv.create(where, system_site_packages=False, with_pip=False)
     return where / "bin" / "python"
 
 

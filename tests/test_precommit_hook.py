@@ -1,9 +1,14 @@
-"""The pre-commit hook (``.pre-commit-hooks.yaml``), run by pre-commit itself: ``pre-commit try-repo``.
+"""The pre-commit hook (``.pre-commit-hooks.yaml``), run by pre-commit itself.
 
 pre-commit builds the hook's environment from this repository, as a user's ``pre-commit install``
 would (a virtualenv with the kit and its dependencies from PyPI), in a temporary git repository
-holding recorded streams. Without pre-commit, git, a git checkout of this repository, or PyPI to
-build the environment from, the tests are skipped with the reason.
+holding recorded streams. The hooks run as ``git commit`` runs them: ``pre-commit run`` with a
+config naming this repository at a commit, as ``pre-commit try-repo`` writes it (the commit holds
+the working tree's uncommitted changes, as try-repo's does). Not try-repo itself: it builds the
+hook's environment afresh on every call (a store in a temporary directory, whatever
+``PRE_COMMIT_HOME`` says), where ``run`` builds it once into the module's ``PRE_COMMIT_HOME``.
+Without pre-commit, git, a git checkout of this repository, or PyPI to build the environment
+from, the tests are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def _server_lines(name: str) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A git repository with a good and a bad recording, and pre-commit's cache with the hook's
-    environment built (by a first try-repo that has nothing to check)."""
+    environment built (by a first run that has nothing to check), shared by the module's tests."""
     try:
         import pre_commit  # noqa: F401
     except ImportError:
@@ -70,10 +75,17 @@ def repo(tmp_path_factory):
     (work / "bad.json").write_text(_server_lines("invalid/seq.contiguous.json"))  # not a .jsonl: not checked
     (work / "notes.txt").write_text("nothing to check here\n")
     subprocess.run(["git", "add", "."], cwd=work, check=True, env=env)
+    # the repository and commit try-repo would name: HEAD, or a shadow commit of uncommitted changes
+    from pre_commit.commands.try_repo import _repo_ref
+
+    (base / "shadow").mkdir()
+    repo_url, rev = _repo_ref(str(base / "shadow"), str(ROOT), None)
+    config = base / "pre-commit-config.yaml"
+    config.write_text(yaml.safe_dump({"repos": [{"repo": repo_url, "rev": rev, "hooks": [{"id": HOOK}]}]}))
 
     def try_repo(*files: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), HOOK, "--files", *files],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run([sys.executable, "-m", "pre_commit", "run", "--config", str(config), HOOK,
+                               "--files", *files], cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
     first = try_repo("notes.txt")
     if first.returncode != 0:
@@ -81,7 +93,7 @@ def repo(tmp_path_factory):
         detail = log.read_text(errors="replace")[-600:] if log.exists() else first.stdout[-600:]
         if "Installing environment" in first.stdout:
             pytest.skip(f"pre-commit could not build the hook's environment (PyPI unreachable?): {detail}")
-        pytest.fail(f"pre-commit try-repo failed before running the hook:\n{first.stdout}\n{detail}")
+        pytest.fail(f"pre-commit run failed before running the hook:\n{first.stdout}\n{detail}")
     return try_repo, first
 
 
