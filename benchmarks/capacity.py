@@ -44,10 +44,13 @@ class ClientScale:
     few: int = 10
     many: int = 200
     in_flight: int = 10
+    #: the six memory samples at once (``--quick``: a smoke run, whose figures mean nothing, in a
+    #: third of the time); a real run takes them one by one, so none disturbs another
+    memory_at_once: bool = False
 
 
 FULL_CLIENTS = ClientScale()
-QUICK_CLIENTS = ClientScale(seconds=2.0, few=5, many=40, in_flight=4)
+QUICK_CLIENTS = ClientScale(seconds=2.0, few=5, many=40, in_flight=4, memory_at_once=True)
 
 
 def _psutil():
@@ -265,14 +268,17 @@ async def clients(servers: dict[str, Any], repeats: int, scale: ClientScale = FU
         async with spawn_server(reference_agent_command("--llm-delay-ms", delay, "--max-connections", "4096",
                                                         "--max-runs-per-connection", "64")) as slow:
             few, many, deep = scale.few, scale.many, scale.in_flight
-            memory = {}
-            for tool, make in (("locust", lambda c, n: _locust(slow.url, c, n, seconds, locustfile)),
-                               ("load", lambda c, n: _load(slow.url, c, n, seconds))):
-                memory[tool] = {
-                    "few": await _watch_process(make(few, 1), seconds),
-                    "many": await _watch_process(make(many, 1), seconds),
-                    "deep": await _watch_process(make(many, deep), seconds),
-                }
+            samples = [(tool, name, make(connections, runs), seconds)
+                       for tool, make in (("locust", lambda c, n: _locust(slow.url, c, n, seconds, locustfile)),
+                                          ("load", lambda c, n: _load(slow.url, c, n, seconds)))
+                       for name, connections, runs in (("few", few, 1), ("many", many, 1), ("deep", many, deep))]
+            if scale.memory_at_once:
+                watched = await asyncio.gather(*(_watch_process(command, s) for _, _, command, s in samples))
+            else:
+                watched = [await _watch_process(command, s) for _, _, command, s in samples]
+            memory: dict[str, dict[str, dict]] = {}
+            for (tool, name, _, _), sample in zip(samples, watched):
+                memory.setdefault(tool, {})[name] = sample
     per_event = {tool: _median([s.get("us_per_event") for s in samples]) for tool, samples in cpu_samples.items()}
     figures = {tool: {"kib_per_connection": _per(m["many"], m["few"], many - few),
                       "kib_per_in_flight_run": _per(m["deep"], m["many"], many * (deep - 1)),
