@@ -68,8 +68,12 @@ async def _handler(ws) -> None:
     try:
         for event in _events(variant, run):
             await ws.send(_frame(event, framing))
-        if variant == "silence":
-            await asyncio.sleep(30)
+        if variant == "silence":  # silent until the client leaves or the server stops (then the handler
+            # ends at once, so that stopping the server never waits out the silence), at most 30 s
+            try:
+                await asyncio.wait_for(ws.wait_closed(), 30)
+            except TimeoutError:
+                pass
         await ws.close(1000)
     except ConnectionClosed:  # a client that dropped mid-run (the drop scenario): nothing is owed to it
         return

@@ -56,7 +56,7 @@ def test_pinned_json_framing_refuses_sse_frames(capsys, endpoint):
     ("nested_run", "sse", "ag-ui.run.nested", ()),
     ("tool_never_ended", "json", "ag-ui.run.finished_open", ()),
     ("event_after_finished", "sse", "ag-ui.run.after_finished", ()),
-    ("silence", "json", "ag-ui.run.ended", ("--deadline-s", "0.5")),
+    ("silence", "json", "ag-ui.run.ended", ("--deadline-s", "0.25")),
     ("not_an_event", "sse", "frame.json", ()),
 ])
 def test_broken_endpoint_fails_the_right_rule(capsys, endpoint, variant, framing, rule, extra):

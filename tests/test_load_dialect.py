@@ -46,7 +46,7 @@ def test_a_conformant_ag_ui_endpoint_under_load_exits_0(capsys, endpoint, framin
     ("tool_never_ended", "ag-ui.run.finished_open", ()),
     ("nested_run", "ag-ui.run.nested", ()),
     ("event_after_finished", "ag-ui.run.after_finished", ()),
-    ("silence", "ag-ui.run.ended", ("--deadline-s", "0.5", "--runs", "3", "--no-warmup")),
+    ("silence", "ag-ui.run.ended", ("--deadline-s", "0.25", "--runs", "3", "--no-warmup")),
 ])
 def test_a_broken_ag_ui_endpoint_under_load_exits_1_naming_the_rule(capsys, endpoint, variant, rule, extra):
     code, report = _load(capsys, f"{endpoint}/{variant}/json", *extra)
