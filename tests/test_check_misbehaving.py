@@ -18,7 +18,7 @@ from agent_events.conformance.cli import main
 from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 # 4 tries of each race the cancel, multiplex and reconnect scenarios provoke, not 44: these endpoints'
-# faults are not races (tests/test_races.py provokes those, 44 tries each)
+# faults are not races (tests/test_races.py provokes those: 20 checks at once, 9 tries of each race in each)
 FAST = {"race_tries": 4, "deadline_s": 1.0, **m.RELAXED}
 
 

@@ -21,7 +21,7 @@ from agent_events.conformance.live.scenarios import RUNS_BOUND_PROBE
 from agent_events.conformance.core.violations import FAIL, NOT_APPLICABLE, PASS, WARN
 
 # 4 tries of each race the cancel, multiplex and reconnect scenarios provoke, not 44: these endpoints'
-# faults are not races (tests/test_races.py provokes those, 44 tries each)
+# faults are not races (tests/test_races.py provokes those: 20 checks at once, 9 tries of each race in each)
 FAST = {"race_tries": 4, "deadline_s": 0.5, **m.RELAXED}
 NEW_RULES = ("cancel.before_first_event", "cancel.terminal", "start.generated_run_id", "start.duplicate_run",
              "start.too_many_runs", "robustness.message_too_big", "robustness.error_reply")

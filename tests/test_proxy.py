@@ -188,7 +188,7 @@ def test_a_full_check_through_a_fault_free_proxy_is_conformant_within_the_budget
     with reference_agent.run_in_thread(host="127.0.0.1", port=0, llm_delay_ms=20) as server, \
             proxy.run_in_thread(server.url) as p:
         # every scenario, the profile's own latency budgets; the races' tries kept few: agent, proxy and
-        # check share one process (and its GIL) here, and 44 tries of each race is tests/test_races.py's
+        # check share one process (and its GIL) here, and provoking the races is tests/test_races.py's job
         report = conformance.check(p.url, race_tries=4)
         assert p.applied == []
     assert report.exit_code() == 0, failing(report)

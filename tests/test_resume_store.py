@@ -182,7 +182,7 @@ def test_workers_with_a_store_claim_resume_and_prove_it_ten_times_in_a_row(redis
         health = served.healthz()
         assert health["resume_store"]["kind"] == "redis" and health["resume_store"]["shared"]
         for _ in range(10):  # resume claimed and proven each time; how often a resume race shows
-            # is tests/test_races.py's point (44 tries), so 4 tries of each here: still judged, cheaper
+            # is tests/test_races.py's point (20 checks x 9 tries), so 4 tries of each here: still judged, cheaper
             report = conformance.check(served.url, scenarios=["reconnect"], race_tries=4, **RELAXED)
             assert report.conformant and report.features["resume"], report
             assert _statuses(report, "resume.replay", "resume.secret", "capabilities.honest") == {
