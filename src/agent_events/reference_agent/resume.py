@@ -79,15 +79,21 @@ class ResumeState:
         event before, 0.80-0.84 after; benchmarks/README.md)."""
         if self.done:
             return
-        bridge, handle = self.bridge, self.handle
+        bridge = self.bridge
         self.final_seq = bridge.next_seq if bridge is not None else self.end_seq
         self.done = True
+        self.unlink()
+        self.buffer = tuple(self.buffer)
+
+    def unlink(self) -> None:
+        """Break the cycles run handle <-> state <-> bridge and let both go, so that what only they
+        hold is freed at once, by reference counting."""
+        handle, bridge = self.handle, self.bridge
         if handle is not None and handle.resume is self:
             handle.resume = None
         if bridge is not None and bridge.resume is self:
             bridge.resume = None
         self.handle = self.bridge = None
-        self.buffer = tuple(self.buffer)
 
     def keep(self, seq: int, frame: bytes) -> None:
         """Buffer the frame of event ``seq`` (the run's events come in seq order, one by one)."""
@@ -241,12 +247,8 @@ def _let_go(state: ResumeState) -> None:
     connection's events for 100-300 ms under load. A run still going keeps them: its task uses them."""
     if not state.done:
         return
-    handle, bridge = state.handle, state.bridge
-    if handle is not None and handle.resume is state:
-        handle.resume = None
-    if bridge is not None and bridge.resume is state:
-        bridge.resume = None
-    state.handle = state.bridge = state.session = None
+    state.unlink()  # (done already by finish(), for a run that ended through the session)
+    state.session = None
     state.buffer = ()
 
 
