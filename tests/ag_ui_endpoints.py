@@ -24,7 +24,21 @@ from websockets.exceptions import ConnectionClosed
 from agent_events._loop_thread import LoopThread
 
 FRAMINGS = ("json", "sse", "envelope")
-VARIANTS = ("conformant", "nested_run", "tool_never_ended", "event_after_finished", "silence", "not_an_event")
+VARIANTS = ("conformant", "nested_run", "tool_never_ended", "event_after_finished", "silence", "not_an_event",
+            "late_start", "holds_the_gil")
+#: How long ``late_start`` waits before its first event, and ``holds_the_gil`` keeps the process's
+#: interpreter busy right after it (s): three times the default profile's 100 ms first-event budget.
+STALL_S = 0.3
+
+
+def _hold_the_gil(seconds: float) -> None:
+    """Busy pure-Python work: with a long switch interval (the test sets it) no other thread of the
+    process runs meanwhile, so a harness in this process is starved as on a busy CI machine."""
+    import time
+
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
 
 def _events(variant: str, run: RunAgentInput) -> list:
@@ -33,7 +47,7 @@ def _events(variant: str, run: RunAgentInput) -> list:
             TextMessageContentEvent(message_id="m1", delta="Looking it up."), TextMessageEndEvent(message_id="m1")]
     tool = [ToolCallStartEvent(tool_call_id="c1", tool_call_name="lookup", parent_message_id="m1"),
             ToolCallArgsEvent(tool_call_id="c1", delta='{"word": "agent"}'), ToolCallEndEvent(tool_call_id="c1")]
-    if variant == "conformant":
+    if variant in ("conformant", "late_start", "holds_the_gil"):
         return [RunStartedEvent(thread_id=t, run_id=r), *text, *tool, RunFinishedEvent(thread_id=t, run_id=r)]
     if variant == "nested_run":
         return [RunStartedEvent(thread_id=t, run_id=r), RunStartedEvent(thread_id=t, run_id=r + "-2"), *text,
@@ -66,8 +80,12 @@ async def _handler(ws) -> None:
         await ws.close(1003, "expected a RunAgentInput")
         return
     try:
-        for event in _events(variant, run):
+        if variant == "late_start":  # the endpoint itself is late
+            await asyncio.sleep(STALL_S)
+        for n, event in enumerate(_events(variant, run)):
             await ws.send(_frame(event, framing))
+            if variant == "holds_the_gil" and n == 0:  # in time, but the harness cannot read it yet
+                _hold_the_gil(STALL_S)
         if variant == "silence":  # silent until the client leaves or the server stops (then the handler
             # ends at once, so that stopping the server never waits out the silence), at most 30 s
             try:

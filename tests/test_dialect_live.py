@@ -89,3 +89,50 @@ def test_load_drives_a_foreign_dialect_but_spawns_only_ours(capsys, endpoint):
     capsys.readouterr()
     assert main(["load", "--dialect", "ag-ui", "--spawn", "--duration", "1"]) == 2
     assert "--spawn starts our reference agent" in capsys.readouterr().err
+
+
+@pytest.fixture
+def long_switch_interval():
+    """Threads switch only every second: an endpoint thread busy in Python starves the harness's
+    thread, as two CPU hogs would, but every time."""
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    yield
+    sys.setswitchinterval(before)
+
+
+def _sequential_check(url: str):
+    """The dialect's one-connection-at-a-time scenarios through the Python API (the CLI runs every
+    scenario; at once, a second connection would wait for the first one's stall in the endpoint,
+    and be late for real)."""
+    import asyncio
+
+    from agent_events.conformance.core import profiles
+    from agent_events.conformance.reporting.gating import DEFAULT_POLICY
+    from agent_events.dialects import resolve
+    from agent_events.dialects.live import LiveOptions, check_live
+
+    options = LiveOptions(url, resolve("ag-ui"), profiles.get(profiles.DEFAULT_PROFILE), scenarios=("run", "tool", "drop"))
+    return asyncio.run(check_live(options, DEFAULT_POLICY))
+
+
+def test_a_first_event_late_only_because_the_harness_was_starved_is_inconclusive(endpoint, long_switch_interval):
+    # the endpoint sends RUN_STARTED at once, then keeps the process's interpreter for 300 ms: the
+    # harness reads the event 300 ms late, and its lag monitor saw itself stalled all that time
+    report = _sequential_check(f"{endpoint}/holds_the_gil/json")
+    statuses = report.statuses()
+    assert statuses["latency.first_event"] == "INCONCLUSIVE", statuses
+    assert report.exit_code() == 0 and "FAIL" not in statuses.values()  # it fails no gate, and passes nothing
+    outcome = report.rule_outcomes()["latency.first_event"]
+    assert outcome.violations == 0 and outcome.inconclusive == 3  # run, tool, and the run drop judges
+    worst = outcome.inconclusive_worst
+    assert worst["latency_ms"] > 100.0 and worst["harness_stall_ms"] >= worst["latency_ms"] - 100.0
+
+
+def test_a_first_event_the_endpoint_sent_late_still_fails(capsys, endpoint):
+    code, report = _check(capsys, f"{endpoint}/late_start/json")
+    assert code == 1 and _failed(report) == {"latency.first_event"}
+    statuses = {r["id"]: r["status"] for r in report["rules"]}
+    assert statuses["ag-ui.run.ended"] == "PASS"

@@ -22,7 +22,7 @@ from agent_events import conformance, reference_agent, schemas
 from agent_events.conformance.core.checker import Checker
 from agent_events.conformance.core.harness_lag import NOISE_MS, TICK_MS, LagRecord
 from agent_events.conformance.reporting.report import Report, Section
-from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, PASS
+from agent_events.conformance.core.violations import FAIL, INCONCLUSIVE, PASS, WARN
 
 T0 = 1_764_064_800_000.0
 
@@ -188,3 +188,45 @@ def test_no_false_latency_failure_under_cpu_hogs_and_a_late_endpoint_still_fails
     caught = [report.statuses()["latency.delivery"] for report in holding]
     assert caught == [FAIL] * CHECKS
     assert all(not report.conformant for report in holding)
+
+
+# -- a dialect's judge holds its receive-time latencies the same way ----------------------------
+
+def _ag_ui_run(judge, t0: float, first_at: float, tool_ms: float) -> None:
+    """One AG-UI run: started at ``t0``, its first event read at ``first_at``, a tool call whose
+    start and end are read ``tool_ms`` apart."""
+    from agent_events.dialects import start_message
+
+    judge.send(start_message(judge.dialect, "hi", run_id="r1", thread_id="t1"), t0, "c0")
+    events = [{"type": "RUN_STARTED", "threadId": "t1", "runId": "r1"},
+              {"type": "TOOL_CALL_START", "toolCallId": "k1", "toolCallName": "lookup"},
+              {"type": "TOOL_CALL_END", "toolCallId": "k1"},
+              {"type": "RUN_FINISHED", "threadId": "t1", "runId": "r1"}]
+    times = [first_at, first_at + 1, first_at + 1 + tool_ms, first_at + 2 + tool_ms]
+    for event, at in zip(events, times):
+        judge.receive(orjson.dumps(event).decode(), at, "c0")
+    judge.close(times[-1] + 1)
+
+
+@pytest.mark.parametrize("stalled,first_event,tool_gap", [(True, INCONCLUSIVE, INCONCLUSIVE), (False, FAIL, WARN)])
+def test_a_dialects_first_event_and_tool_gap_are_judged_net_of_the_harness_stall(stalled, first_event, tool_gap):
+    from agent_events.conformance.core.profiles import Profile
+    from agent_events.dialects import make_checker
+
+    lag = LagRecord()
+    if stalled:
+        lag.add(T0 + 300, 300.0)  # the harness stalled over the whole wait for the first event
+        lag.add(T0 + 301 + 50, 49.0)  # and over the tool call's 50 ms
+    profile = Profile("fast-lookup", fast_tools=("lookup",))  # budgets: first event 100 ms, fast tools 5 ms
+    judge = make_checker("ag-ui", profile, lag=lag)
+    _ag_ui_run(judge, T0, T0 + 300, 50.0)
+    report = Report(judge.profile, [Section.from_checker("s", judge)])
+    statuses = report.statuses()
+    assert (statuses["latency.first_event"], statuses["latency.tool_gap"]) == (first_event, tool_gap)
+    outcomes = report.rule_outcomes()
+    if stalled:
+        assert report.exit_code() == 0 and not judge.violations
+        assert outcomes["latency.first_event"].inconclusive == outcomes["latency.tool_gap"].inconclusive == 1
+    else:
+        assert report.exit_code() == 1
+        assert {v.rule_id for v in judge.violations} == {"latency.first_event", "latency.tool_gap"}

@@ -53,7 +53,6 @@ def make_checker(dialect: "Dialect | str | None", profile: Any = None, **kwargs:
         return Checker(profile, **kwargs)
     from agent_events.dialects.judge import DialectChecker
 
-    kwargs.pop("lag", None)
     kwargs.pop("timeline_runs", None)
     return DialectChecker(dialect, profile, **kwargs)
 

@@ -96,6 +96,8 @@ def outcomes(self) -> dict[str, RuleOutcome]:
             checked, reason = 0, declared[rule_id]
         elif not (count or checked):
             reason = _no_evidence(rule_id, self)
-        result[rule_id] = RuleOutcome(rule_id, max(checked, count), count, reason)
+        result[rule_id] = RuleOutcome(rule_id, max(checked, count), count, reason,
+                                      inconclusive=self.inconclusive.get(rule_id, 0),
+                                      inconclusive_worst=self.inconclusive_worst.get(rule_id))
     return result
 

@@ -111,8 +111,8 @@ class FamilyJudging:
         gap = at - opened[0]
         self.latencies["tool_gap"].add(gap)
         if gap > self.profile.tool_gap_ms:
-            out.append(self._flag("latency.tool_gap", c, run.run_id, index, at, ref,
-                                  f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)"))
+            self._late(out, gap, self.profile.tool_gap_ms, opened[0], "latency.tool_gap", c, run.run_id, index, at,
+                       ref, f"{name} within {self.profile.tool_gap_ms:g} ms", f"{gap:.1f} ms (receive times)")
 
     def _close_families(self, run, c, index, at, ref, out: list, why: str) -> None:
         self.closings += 1  # each family's unclosed rule checked once more (see _derived_checks)

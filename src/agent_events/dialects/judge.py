@@ -40,6 +40,7 @@ from agent_events.conformance.core import profiles as _profiles
 from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.core.latencies import Latencies
 from agent_events.conformance.core.frame_limit import FrameLimit
+from agent_events.conformance.core.harness_lag import HeldLatencies, LagRecord
 from agent_events.conformance.core.violations import RuleOutcome, Violation, excerpt_line
 from agent_events.dialects.framing import FrameProblem, decode
 from agent_events.dialects.hooks import HOOKS
@@ -96,7 +97,7 @@ class DialectChecker(FamilyJudging, FrameLimit):
     """Judges one observed stream (any number of connections) in a foreign dialect."""
 
     def __init__(self, dialect: Dialect, profile: "_profiles.Profile | str" = _profiles.DEFAULT_PROFILE, *,
-                 max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE) -> None:
+                 max_violations_per_rule: int = MAX_VIOLATIONS_PER_RULE, lag: "LagRecord | None" = None) -> None:
         self.dialect = dialect
         self.profile = _profiles.get(profile)
         self._max_kept = max_violations_per_rule
@@ -138,6 +139,10 @@ class DialectChecker(FamilyJudging, FrameLimit):
         self.timeline_records: list = []
         self.errors_received: dict[str, int] = {}
         self.inconclusive: dict[str, int] = {}
+        self.inconclusive_worst: dict[str, dict] = {}
+        #: a live check's over-budget latencies on receive times, judged at close net of the
+        #: harness's own stalls (``lag``, None offline), as our checker does
+        self._held = HeldLatencies(lag, self.inconclusive, self.inconclusive_worst)
         self.closed = False
         self.frames = 0
         self.objects = 0
@@ -380,10 +385,10 @@ class DialectChecker(FamilyJudging, FrameLimit):
             waited = at - start_at
             self.latencies["first_event"].add(waited)
             if waited > self.profile.first_event_ms:
-                out.append(self._flag(
-                    "latency.first_event", c, run.run_id, None, at, None,
-                    f"the run's first event within {self.profile.first_event_ms:g} ms of the client's start",
-                    f"first event {waited:.1f} ms after the start"))
+                self._late(out, waited, self.profile.first_event_ms, start_at,
+                           "latency.first_event", c, run.run_id, None, at, None,
+                           f"the run's first event within {self.profile.first_event_ms:g} ms of the client's start",
+                           f"first event {waited:.1f} ms after the start")
         return run
 
     def _run_event(self, run: _Run, event: dict, type_: str, at, c: _Conn, index: int, ref, out: list) -> None:
@@ -408,9 +413,10 @@ class DialectChecker(FamilyJudging, FrameLimit):
                 late = at - ts * self._unit
                 self.latencies.delivery.add(late)
                 if late > self.profile.delivery_ms:
-                    out.append(self._flag("latency.delivery", c, run.run_id, index, at, ref,
-                                          f"received within {self.profile.delivery_ms:g} ms of its timestamp",
-                                          f"received {late:.1f} ms after it"))
+                    self._late(out, late, self.profile.delivery_ms, at - late,
+                               "latency.delivery", c, run.run_id, index, at, ref,
+                               f"received within {self.profile.delivery_ms:g} ms of its timestamp",
+                               f"received {late:.1f} ms after it")
         family = self._families.get(type_)
         if family is not None:
             self._family_event(family, type_, event, run, at, c, index, ref, out)
@@ -460,9 +466,10 @@ class DialectChecker(FamilyJudging, FrameLimit):
             if sent is not None and at is not None and "latency.first_event" in self._judged:
                 self._check("latency.first_event")
                 if at - sent > self.profile.first_event_ms:
-                    out.append(self._flag("latency.first_event", c, None, None, at, None,
-                                          f"the run's first event within {self.profile.first_event_ms:g} ms of the start",
-                                          f"none after {at - sent:.0f} ms"))
+                    self._late(out, at - sent, self.profile.first_event_ms, sent,
+                               "latency.first_event", c, None, None, at, None,
+                               f"the run's first event within {self.profile.first_event_ms:g} ms of the start",
+                               f"none after {at - sent:.0f} ms")
         for hook in c.hooks:
             for event in hook.flush():
                 self._event(event, self.dialect.type.resolve(event, None), at, c, c.received, None, out)
@@ -490,6 +497,8 @@ class DialectChecker(FamilyJudging, FrameLimit):
         for name in list(self._conns):
             c = self._conns[name]
             self._end(c, at, out, "the stream ended")
+        for rule_id, note, (c, run_id, index, at_, ref, expected, observed, recent) in self._held.settle():
+            out.append(self._flag(rule_id, c, run_id, index, at_, ref, expected, observed + note, recent))
         self.closed = True
         return out
 
@@ -537,11 +546,20 @@ class DialectChecker(FamilyJudging, FrameLimit):
         checked = self._checked
         checked[rule_id] = checked.get(rule_id, 0) + 1
 
-    def _flag(self, rule_id: str, c: _Conn, run_id, index, at, ref, expected: str, observed: str) -> Violation:
+    def _late(self, out: list, latency: float, budget: float, since, rule_id: str, c: _Conn, run_id, index, at,
+              ref, expected: str, observed: str) -> None:
+        """An over-budget latency on the harness's receive times: a violation now (offline), or held
+        until close, when the harness's own stalls over ``[since, at]`` are known (a live check)."""
+        if not self._held.hold(rule_id, latency, budget, since, at, run_id if type(run_id) is str else None,
+                               c.name, (c, run_id, index, at, ref, expected, observed, tuple(c.recent))):
+            out.append(self._flag(rule_id, c, run_id, index, at, ref, expected, observed))
+
+    def _flag(self, rule_id: str, c: _Conn, run_id, index, at, ref, expected: str, observed: str,
+              recent=None) -> Violation:
         if type(ref) is tuple:
             ref = f"{ref[0]}:{ref[1]}"
         rule = _rules.BY_ID[rule_id]
-        excerpt = tuple(excerpt_line(i, t, self._view(m)) for (i, t, m) in c.recent)
+        excerpt = tuple(excerpt_line(i, t, self._view(m)) for (i, t, m) in (c.recent if recent is None else recent))
         violation = Violation(rule_id, rule.level.value, rule.severity, run_id if type(run_id) is str else None,
                               c.name, index, expected, observed, excerpt, at, ref)
         count = self.violation_counts.get(rule_id, 0) + 1

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_events.conformance.core.harness_lag import LagMonitor, LagRecord
 from agent_events.conformance.reporting.report import Report, Section, _now
 from agent_events.dialects import Dialect, make_checker, start_message
 
@@ -158,9 +159,24 @@ async def _bad_input(options: LiveOptions, judge, conn: str) -> tuple[bool, str]
 
 async def check_live(options: LiveOptions, policy, command: str = "check") -> Report:
     started = _now()
+    # the harness's own stalls (a busy machine, our loop busy): an over-budget latency they explain is
+    # inconclusive, never a failure of the endpoint (as for our protocol; see core.harness_lag)
+    lag = LagRecord()
+    monitor = LagMonitor(lag, _now_ms)
+    monitor.start()
+    try:
+        sections = await _scenarios(options, lag)
+    finally:
+        await monitor.stop()
+    return Report(options.profile, sections, policy, target={"kind": "url", "url": options.url}, command=command,
+                  started_at=started, protocol_version=options.dialect.version, dialect=options.dialect)
+
+
+async def _scenarios(options: LiveOptions, lag: LagRecord) -> list:
+    """Each scenario's section, its judge fed the harness's lag record."""
     sections = []
     for name in options.scenarios:
-        judge = make_checker(options.dialect, options.profile)
+        judge = make_checker(options.dialect, options.profile, lag=lag)
         notes: list[str] = [f"judged as dialect {options.dialect.label}, framing {options.dialect.framing}"]
         if name == "run":
             await _one_run(options, judge, "c0")
@@ -184,7 +200,7 @@ async def check_live(options: LiveOptions, policy, command: str = "check") -> Re
             judge.note_drop = False
             await _one_run(options, judge, "c0", drop_after=1)
             dropped = judge
-            judge = make_checker(options.dialect, options.profile)
+            judge = make_checker(options.dialect, options.profile, lag=lag)
             await _one_run(options, judge, "c1")
             notes.append("the client dropped its first connection after one frame: AG-UI promises such a client "
                          "nothing, so that connection is not judged; the next connection's run is"
@@ -192,5 +208,5 @@ async def check_live(options: LiveOptions, policy, command: str = "check") -> Re
         judge.close(_now_ms())
         judge.not_applicable(BAD_INPUT_RULE, "exercised only by the bad_input scenario") if name != "bad_input" else None
         sections.append(Section.from_checker(name, judge, kind="scenario", notes=notes))
-    return Report(options.profile, sections, policy, target={"kind": "url", "url": options.url}, command=command,
-                  started_at=started, protocol_version=options.dialect.version, dialect=options.dialect)
+    return sections
+

@@ -88,6 +88,7 @@ from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.core import schema_validation as _sv
 from agent_events.conformance.reporting import timelines as _timelines
 from agent_events.conformance.core.evidence import EvidenceCounting
+from agent_events.conformance.core.harness_lag import HeldLatencies
 from agent_events.conformance.core.latencies import Latencies
 from agent_events.conformance.core.latency_judging import MAX_PENDING_LATENCY, LatencyJudging  # noqa: F401
 # re-exported: names of the checker module before run ownership moved out
@@ -149,7 +150,6 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
         #: the harness's own stalls (a live check's): an over-budget latency is judged at close,
         #: net of them (see :mod:`agent_events.conformance.core.harness_lag`); ``None`` offline
         self.lag = lag
-        self._pending_latency: list[tuple] = []
         self._init_ownership(timeline_runs, COMPLETED_MEMORY, CONN_MEMORY)
         self._init_evidence()
         #: 1.1: the protocol versions the stream's capabilities messages declared (a 1.0 server
@@ -159,6 +159,7 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
         self.inconclusive: dict[str, int] = {}
         #: per rule, the figures of the worst such sample (for every report format)
         self.inconclusive_worst: dict[str, dict] = {}
+        self._held = HeldLatencies(lag, self.inconclusive, self.inconclusive_worst)
         self._first_budget = self.profile.first_event_ms
         self._delivery_budget = self.profile.delivery_ms
         self._gap_budget = self.profile.tool_gap_ms

@@ -82,6 +82,63 @@ class LagRecord:
         return min(best, at - start)
 
 
+#: Over-budget latency samples held for the judgement at close; past this many the rest are
+#: judged at once (a stream that late is failing anyway).
+MAX_HELD = 10_000
+
+
+class HeldLatencies:
+    """Over-budget latency samples of a live check, held until close, when the harness's stalls
+    over each sample's window are known; shared by our checker and every dialect's judge, so the
+    rule "a verdict never depends on our own lag" is one piece of code.
+
+    :meth:`hold` keeps a sample (False offline, or past :data:`MAX_HELD`: then the caller flags it
+    at once). :meth:`settle` returns the samples the harness's own stall does not explain, each
+    with a note of both figures for its ``observed``; the others it counts into ``inconclusive``
+    (rule id -> count) and ``inconclusive_worst`` (rule id -> figures of the worst), the two
+    dicts the report reads."""
+
+    __slots__ = ("lag", "_held", "inconclusive", "inconclusive_worst")
+
+    def __init__(self, lag: "LagRecord | None", inconclusive: dict, inconclusive_worst: dict) -> None:
+        self.lag = lag
+        self._held: list[tuple] = []
+        self.inconclusive = inconclusive
+        self.inconclusive_worst = inconclusive_worst
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, rule_id: str, latency: float, budget: float, since: float | None, at: float | None,
+             run_id, conn: str, context: tuple) -> bool:
+        if self.lag is None or at is None or since is None or len(self._held) >= MAX_HELD:
+            return False
+        self._held.append((rule_id, latency, budget, since, at, run_id, conn, context))
+        return True
+
+    def settle(self) -> list[tuple[str, str, tuple]]:
+        """``(rule_id, note, context)`` of each held sample still over budget once the harness's
+        stall in its window is taken off; the rest are inconclusive (the endpoint may have been
+        in time)."""
+        lag = self.lag
+        out = []
+        for rule_id, latency, budget, since, at, run_id, conn, context in self._held:
+            harness = lag.delay_before(since, at)
+            if latency - harness > budget:
+                note = (f"; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
+                        if harness > 0.0 else "")
+                out.append((rule_id, note, context))
+                continue
+            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
+            worst = self.inconclusive_worst.get(rule_id)
+            if worst is None or latency > worst["latency_ms"]:
+                self.inconclusive_worst[rule_id] = {
+                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
+                    "run_id": run_id, "conn": conn, "at": at}
+        self._held.clear()
+        return out
+
+
 class LagMonitor:
     """The asyncio shell: a task that wakes every :data:`TICK_MS` and records how late it woke."""
 

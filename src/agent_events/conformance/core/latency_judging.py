@@ -12,19 +12,20 @@ known; what remains once they are taken off either still breaks the budget (a vi
 figures) or does not (inconclusive: the endpoint may have been in time).
 
 :class:`LatencyJudging` is a mixin of :class:`agent_events.conformance.core.checker.Checker`; it needs
-the checker's budgets (``_first_budget``, ``_deadline_ms``, ``profile``), ``latencies``, ``lag``,
-``_pending_latency``, ``inconclusive``/``inconclusive_worst``, ``_runs`` and ``_flag``.
+the checker's budgets (``_first_budget``, ``_deadline_ms``, ``profile``), ``latencies``,
+``_held`` (a :class:`~agent_events.conformance.core.harness_lag.HeldLatencies`), ``_runs`` and ``_flag``.
 """
 
 from __future__ import annotations
 
+from agent_events.conformance.core.harness_lag import MAX_HELD
 from agent_events.conformance.core.run_ownership import Run as _Run
 from agent_events.conformance.core.violations import Violation
 from agent_events.run_rules import AWAITING_START
 
-#: Over-budget latency samples held for the harness-lag judgement at close; past this many the
-#: rest are judged at once (a stream that late is failing anyway).
-MAX_PENDING_LATENCY = 10_000
+#: Over-budget latency samples held for the harness-lag judgement at close (the old name of
+#: :data:`~agent_events.conformance.core.harness_lag.MAX_HELD`)
+MAX_PENDING_LATENCY = MAX_HELD
 
 
 class LatencyJudging:
@@ -87,29 +88,12 @@ class LatencyJudging:
               run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
         """An over-budget latency sample: a violation now (offline), or held until close, when the
         harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
-        if self.lag is None or at is None or since is None or len(self._pending_latency) >= MAX_PENDING_LATENCY:
+        if not self._held.hold(rule_id, latency, budget, since, at, run_id, conn,
+                               (conn, run_id, index, at, ref, expected, observed, tuple(recent), run)):
             out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-            return
-        self._pending_latency.append((rule_id, latency, budget, since, at,
-                                      (conn, run_id, index, ref, expected, observed, tuple(recent), run)))
 
     def _settle_latency(self, out: list) -> None:
-        """Each held sample: what remains once the harness's own stall in its window is taken
-        off either still breaks the budget (a violation, with both figures), or does not: then
-        the endpoint may have been in time, and the sample is inconclusive."""
-        lag = self.lag
-        for rule_id, latency, budget, since, at, (conn, run_id, index, ref, expected, observed, recent, run) \
-                in self._pending_latency:
-            harness = lag.delay_before(since, at)
-            if latency - harness > budget:
-                if harness > 0.0:
-                    observed = f"{observed}; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
-                out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
-                continue
-            self.inconclusive[rule_id] = self.inconclusive.get(rule_id, 0) + 1
-            worst = self.inconclusive_worst.get(rule_id)
-            if worst is None or latency > worst["latency_ms"]:
-                self.inconclusive_worst[rule_id] = {
-                    "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
-                    "run_id": run_id, "conn": conn, "at": at}
-        self._pending_latency.clear()
+        """Each held sample still over budget net of the harness's own stall is a violation, with
+        both figures; the others are inconclusive (:class:`~agent_events.conformance.core.harness_lag.HeldLatencies`)."""
+        for rule_id, note, (conn, run_id, index, at, ref, expected, observed, recent, run) in self._held.settle():
+            out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed + note, recent, run))

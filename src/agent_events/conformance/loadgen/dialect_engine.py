@@ -79,7 +79,8 @@ class DialectLoadEngine(LoadEngine):
         if options.runs_per_connection != 1:
             raise ValueError(f"runs-per-connection must be 1 with dialect {self.dialect.label}: its runs do not "
                              "interleave on a connection (use more --connections)")
-        self.checker = make_checker(self.dialect, options.profile)
+        # its latencies on receive times are judged net of the generator's own stalls, as ours are
+        self.checker = make_checker(self.dialect, options.profile, lag=self.lag_record)
         self._closers: set[asyncio.Task] = set()
         self._starters: set[asyncio.Task] = set()
         self.connect_failures = 0
