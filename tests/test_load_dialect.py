@@ -76,3 +76,24 @@ def test_spawn_and_multiplexing_are_usage_errors_with_a_foreign_dialect(capsys, 
 
 def test_an_unreachable_ag_ui_endpoint_exits_3(capsys):
     assert main(["load", "--dialect", "ag-ui", "ws://127.0.0.1:9/none", "--runs", "1", "--connect-timeout", "2"]) == 3
+
+
+@pytest.mark.parametrize("variant,code,status", [("holds_the_gil", 0, "INCONCLUSIVE"), ("late_start", 1, "FAIL")])
+def test_under_load_a_first_event_the_harness_read_late_is_inconclusive_and_a_late_one_fails(
+        capsys, endpoint, variant, code, status):
+    # holds_the_gil: the endpoint sends its first event in time, then starves this process (the
+    # generator's too: a one-second switch interval) for 300 ms; late_start: it is 300 ms late itself
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        got, report = _load(capsys, f"{endpoint}/{variant}/json", "--connections", "1", "--runs", "3", "--no-warmup")
+    finally:
+        sys.setswitchinterval(before)
+    rule = next(r for r in report["rules"] if r["id"] == "latency.first_event")
+    assert (got, rule["status"]) == (code, status), rule
+    if status == "INCONCLUSIVE":
+        assert rule["violations"] == 0 and rule["inconclusive"] >= 1 and not report["load"]["violations"]
+    else:
+        assert report["load"]["violations"] == {"latency.first_event": 3}
