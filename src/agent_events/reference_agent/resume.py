@@ -37,6 +37,9 @@ class ResumeState:
 
     __slots__ = ("run_id", "public", "secret", "buffer", "end_seq", "handle", "bridge", "session", "detached_at",
                  "done", "final_seq")
+    #: Whether :meth:`keep` only buffers the frame: then the bridge does it itself, with no call per
+    #: event. A subclass whose ``keep`` does more (the shared store's mirrors each frame) sets it False.
+    inline = True
 
     def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int,
                   public: str, secret: str) -> None:
