@@ -144,26 +144,23 @@ class ResumeRegistry:
     def __len__(self) -> int:
         return len(self._states)
 
-    def _refill(self) -> str:
-        """A block of :data:`POOL_TOKENS` tokens (27 bytes of the OS's CSPRNG each, base64url): the OS
-        is asked once per block, and base64 runs once per block, not once per run."""
-        self._pool, self._pool_at = base64.urlsafe_b64encode(os.urandom(_TOKEN_BYTES * POOL_TOKENS)).decode(), 0
-        return self._pool
-
-    def issue(self, run_id: str, handle: Any, bridge: Any, session: Any) -> ResumeState:
-        # 72 random bits find the run, 144 authorise it (9 bytes are 12 characters exactly, so the
-        # two halves split at character 12); each token's characters are used once
+    def _draw(self) -> str:
+        """The next token's 36 characters: 27 bytes of the OS's CSPRNG, base64url, each used once.
+        The OS is asked, and base64 run, once per block of :data:`POOL_TOKENS` tokens, not per run
+        (27 bytes are 36 characters exactly, so the block's encoding splits at every token)."""
         pool, at = self._pool, self._pool_at
         if at >= len(pool):
-            pool, at = self._refill(), 0
-        self._pool_at = end = at + _TOKEN_CHARS
-        public, secret = pool[at:at + _PUBLIC_CHARS], pool[at + _PUBLIC_CHARS:end]
+            pool, at = base64.urlsafe_b64encode(os.urandom(_TOKEN_BYTES * POOL_TOKENS)).decode(), 0
+            self._pool = pool
+        self._pool_at = at + _TOKEN_CHARS
+        return pool[at:at + _TOKEN_CHARS]
+
+    def issue(self, run_id: str, handle: Any, bridge: Any, session: Any) -> ResumeState:
+        # 72 random bits find the run, 144 authorise it (9 bytes are 12 characters exactly)
+        token = self._draw()
+        public, secret = token[:_PUBLIC_CHARS], token[_PUBLIC_CHARS:]
         while public in self._states:  # a collision is the test of a lifetime
-            pool, at = self._pool, self._pool_at
-            if at >= len(pool):
-                pool, at = self._refill(), 0
-            self._pool_at = at + _TOKEN_CHARS
-            public = pool[at:at + _PUBLIC_CHARS]
+            public = self._draw()[:_PUBLIC_CHARS]
         state = self.state_class(run_id, handle, bridge, session, self.buffer_events, public, secret)
         self._states[public] = state
         return state
