@@ -364,3 +364,71 @@ def test_detached_runs_expire_in_order_with_one_timer_and_are_let_go():
     assert gone == [True, True, False] and expired == [True, True, False]
     assert let_go  # a finished run no client can resume any more holds nothing
     assert third is None and left == 0
+
+
+def test_tokens_are_fresh_random_halves_of_72_and_144_bits_across_pool_blocks():
+    """Each run's token is 27 new bytes of the OS's CSPRNG, base64url: 12 characters (72 bits) that
+    find the run and 24 (144 bits) that authorise it, never shared with another run's, also where
+    one block of pooled randomness ends and the next begins (issue 26: tokens are slices of a block
+    encoded once)."""
+    import base64
+
+    from agent_events.reference_agent.resume import POOL_TOKENS, ResumeRegistry
+
+    registry = ResumeRegistry(window_s=30, buffer_events=4)
+    states = [registry.issue(f"r{n}", None, None, None) for n in range(2 * POOL_TOKENS + 3)]
+    assert [(len(s.public), len(s.secret)) for s in states] == [(12, 24)] * len(states)
+    assert {(len(base64.urlsafe_b64decode(s.public)), len(base64.urlsafe_b64decode(s.secret))) for s in states} \
+        == {(9, 18)}
+    assert len({s.public for s in states}) == len({s.secret for s in states}) == len(states)
+    halves = [s.public for s in states] + [s.secret for s in states]
+    assert len({h[:8] for h in halves}) == len(halves)  # no two halves even overlap in their first 6 bytes
+    assert all(registry.find(s.run_id, s.token) is s for s in states)
+
+
+def test_a_public_half_already_in_use_is_drawn_again():
+    from agent_events.reference_agent.resume import ResumeRegistry
+
+    registry = ResumeRegistry(window_s=30, buffer_events=4)
+    first = registry.issue("r0", None, None, None)
+    taken = registry._pool[registry._pool_at:registry._pool_at + 12]  # the next token's public half
+    registry._states[taken] = first
+    second = registry.issue("r1", None, None, None)
+    assert second.public != taken and second.public != first.public and len(second.public) == 12
+    assert registry.find("r1", second.token) is second
+
+
+def test_a_kept_frame_holds_its_own_size_not_the_serialiser_s_block():
+    """The replay buffer keeps each frame at its own size: orjson's output holds a block of about
+    4 KiB whatever the frame's size, which a run's buffer would keep for the whole resume window
+    (issue 26: the bridge copies the frame as it buffers it)."""
+    import tracemalloc
+
+    from agent_events.reference_agent.resume import ResumeRegistry
+
+    class Corked:  # the reference connection's corked write, as the bridge sees it
+        paused = False
+
+        def queue_text(self, data: bytes) -> bool:
+            return True
+
+    async def main() -> tuple[int, list[bytes]]:
+        registry = ResumeRegistry(window_s=30, buffer_events=256)
+        bridge = WebSocketBridgeAdapter(Corked())
+        bridge.bind("r1", "Probe")
+        bridge.resume = registry.issue("r1", None, bridge, None)
+        payload = {"message": "a short event"}
+        await bridge.emit("agent_thinking", payload)  # warm-up: the first allocations of the kind
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(200):
+                await bridge.emit("agent_thinking", payload)
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        return grown, [frame for _, frame in bridge.resume.since(0)]
+
+    grown, frames = asyncio.run(main())
+    assert len(frames) == 201 and all(orjson.loads(f)["seq"] == n for n, f in enumerate(frames))
+    assert grown / 200 < 2 * len(frames[-1]) + 256  # about the frame's size each, not 4 KiB

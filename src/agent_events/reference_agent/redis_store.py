@@ -153,6 +153,7 @@ class SharedResumeState(ResumeState):
     """A resumable run whose frames also go to the shared log."""
 
     __slots__ = ("log",)
+    inline = False  # the bridge must call keep: each frame goes to the shared log too
 
     def keep(self, seq: int, frame: bytes) -> None:
         self.buffer.append(frame)

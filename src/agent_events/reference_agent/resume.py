@@ -28,8 +28,10 @@ from collections import OrderedDict, deque
 from typing import Any
 
 
-#: Random bytes drawn from the OS at once for the tokens (27 per run).
-POOL_BYTES = 8192
+#: Tokens drawn from the OS at once: 27 random bytes each (72 bits public, 144 secret), which are
+#: 36 base64 characters exactly, so a block is encoded in one pass and a token is a slice of it.
+POOL_TOKENS = 256
+_TOKEN_BYTES, _TOKEN_CHARS, _PUBLIC_CHARS = 27, 36, 12
 
 
 class ResumeState:
@@ -37,6 +39,9 @@ class ResumeState:
 
     __slots__ = ("run_id", "public", "secret", "buffer", "end_seq", "handle", "bridge", "session", "detached_at",
                  "done", "final_seq")
+    #: Whether :meth:`keep` only buffers the frame: then the bridge does it itself, with no call per
+    #: event. A subclass whose ``keep`` does more (the shared store's mirrors each frame) sets it False.
+    inline = True
 
     def __init__(self, run_id: str, handle: Any, bridge: Any, session: Any, buffer_events: int,
                   public: str, secret: str) -> None:
@@ -46,7 +51,7 @@ class ResumeState:
         #: the latest frames (the bytes sent), oldest first, of consecutive seqs ending before
         #: ``end_seq``: bytes only, no tuple each, so the garbage collector has nothing to walk
         #: (a tuple of them once the run is done: see :meth:`finish`)
-        self.buffer: deque[bytes] | tuple[bytes, ...] = deque(maxlen=buffer_events)
+        self.buffer: deque[bytes] | tuple[bytes, ...] = deque((), buffer_events)  # (positional: half the cost)
         self.end_seq = 0
         self.handle = handle
         self.bridge = bridge
@@ -132,27 +137,30 @@ class ResumeRegistry:
         self._expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
         #: the one timer of the detached runs (see detach)
         self._sweeper: asyncio.TimerHandle | None = None
-        self._pool = b""
+        #: base64 of :data:`POOL_TOKENS` tokens' random bytes, and where the next token starts in it
+        self._pool = ""
         self._pool_at = 0
 
     def __len__(self) -> int:
         return len(self._states)
 
-    def _random(self, n: int) -> bytes:
-        """``n`` bytes from the OS's CSPRNG, drawn in blocks: one system call per few hundred runs."""
+    def _draw(self) -> str:
+        """The next token's 36 characters: 27 bytes of the OS's CSPRNG, base64url, each used once.
+        The OS is asked, and base64 run, once per block of :data:`POOL_TOKENS` tokens, not per run
+        (27 bytes are 36 characters exactly, so the block's encoding splits at every token)."""
         pool, at = self._pool, self._pool_at
-        if at + n > len(pool):
-            pool, at = self._pool, self._pool_at = os.urandom(max(n, POOL_BYTES)), 0
-        self._pool_at = at + n
-        return pool[at:at + n]
+        if at >= len(pool):
+            pool, at = base64.urlsafe_b64encode(os.urandom(_TOKEN_BYTES * POOL_TOKENS)).decode(), 0
+            self._pool = pool
+        self._pool_at = at + _TOKEN_CHARS
+        return pool[at:at + _TOKEN_CHARS]
 
     def issue(self, run_id: str, handle: Any, bridge: Any, session: Any) -> ResumeState:
-        # 72 random bits find the run, 144 authorise it: 27 bytes, one base64 pass (9 bytes are 12
-        # characters exactly, so the two halves split at character 12)
-        token = base64.urlsafe_b64encode(self._random(27)).decode()
-        public, secret = token[:12], token[12:]
+        # 72 random bits find the run, 144 authorise it (9 bytes are 12 characters exactly)
+        token = self._draw()
+        public, secret = token[:_PUBLIC_CHARS], token[_PUBLIC_CHARS:]
         while public in self._states:  # a collision is the test of a lifetime
-            public = base64.urlsafe_b64encode(self._random(9)).decode()
+            public = self._draw()[:_PUBLIC_CHARS]
         state = self.state_class(run_id, handle, bridge, session, self.buffer_events, public, secret)
         self._states[public] = state
         return state
