@@ -119,8 +119,8 @@ def _sequential_check(url: str):
 
 
 def test_a_first_event_late_only_because_the_harness_was_starved_is_inconclusive(endpoint, long_switch_interval):
-    # the endpoint sends RUN_STARTED at once, then keeps the process's interpreter for 300 ms: the
-    # harness reads the event 300 ms late, and its lag monitor saw itself stalled all that time
+    # the endpoint keeps the process's interpreter for 300 ms before RUN_STARTED: the harness reads the
+    # event 300 ms late, and its lag monitor saw itself stalled all that time
     report = _sequential_check(f"{endpoint}/holds_the_gil/json")
     statuses = report.statuses()
     assert statuses["latency.first_event"] == "INCONCLUSIVE", statuses

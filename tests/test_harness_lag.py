@@ -40,6 +40,22 @@ def test_only_the_stall_the_loop_was_in_when_it_read_the_frame_delays_it():
     assert lag.delay_before(T0, T0 + 301) == pytest.approx(11.0 + tick)
 
 
+def test_a_stall_back_to_back_with_the_one_the_read_was_in_delays_it_too():
+    # the process starved 590 ms, then again 65 ms while it caught up (the tick due right after the
+    # first stall was late too): a frame waiting through both was read in the second
+    tick = TICK_MS
+    lag = LagRecord()
+    lag.add(T0 + 600, 590.0)  # stalled over [T0+10, T0+600]
+    lag.add(T0 + 600 + tick + 65, 65.0)  # its next tick, due at T0+605, ran 65 ms late
+    assert lag.delay_before(T0, T0 + 650) == pytest.approx(50.0 + 590.0)  # both stalls' lengths
+    assert lag.delay_before(T0 + 300, T0 + 650) == pytest.approx(50.0 + 300.0)  # within the frame's wait
+    # one on-time tick between the two: the loop had its turn, the first stall no longer counts
+    apart = LagRecord()
+    apart.add(T0 + 600, 590.0)
+    apart.add(T0 + 600 + 2 * tick + 65, 65.0)  # due at T0+610: the tick at T0+605 ran on time
+    assert apart.delay_before(T0, T0 + 650) == pytest.approx(650 - (600 + tick))
+
+
 def test_jitter_below_the_noise_floor_is_not_a_stall():
     lag = LagRecord()
     for i in range(100):
@@ -230,3 +246,22 @@ def test_a_dialects_first_event_and_tool_gap_are_judged_net_of_the_harness_stall
     else:
         assert report.exit_code() == 1
         assert {v.rule_id for v in judge.violations} == {"latency.first_event", "latency.tool_gap"}
+
+
+@pytest.mark.parametrize("late_ms,status", [(150.0, INCONCLUSIVE), (250.0, FAIL)])
+def test_a_delivery_over_budget_by_less_than_the_clock_offsets_uncertainty_is_inconclusive(late_ms, status):
+    # every time_sync exchange took 160 ms (the harness stalled in each): the offset is known to
+    # within 80 ms, so 150 ms against a 100 ms budget cannot be told from 70 ms; 250 ms can
+    frames = _primary_frames()
+    checker = Checker("actions-agent", lag=LagRecord())  # a live check with no stall of its loop
+    checker.set_clock_offset("c0", 0.0, 80.0)
+    _feed(checker, frames, late_ms=late_ms)
+    report = Report(checker.profile, [Section.from_checker("s", checker)])
+    assert report.statuses()["latency.delivery"] == status
+    if status == FAIL:
+        violation = next(v for v in checker.violations if v.rule_id == "latency.delivery")
+        assert "and of its clock offset's 80.0 ms uncertainty" in violation.observed
+    else:
+        assert report.rule_outcomes()["latency.delivery"].inconclusive > 0
+    # the first event is judged on the client's clock alone: no offset, no such allowance
+    assert report.statuses()["latency.first_event"] == FAIL

@@ -81,8 +81,8 @@ def test_an_unreachable_ag_ui_endpoint_exits_3(capsys):
 @pytest.mark.parametrize("variant,code,status", [("holds_the_gil", 0, "INCONCLUSIVE"), ("late_start", 1, "FAIL")])
 def test_under_load_a_first_event_the_harness_read_late_is_inconclusive_and_a_late_one_fails(
         capsys, endpoint, variant, code, status):
-    # holds_the_gil: the endpoint sends its first event in time, then starves this process (the
-    # generator's too: a one-second switch interval) for 300 ms; late_start: it is 300 ms late itself
+    # holds_the_gil: the endpoint starves this process (the generator's too: a one-second switch
+    # interval) for 300 ms before its first event; late_start: it waits 300 ms, the harness unstalled
     import sys
 
     before = sys.getswitchinterval()

@@ -20,6 +20,8 @@ request type           name                    one entry per
 ``FIRST_EVENT``        the scenario            run: start_run to its first event
 ``RULE``               the rule id             violation (always a failure: expected/observed)
 ``CONNECT``            ``connect``             connection (handshake time, or why it failed)
+``INCONCLUSIVE``       the rule id             latency sample over budget that this process's
+                                               own stall explains (a success: not judged)
 =====================  ======================  ==============================================
 
 Settings are class attributes (subclass ``agent_events.locust.AgentEventsUser`` through the
@@ -74,8 +76,9 @@ from agent_events.conformance.live.wire_core import Clock, CloseInfo, Endpoint
 from agent_events.conformance.live.wire_sync import SocketWire
 from agent_events import locust_options  # noqa: F401  (registers the --agent-events-* options)
 from agent_events.locust_dialect import monitor_for, resolve_dialect
+from agent_events.locust_lag import INCONCLUSIVE, GeventLagMonitor, ParkedRuns, report_inconclusive
 
-__all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT"]
+__all__ = ["AgentEventsUser", "RUN", "FIRST_EVENT", "RULE", "CONNECT", "INCONCLUSIVE"]
 
 logger = logging.getLogger("agent_events.locust")
 
@@ -106,9 +109,6 @@ class RunFailed(Exception):
     """A Locust failure for one run: the rules it broke, or why it did not complete."""
 
 
-# -- command line: agent_events.locust_options (imported above: its listener adds the options) ----
-
-
 # -- one checker per Locust process ----------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -135,7 +135,12 @@ class _Monitor:
         self.environment = environment
         self.clock = Clock()
         self.profile = profile
-        self.checker = Checker(self.profile, max_violations_per_rule=sys.maxsize, timeline_runs=0)
+        #: the process's own stalls: an over-budget latency they explain is INCONCLUSIVE (locust_lag)
+        self.lag = GeventLagMonitor(self.clock.now)
+        self.checker = Checker(self.profile, max_violations_per_rule=sys.maxsize, timeline_runs=0, lag=self.lag.record)
+        self.lag.on_tick = (self.checker.latency_held, self.settle)
+        self.parked = ParkedRuns()
+        self._inconclusive: dict[str, int] = {}
         self.runs: dict[tuple[str, str], _Run] = {}
         self.logged: dict[str, int] = {}
         self._names = itertools.count(1)
@@ -163,7 +168,10 @@ class _Monitor:
 
     def report(self, at: float) -> None:
         """Every violation the checker found since the last report: a RULE failure each, and the
-        run it belongs to marked (its RUN entry will be a failure)."""
+        run it belongs to marked (its RUN entry will be a failure). Held latency samples read before
+        the lag monitor's latest tick are judged first."""
+        self.checker.settle_latencies(self.lag.seen)
+        report_inconclusive(self.checker, self._inconclusive, self.fire)
         for v in self.take():
             run = self.runs.get((v.conn, v.run_id)) if v.run_id is not None else None
             if run is not None:
@@ -186,7 +194,13 @@ class _Monitor:
         if now - self._last_tick >= 100.0:
             self._last_tick = now
             self.checker.tick(now)
-            self.report(now)
+            self.settle(now)
+
+    def settle(self, now: float | None = None) -> None:
+        """:meth:`report`, then the RUN entries that waited for the held samples it judged."""
+        self.report(self.clock.now() if now is None else now)
+        for user, conn, run, at in self.parked.release(self.checker.latency_pending):
+            user._fire_run(run, at, None, conn)
 
     def watch(self, user: "AgentEventsUser") -> None:
         """Keep ``user``'s runs to their deadline: one ticker greenlet per process does it for
@@ -194,6 +208,7 @@ class _Monitor:
         self.users.add(user)
         if self._ticker is None:
             self._ticker = gevent.spawn(self._tick_loop)
+            self.lag.start()
 
     def _tick_loop(self) -> None:
         while True:
@@ -422,7 +437,8 @@ class AgentEventsUser(User):
                 break
         client = self._client
         if client is not None:
-            client.set_clock_offset(estimate([r.sample for r in client.sync_replies if r.sample is not None]).offset_ms)
+            clock = estimate([r.sample for r in client.sync_replies if r.sample is not None])
+            client.set_clock_offset(clock.offset_ms, clock.uncertainty_ms)
             client.sync_replies.clear()  # judged already (time_sync.reply); Locust reports none of them
             self._syncs = 0
 
@@ -444,6 +460,8 @@ class AgentEventsUser(User):
         for run_id in self._runs:
             monitor.runs.pop((client.name, run_id), None)
         self._runs.clear()
+        monitor.parked.drop(client.name)
+        monitor.checker.forget_latencies(client.name)
         self._awaiting_first.clear()
         client.connection_closed("client", 1000, None, "", at)
         monitor.take()  # runs cut short by the user's own stop: not judged, not reported
@@ -508,13 +526,22 @@ class AgentEventsUser(User):
     def _end_run(self, run: _Run, at: float, problem: str | None = None) -> None:
         self._runs.pop(run.run_id, None)
         self._awaiting_first.pop(run.run_id, None)
-        if self._client is not None:
-            self._monitor.runs.pop((self._client.name, run.run_id), None)
+        client, monitor = self._client, self._monitor
+        if problem is None and client is not None and monitor.checker.latency_pending(client.name, run.run_id):
+            monitor.parked.park(self, client.name, run, at)  # its RUN entry waits for that sample's judgement
+        else:
+            self._fire_run(run, at, problem)
+        self._wake.set()
+
+    def _fire_run(self, run: _Run, at: float, problem: str | None = None, conn: str | None = None) -> None:
+        """The run's RUN entry (``conn``: its connection's name, when the user may have another one now)."""
+        conn = conn if conn is not None else self._client.name if self._client is not None else None
+        if conn is not None:
+            self._monitor.runs.pop((conn, run.run_id), None)
         if problem is None and run.failed:
             problem = "broke " + ", ".join(sorted(run.failed))
         self._monitor.fire(RUN, self._scenario, max(0.0, at - run.start_at), run.record.size,
                            RunFailed(problem) if problem else None)
-        self._wake.set()
 
     def _give_up_overdue(self, now: float) -> None:
         for run in list(self._runs.values()):

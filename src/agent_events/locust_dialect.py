@@ -20,12 +20,17 @@ import time
 import weakref
 from typing import Any, Callable
 
+import gevent
 from gevent.event import Event
 
 from agent_events.conformance.live.wire_core import Clock, CloseInfo, Endpoint
 from agent_events.conformance.live.wire_sync import SocketWire
 from agent_events.dialects import Dialect, make_checker, start_message
 from agent_events.dialects.live import LINGER_S, _run_over
+from agent_events.locust_lag import GeventLagMonitor, report_inconclusive
+
+#: Waits of one lag tick at a run's end for its held latency samples to be judged (a tick is 5 ms).
+SETTLE_TICKS = 20
 
 #: fire(request_type, name, response_time_ms, length, exception)
 Fire = Callable[..., None]
@@ -62,7 +67,10 @@ class DialectMonitor:
         self.dialect = dialect
         self.profile = profile
         self.clock = Clock()
-        self.judge = make_checker(dialect, profile, max_violations_per_rule=sys.maxsize)
+        #: the process's own stalls: an over-budget latency they explain is inconclusive (locust_lag)
+        self.lag = GeventLagMonitor(self.clock.now)
+        self.judge = make_checker(dialect, profile, max_violations_per_rule=sys.maxsize, lag=self.lag.record)
+        self._inconclusive: dict[str, int] = {}
         self.fire = fire
         self._rule = rule
         self._numbers = number_text
@@ -73,8 +81,20 @@ class DialectMonitor:
         self._count += 1
         return f"{prefix}-{self._count}"
 
+    def settle(self, conn: str) -> None:
+        """The run on ``conn`` ended: judge its held latency samples, once the lag monitor has ticked
+        past them (a few ms), before its RUN entry says whether it broke a rule."""
+        judge = self.judge
+        for _ in range(SETTLE_TICKS):
+            judge.settle_latencies(self.lag.seen)
+            if not judge.latency_pending_on(conn):
+                return
+            gevent.sleep(self.lag.tick_s)
+        judge.settle_latencies(self.clock.now())  # (a monitor that never ticked: judged as read)
+
     def report(self, at: float) -> None:
         judge = self.judge
+        report_inconclusive(judge, self._inconclusive, self.fire)
         found, judge.violations = judge.violations, []
         for v in found:
             conn = self.connections.get(v.conn)
@@ -122,6 +142,7 @@ def run_once(monitor: DialectMonitor, endpoint: Endpoint, *, prefix: str, input_
     fire, judge, clock = monitor.fire, monitor.judge, monitor.clock
     name = monitor.new_name(prefix)
     conn = monitor.connections[name] = _Connection(name)
+    monitor.lag.start()
 
     def on_messages(wire: SocketWire, messages: list, at: float) -> None:
         for kind, data in messages:
@@ -187,9 +208,11 @@ def run_once(monitor: DialectMonitor, endpoint: Endpoint, *, prefix: str, input_
         if stopped:  # dropped, neither passed nor failed (as a run of ours cut short by the user's stop)
             monitor.report(at)  # what was found before the stop is reported
             judge.end_connection(name, at)
+            judge.forget_latencies(name)
             judge.violations = [v for v in judge.violations if v.conn != name]
         else:
             judge.end_connection(name, at)  # a run still open did not end: the judge says which rule
+            monitor.settle(name)
         monitor.report(at)
         monitor.connections.pop(name, None)
     problem = None

@@ -497,10 +497,22 @@ class DialectChecker(FamilyJudging, FrameLimit):
         for name in list(self._conns):
             c = self._conns[name]
             self._end(c, at, out, "the stream ended")
-        for rule_id, note, (c, run_id, index, at_, ref, expected, observed, recent) in self._held.settle():
-            out.append(self._flag(rule_id, c, run_id, index, at_, ref, expected, observed + note, recent))
+        out.extend(self.settle_latencies())
         self.closed = True
         return out
+
+    def settle_latencies(self, until: float | None = None) -> list[Violation]:
+        """Judge the held latency samples (read by ``until``, when the lag monitor has ticked since;
+        all of them at close): a violation each that the harness's own stall does not explain."""
+        return [self._flag(rule_id, c, run_id, index, at, ref, expected, observed + note, recent)
+                for rule_id, note, (c, run_id, index, at, ref, expected, observed, recent)
+                in self._held.settle(until)] if len(self._held) else []
+
+    def latency_pending_on(self, conn: str) -> bool:
+        return self._held.held_on(conn)
+
+    def forget_latencies(self, conn: str) -> None:
+        self._held.forget(conn)
 
     # -- checks made elsewhere (receive_oversize: core.frame_limit, shared with our checker) ----
 

@@ -349,7 +349,7 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
                            "latency.delivery", c.name, run_id, index, at, ref,
                            f"received within {self._delivery_budget:g} ms of emitted_at",
                            f"received {latency:.1f} ms after emitted_at (clock offset {c.offset:g} ms)",
-                           recent, run)
+                           recent, run, c.uncertainty)
 
         payload = message.get("payload")
         if type(payload) is not dict:

@@ -491,5 +491,5 @@ class ClientConnection:
     def runs_in_flight(self) -> int:
         return sum(1 for r in self.runs.values() if not r.ended)
 
-    def set_clock_offset(self, offset_ms: float) -> None:
-        self.checker.set_clock_offset(self.name, offset_ms)
+    def set_clock_offset(self, offset_ms: float, uncertainty_ms: float | None = None) -> None:
+        self.checker.set_clock_offset(self.name, offset_ms, uncertainty_ms)

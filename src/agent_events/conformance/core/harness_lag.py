@@ -59,10 +59,14 @@ class LagRecord:
         """How much of a frame's wait, read at ``at`` and due since ``start``, the harness's own
         stall could explain (ms): the stall the loop was in when it read the frame, from its
         beginning (less one tick: the tick that measured it was due up to one tick after the stall
-        began) to ``at``, within ``[start, at]``.
+        began) to ``at``, within ``[start, at]``; and the stalls back to back before it.
 
         Only that stall counts, not every stall in the window: between two stalls the loop ran and
-        polled the socket, so a frame that had arrived by then would have been read then.
+        polled the socket, so a frame that had arrived by then would have been read then. Unless
+        the tick due right after one stall was late too: then the loop had no on-time turn between
+        them (a process starved again while it caught up, as on a busy machine), and the first
+        stall's backlog was still unread in the second. Such a chain counts the stalls' own lengths,
+        not the span they cover (a loop late at every tick still read something at each).
         """
         if at <= start or not self._ends:
             return 0.0
@@ -70,15 +74,27 @@ class LagRecord:
         lengths = self._lengths
         slack = TICK_MS
         i = bisect.bisect_left(ends, at - slack)  # the measuring tick ran at most one tick before the read
-        best = 0.0
         n = len(ends)
+        first = -1
+        began = math.inf
         while i < n:
-            woke = ends[i]
-            began = woke - lengths[i] - slack
-            if began > at:
+            b = ends[i] - lengths[i] - slack
+            if b > at:
                 break
-            best = max(best, at - max(began, start))
+            if b < began:
+                began, first = b, i
             i += 1
+        if first < 0:
+            return 0.0
+        best = at - max(began, start)
+        # back to back: the stall before ended when this one's tick was due (began is that tick's due
+        # time less one tick); half a tick of room for the clock's jitter
+        j = first - 1
+        while j >= 0 and ends[j] > start and ends[j] >= began - slack / 2:
+            stalled_from = ends[j] - lengths[j]
+            best += ends[j] - max(stalled_from, start)
+            began = stalled_from - slack
+            j -= 1
         return min(best, at - start)
 
 
@@ -98,11 +114,13 @@ class HeldLatencies:
     (rule id -> count) and ``inconclusive_worst`` (rule id -> figures of the worst), the two
     dicts the report reads."""
 
-    __slots__ = ("lag", "_held", "inconclusive", "inconclusive_worst")
+    __slots__ = ("lag", "_held", "_per_run", "inconclusive", "inconclusive_worst")
 
     def __init__(self, lag: "LagRecord | None", inconclusive: dict, inconclusive_worst: dict) -> None:
         self.lag = lag
         self._held: list[tuple] = []
+        #: (conn, run_id) -> samples held for it (a reporter waits for them before it calls the run done)
+        self._per_run: dict[tuple, int] = {}
         self.inconclusive = inconclusive
         self.inconclusive_worst = inconclusive_worst
 
@@ -110,22 +128,57 @@ class HeldLatencies:
         return len(self._held)
 
     def hold(self, rule_id: str, latency: float, budget: float, since: float | None, at: float | None,
-             run_id, conn: str, context: tuple) -> bool:
+             run_id, conn: str, context: tuple, slack: float = 0.0) -> bool:
+        """Keep a sample; ``slack``: how far off the harness's own measurement of it may be besides its
+        stalls (a clock offset known to within that), taken off with the stall."""
         if self.lag is None or at is None or since is None or len(self._held) >= MAX_HELD:
             return False
-        self._held.append((rule_id, latency, budget, since, at, run_id, conn, context))
+        self._held.append((rule_id, latency, budget, since, at, run_id, conn, context, slack))
+        key = (conn, run_id)
+        self._per_run[key] = self._per_run.get(key, 0) + 1
         return True
 
-    def settle(self) -> list[tuple[str, str, tuple]]:
+    def held_for(self, conn: str, run_id) -> bool:
+        """Whether a sample of that run still waits for its judgement."""
+        return (conn, run_id) in self._per_run
+
+    def held_on(self, conn: str) -> bool:
+        """Whether a sample of a run of ``conn`` still waits for its judgement."""
+        return any(key[0] == conn for key in self._per_run)
+
+    def forget(self, conn: str) -> None:
+        """Drop the samples of ``conn``'s runs unjudged (runs the harness itself cut short)."""
+        self._held = [item for item in self._held if item[6] != conn]
+        self._per_run = {key: n for key, n in self._per_run.items() if key[0] != conn}
+
+    def settle(self, until: float | None = None) -> list[tuple[str, str, tuple]]:
         """``(rule_id, note, context)`` of each held sample still over budget once the harness's
         stall in its window is taken off; the rest are inconclusive (the endpoint may have been
-        in time)."""
+        in time).
+
+        ``until``: only the samples read by then, when the lag monitor has ticked since (a stall
+        ends before the read it delays, and the first tick after it records it), for a harness that
+        reports as it goes (the Locust user); the others stay held. ``None``: all, at close."""
         lag = self.lag
-        out = []
-        for rule_id, latency, budget, since, at, run_id, conn, context in self._held:
-            harness = lag.delay_before(since, at)
+        out: list[tuple[str, str, tuple]] = []
+        kept = []
+        per_run = self._per_run
+        for item in self._held:
+            rule_id, latency, budget, since, at, run_id, conn, context, slack = item
+            if until is not None and at > until:
+                kept.append(item)
+                continue
+            key = (conn, run_id)
+            left = per_run.get(key, 1) - 1
+            if left:
+                per_run[key] = left
+            else:
+                per_run.pop(key, None)
+            stall = lag.delay_before(since, at)
+            harness = stall + slack
             if latency - harness > budget:
-                note = (f"; {latency - harness:.1f} ms net of the harness's own {harness:.1f} ms stall"
+                note = (f"; {latency - harness:.1f} ms net of the harness's own {stall:.1f} ms stall"
+                        + (f" and of its clock offset's {slack:.1f} ms uncertainty" if slack else "")
                         if harness > 0.0 else "")
                 out.append((rule_id, note, context))
                 continue
@@ -135,7 +188,7 @@ class HeldLatencies:
                 self.inconclusive_worst[rule_id] = {
                     "latency_ms": round(latency, 3), "budget_ms": budget, "harness_stall_ms": round(harness, 3),
                     "run_id": run_id, "conn": conn, "at": at}
-        self._held.clear()
+        self._held = kept
         return out
 
 

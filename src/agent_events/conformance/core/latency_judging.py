@@ -85,15 +85,38 @@ class LatencyJudging:
         self._check_deadline(run, at, None, None, out, still_open=True)
 
     def _late(self, out: list, latency: float, budget: float, since: float | None, rule_id: str, conn: str,
-              run_id, index, at, ref, expected: str, observed: str, recent, run) -> None:
+              run_id, index, at, ref, expected: str, observed: str, recent, run, slack: float = 0.0) -> None:
         """An over-budget latency sample: a violation now (offline), or held until close, when the
-        harness's stalls over the sample's window ``[since, at]`` are known (a live check)."""
+        harness's stalls over the sample's window ``[since, at]`` are known (a live check).
+        ``slack``: how much of it the harness's own measurement may be off by besides (the clock
+        offset's uncertainty, for latency.delivery)."""
         if not self._held.hold(rule_id, latency, budget, since, at, run_id, conn,
-                               (conn, run_id, index, at, ref, expected, observed, tuple(recent), run)):
+                               (conn, run_id, index, at, ref, expected, observed, tuple(recent), run), slack):
             out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed, recent, run))
 
-    def _settle_latency(self, out: list) -> None:
+    def _settle_latency(self, out: list, until: float | None = None) -> None:
         """Each held sample still over budget net of the harness's own stall is a violation, with
         both figures; the others are inconclusive (:class:`~agent_events.conformance.core.harness_lag.HeldLatencies`)."""
-        for rule_id, note, (conn, run_id, index, at, ref, expected, observed, recent, run) in self._held.settle():
+        for rule_id, note, (conn, run_id, index, at, ref, expected, observed, recent, run) in self._held.settle(until):
             out.append(self._flag(rule_id, conn, run_id, index, at, ref, expected, observed + note, recent, run))
+
+    def settle_latencies(self, until: float) -> list[Violation]:
+        """For a harness that reports as it goes (the Locust user): judge the held samples read by
+        ``until``, a time its lag monitor has ticked at since; the violations (also in
+        ``violations``, as always)."""
+        out: list[Violation] = []
+        if len(self._held):
+            self._settle_latency(out, until)
+        return out
+
+    def latency_held(self) -> bool:
+        """Whether any latency sample waits for the harness-lag judgement."""
+        return len(self._held) > 0
+
+    def latency_pending(self, conn: str, run_id) -> bool:
+        """Whether a latency sample of that run still waits for the harness-lag judgement."""
+        return self._held.held_for(conn, run_id)
+
+    def forget_latencies(self, conn: str) -> None:
+        """``conn``'s runs were cut short by the harness: their held samples are dropped, unjudged."""
+        self._held.forget(conn)

@@ -75,13 +75,15 @@ def refused_run_id(error: Mapping) -> str | None:
 
 
 class Conn:
-    __slots__ = ("name", "received", "offset", "recent", "anonymous", "tentative", "tentative_anonymous",
+    __slots__ = ("name", "received", "offset", "uncertainty", "recent", "anonymous", "tentative", "tentative_anonymous",
                  "duplicates", "run_ids", "completed_ids", "declared")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.received = 0
         self.offset = 0.0
+        #: how far off ``offset`` may be (ms: half the best time_sync round trip); 0 when assumed
+        self.uncertainty = 0.0
         #: 1.1: a capabilities message came on this connection
         self.declared = False
         self.recent: deque = deque(maxlen=EXCERPT_LEN)
@@ -169,9 +171,13 @@ class RunOwnership:
 
     # -- client side ---------------------------------------------------------
 
-    def set_clock_offset(self, conn: str, offset_ms: float) -> None:
-        """Server clock minus client clock on ``conn`` (ms), for latency.delivery."""
-        self._conn(conn).offset = float(offset_ms)
+    def set_clock_offset(self, conn: str, offset_ms: float, uncertainty_ms: float | None = None) -> None:
+        """Server clock minus client clock on ``conn`` (ms), for latency.delivery, right to within
+        ``uncertainty_ms`` (half the best time_sync round trip: a harness stalled during every
+        exchange knows the offset only that well, and a delivery over budget by less is inconclusive)."""
+        c = self._conn(conn)
+        c.offset = float(offset_ms)
+        c.uncertainty = float(uncertainty_ms) if uncertainty_ms is not None and uncertainty_ms > 0.0 else 0.0
 
     def send(self, message: Any, at: float | None = None, conn: str = "c0") -> list[Violation]:
         """Record a client frame: which runs a connection started, when, and cancellations.

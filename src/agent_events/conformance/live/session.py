@@ -391,7 +391,7 @@ class ScenarioProbe:
         self.external("transport.subprotocol", selected == schemas.SUBPROTOCOL, conn=conn.name,
                       expected=f"Sec-WebSocket-Protocol: {schemas.SUBPROTOCOL} selected",
                       observed="no subprotocol selected" if selected is None else f"{selected!r} selected")
-        self.checker.set_clock_offset(conn.name, engine.clock_estimate.offset_ms)
+        self.checker.set_clock_offset(conn.name, engine.clock_estimate.offset_ms, engine.clock_estimate.uncertainty_ms)
         return conn
 
     def _client_limited(self, exc: ClientLimitError) -> None:

@@ -453,7 +453,7 @@ class LoadEngine:
         conn.sync_waiter = None
         clock = estimate(samples)
         for c in self.conns:
-            c.core.set_clock_offset(clock.offset_ms)
+            c.core.set_clock_offset(clock.offset_ms, clock.uncertainty_ms)
         return clock
 
     async def _drain(self) -> None:
