@@ -44,7 +44,14 @@ def test_conformant_endpoint_passes_in_each_framing(capsys, endpoint, framing, p
     assert report["dialect"]["name"] == "ag-ui" and report["claim"]["withheld_because"] == "foreign_dialect"
     statuses = {r["id"]: r["status"] for r in report["rules"]}
     assert statuses["ag-ui.tool.paired"] == "PASS" and statuses["ag-ui.transport.bad_input"] == "PASS"
-    assert statuses["latency.first_event"] == "PASS" and statuses["ag-ui.run.ended"] == "PASS"
+    assert statuses["ag-ui.run.ended"] == "PASS"
+    # the endpoint runs in this process: on a starved machine the harness may not be able to tell,
+    # and says so (INCONCLUSIVE, with a stall that explains the sample), never FAIL
+    first = next(r for r in report["rules"] if r["id"] == "latency.first_event")
+    if first["status"] != "PASS":
+        worst = first["inconclusive_worst"]
+        assert first["status"] == "INCONCLUSIVE" and first["violations"] == 0, first
+        assert worst["harness_stall_ms"] >= worst["latency_ms"] - worst["budget_ms"] > 0, first
 
 
 def test_pinned_json_framing_refuses_sse_frames(capsys, endpoint):
