@@ -74,9 +74,6 @@ class ParkedRuns:
     def __init__(self) -> None:
         self._runs: list[tuple[Any, str, Any, float]] = []
 
-    def __len__(self) -> int:
-        return len(self._runs)
-
     def park(self, user: Any, conn: str, run: Any, at: float) -> None:
         self._runs.append((user, conn, run, at))
 
