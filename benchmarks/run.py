@@ -14,7 +14,9 @@ import contextlib
 import datetime as _dt
 import math
 import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,6 +35,22 @@ SERVERS = {
 }
 NEEDS = {1: ("agent", "agent_v10", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
          6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: (), 10: ()}
+
+
+def commit() -> str | None:
+    """The checkout's commit (``+changes`` when its tracked files differ from it), or ``None`` outside
+    a git checkout: a recorded run says which code it measured."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+changes" if changed.stdout.strip() else "")
 
 
 async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
@@ -68,6 +86,7 @@ async def run(scale: m.Scale, only: set[int]) -> dict[str, Any]:
     machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {"date": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "mode": "quick" if scale is m.QUICK else "full", "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+            "commit": commit(),
             "machine": machine, "measurements": results}
 
 
@@ -118,7 +137,10 @@ def _detail(result: dict[str, Any]) -> list[str]:
         return [f"locust {d['locust_events_per_s']:,.0f} ev/s on one core ({d['events_per_run']} events per run); "
                 f"memory per connection: locust {mem['locust']['kib_per_connection']} KiB, "
                 f"load {mem['load']['kib_per_connection']} KiB; per in-flight run: locust "
-                f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB"]
+                f"{mem['locust']['kib_per_in_flight_run']} KiB, load {mem['load']['kib_per_in_flight_run']} KiB",
+                f"issue 26 target 2 (<= 1.25 and <= 2): CPU {d['target_2']['cpu_ratio']}, memory per connection "
+                f"{d['target_2']['memory_per_connection_ratio']} (rounds: "
+                f"{', '.join(str(r) for r in d['target_2']['memory_ratio_rounds'])})"]
     if i == 9:
         if d.get("skipped"):
             return ["not measured: redis-server is not installed (apt-get install redis-server)"]

@@ -455,3 +455,19 @@ def test_the_spec_page_shows_the_generated_envelope_payload_and_error_code_table
         assert type_ in text
     for name in schemas.load("envelope")["required"] + schemas.load("result")["required"]:
         assert name in text
+
+
+@pytest.mark.slow
+def test_the_capacity_page_is_built_from_the_recorded_run_it_names(site):
+    """The build regenerates the capacity figures from the recorded run (docgen_capacity): what a
+    reader sees is that file's figures, whatever the committed copy says."""
+    sys.path.insert(0, str(HOOKS))
+    import docgen_capacity
+
+    source = (ROOT / "docs" / "capacity.md").read_text(encoding="utf-8")
+    recorded = re.search(r"<!-- agent-events:capacity-figures (\S+) -->", source)[1]
+    figures = docgen_capacity.figures_of(docgen_capacity.load_run(recorded))
+    shown = text_of(page(site, "capacity"))
+    assert recorded in shown
+    assert f"{figures['locust_us']:.2f} us" in shown and f"{figures['agent_us']:.2f} us" in shown
+    assert "10,000,000 x" in shown  # the worked example, filled

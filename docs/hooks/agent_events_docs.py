@@ -31,6 +31,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import docgen_api
+import docgen_capacity
 import docgen_cli
 import docgen_code
 import docgen_events
@@ -360,6 +361,7 @@ GENERATORS: dict[str, Callable[[str | None, dict], str]] = {
     "report-schema": _report_schema,
     "dialect-file-keys": _dialect_file_keys,
     "ag-ui-scope": _ag_ui_scope,
+    **docgen_capacity.GENERATORS,
 }
 
 

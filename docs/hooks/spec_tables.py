@@ -1,5 +1,6 @@
-"""The normative tables of docs/spec.md, generated from the schemas and the rule registry and
-committed into the file, so the spec read in the repository shows them.
+"""The generated blocks committed into docs pages, so the pages read in the repository show them:
+docs/spec.md's normative tables (from the schemas and the rule registry) and docs/capacity.md's
+figures and worked example (from one recorded benchmark run, ``docgen_capacity``).
 
 Each table sits between two markers::
 
@@ -8,6 +9,7 @@ Each table sits between two markers::
     ...
     <!-- /agent-events:error-codes -->
 
+(a block may take one argument, ``<!-- agent-events:capacity-figures benchmarks/results/X.json -->``).
 ``python docs/hooks/spec_tables.py`` rewrites the blocks from the sources;
 ``--check`` only says whether they are current (exit 1 if not). The test
 suite runs the check (tests/test_spec.py), and the mkdocs hook regenerates
@@ -24,56 +26,70 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # run as a script or imported from the tests
     sys.path.insert(0, str(HERE))
 
+import docgen_capacity  # noqa: E402
 import docgen_events  # noqa: E402
 import docgen_rules  # noqa: E402
 
 SPEC = HERE.parent / "spec.md"
+CAPACITY = HERE.parent / "capacity.md"
 #: The command that regenerates the blocks, as the drift test tells it.
 COMMAND = "python docs/hooks/spec_tables.py"
-#: The blocks of the spec, in order: name -> generator(spec sections).
+#: The blocks of the spec: name -> generator(argument, spec sections).
 BLOCKS = {
-    "error-codes": lambda sections: docgen_events.error_codes(),
-    "envelope": lambda sections: docgen_events.envelope_table(),
-    "event-payloads": lambda sections: docgen_events.event_payloads(),
-    "rules": lambda sections: docgen_rules.rule_list(sections, "rules.md"),
+    "error-codes": lambda _arg, sections: docgen_events.error_codes(),
+    "envelope": lambda _arg, sections: docgen_events.envelope_table(),
+    "event-payloads": lambda _arg, sections: docgen_events.event_payloads(),
+    "rules": lambda _arg, sections: docgen_rules.rule_list(sections, "rules.md"),
 }
-#: An opening marker, then (optionally) the generated text and the closing marker.
-BLOCK = re.compile(r"<!--\s*agent-events:(?P<name>[a-z0-9-]+)\s*-->\n"
+#: The blocks of the capacity page, each from the recorded run its argument names.
+CAPACITY_BLOCKS = {name: (lambda arg, _sections, make=make: make(arg))
+                   for name, make in docgen_capacity.GENERATORS.items()}
+#: Every page with committed blocks, and its blocks.
+PAGES = {SPEC: BLOCKS, CAPACITY: CAPACITY_BLOCKS}
+#: An opening marker (with its argument, if any), then (optionally) the generated text and the closing marker.
+BLOCK = re.compile(r"<!--\s*agent-events:(?P<name>[a-z0-9-]+)(?:\s+(?P<arg>[^\s>]+))?\s*-->\n"
                    r"(?:(?P<body>.*?)<!--\s*/agent-events:(?P=name)\s*-->\n?)?", re.S)
 
 
-def render(markdown: str) -> str:
-    """``markdown`` with every spec block (re)filled from the sources."""
+def _opening(match: re.Match) -> str:
+    arg = f" {match['arg']}" if match["arg"] else ""
+    return f"<!-- agent-events:{match['name']}{arg} -->\n"
+
+
+def render(markdown: str, blocks: dict = BLOCKS) -> str:
+    """``markdown`` with every one of ``blocks`` (re)filled from the sources (the spec's by default)."""
     sections = docgen_rules.spec_sections(markdown)
 
     def fill(match: re.Match) -> str:
         name = match["name"]
-        if name not in BLOCKS:
+        if name not in blocks:
             return match[0]
-        body = BLOCKS[name](sections).strip("\n")
-        return f"<!-- agent-events:{name} -->\n{body}\n<!-- /agent-events:{name} -->\n"
+        body = blocks[name](match["arg"], sections).strip("\n")
+        return f"{_opening(match)}{body}\n<!-- /agent-events:{name} -->\n"
 
     return BLOCK.sub(fill, markdown)
 
 
-def strip(markdown: str) -> str:
+def strip(markdown: str, blocks: dict = BLOCKS) -> str:
     """``markdown`` without the generated blocks' bodies (the prose alone, as written)."""
-    return BLOCK.sub(lambda m: f"<!-- agent-events:{m['name']} -->\n" if m["name"] in BLOCKS else m[0], markdown)
+    return BLOCK.sub(lambda m: _opening(m) if m["name"] in blocks else m[0], markdown)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    current = SPEC.read_text(encoding="utf-8")
-    fresh = render(current)
-    if "--check" in args:
-        if fresh != current:
-            print(f"{SPEC}: the generated tables are out of date; run: {COMMAND}", file=sys.stderr)
-            return 1
-        return 0
-    if fresh != current:
-        SPEC.write_text(fresh, encoding="utf-8")
-        print(f"{SPEC}: tables regenerated")
-    return 0
+    stale = 0
+    for page, blocks in PAGES.items():
+        current = page.read_text(encoding="utf-8")
+        fresh = render(current, blocks)
+        if fresh == current:
+            continue
+        if "--check" in args:
+            print(f"{page}: the generated blocks are out of date; run: {COMMAND}", file=sys.stderr)
+            stale += 1
+        else:
+            page.write_text(fresh, encoding="utf-8")
+            print(f"{page}: blocks regenerated")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
