@@ -116,7 +116,8 @@ async def _drive(url: str, pid: int, scale: Scale) -> dict[str, float]:
 
 
 async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
-    order = ("agent", "agent_v10", "bare", "bare_batched")
+    order = tuple(name for name in ("agent", "agent_v10", "agent_keep6", "agent_resume_off", "bare", "bare_batched")
+                  if name in servers)
     samples: dict[str, list[dict]] = {name: [] for name in order}
     for _ in range(scale.repeats):
         for name in order:  # interleaved, so a noisy minute hurts every series alike
@@ -144,7 +145,15 @@ async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
              "cpu_vs_1_0": _ratio(med["agent_v10"]["server_us_per_event"], med["agent"]["server_us_per_event"]),
              "cpu_vs_one_write_ceiling": _ratio(med["bare_batched"]["server_us_per_event"],
                                                 med["agent"]["server_us_per_event"]),
-             "target": "cpu_vs_1_0 >= 0.9 and cpu_vs_one_write_ceiling >= 0.5"},
+             "target": "cpu_vs_1_0 >= 0.9 and cpu_vs_one_write_ceiling >= 0.5",
+             # where it goes: the finished runs a connection keeps for a late resume (64 against 6),
+             # and everything else resume does (6 kept against resume off)
+             **({"breakdown_us_per_event": {
+                 "finished_runs_kept": round(med["agent"]["server_us_per_event"]
+                                             - med["agent_keep6"]["server_us_per_event"], 2),
+                 "per_run_code": round(med["agent_keep6"]["server_us_per_event"]
+                                       - med["agent_resume_off"]["server_us_per_event"], 2)}}
+                if "agent_keep6" in med and "agent_resume_off" in med else {})},
          "samples": samples})
 
 

@@ -32,8 +32,14 @@ SERVERS = {
     "agent_workers2": capacity.WORKERS2,
     "agent_v10": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",
                                          "--max-runs-per-connection", "64", "--protocol-version", "1.0"),
+    # where resume's cost goes (issue 26 target 1): the same 1.1 agent keeping 6 finished runs per
+    # connection instead of 64 (its run limit), and with resume off
+    "agent_keep6": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",
+                                           "--max-runs-per-connection", "6"),
+    "agent_resume_off": reference_agent_command("--llm-delay-ms", "0", "--max-connections", "4096",
+                                                "--max-runs-per-connection", "64", "--resume-window-s", "0"),
 }
-NEEDS = {1: ("agent", "agent_v10", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
+NEEDS = {1: ("agent", "agent_v10", "agent_keep6", "agent_resume_off", "bare", "bare_batched"), 2: ("agent", "bare"), 3: (), 4: (), 5: ("bare_batched",),
          6: ("agent",), 7: ("agent", "agent_workers2"), 8: ("agent",), 9: (), 10: ()}
 
 
@@ -111,6 +117,11 @@ def _detail(result: dict[str, Any]) -> list[str]:
             lines.append(f"resume on (1.1) against --protocol-version 1.0 ({us['agent_v10']} us): CPU {rc['cpu_vs_1_0']}, "
                          f"events/s {rc['events_per_s_vs_1_0']}; against the one-write ceiling: CPU "
                          f"{rc['cpu_vs_one_write_ceiling']} (issue 26 target 1: >= 0.9 and >= 0.5)")
+            if "breakdown_us_per_event" in rc:
+                b = rc["breakdown_us_per_event"]
+                lines.append(f"resume's cost per event: {b['finished_runs_kept']} us keeping 64 finished runs per "
+                             f"connection rather than 6 ({us['agent_keep6']} us), {b['per_run_code']} us the rest "
+                             f"(resume off: {us['agent_resume_off']} us)")
         return lines
     if i == 2:
         a, b, n = d["agent_ms"], d["bare_ms"], d["machine_wakeup_lateness"]
