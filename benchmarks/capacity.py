@@ -134,7 +134,7 @@ async def _drive(url: str, pid: int, scale) -> dict[str, float]:
 
 
 async def workers(servers: dict[str, Any], scale) -> dict[str, Any]:
-    from benchmarks.measurements import _ratio, _result
+    from benchmarks.measurements import _result
 
     order = ("agent", "agent_workers2")
     samples: dict[str, list[dict]] = {name: [] for name in order}

@@ -151,7 +151,7 @@ async def throughput(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
              **({"breakdown_us_per_event": {
                  "finished_runs_kept": round(med["agent"]["server_us_per_event"]
                                              - med["agent_keep6"]["server_us_per_event"], 2),
-                 "per_run_code": round(med["agent_keep6"]["server_us_per_event"]
+                 "everything_else": round(med["agent_keep6"]["server_us_per_event"]
                                        - med["agent_resume_off"]["server_us_per_event"], 2)}}
                 if "agent_keep6" in med and "agent_resume_off" in med else {})},
          "samples": samples})

@@ -120,7 +120,7 @@ def _detail(result: dict[str, Any]) -> list[str]:
             if "breakdown_us_per_event" in rc:
                 b = rc["breakdown_us_per_event"]
                 lines.append(f"resume's cost per event: {b['finished_runs_kept']} us keeping 64 finished runs per "
-                             f"connection rather than 6 ({us['agent_keep6']} us), {b['per_run_code']} us the rest "
+                             f"connection rather than 6 ({us['agent_keep6']} us), {b['everything_else']} us the rest "
                              f"(resume off: {us['agent_resume_off']} us)")
         return lines
     if i == 2:
