@@ -16,10 +16,9 @@ The seams a test or a custom deployment overrides are methods, not flags:
 
 from __future__ import annotations
 
-import asyncio
 
 from agent_events.reference_agent.base import BaseAgent, RunRequest, describe
-from agent_events.reference_agent.llm import LLM, LLMError, OfflinePlanner, SimulatedOutage, build_prompt
+from agent_events.reference_agent.llm import LLM, LLMError, OfflinePlanner, SimulatedOutage, build_prompt, within
 from agent_events.reference_agent.plans import ActionPlan, default_action_plan, extract_goals, parse_plan
 
 
@@ -76,8 +75,7 @@ class ActionsAgent(BaseAgent):
     async def ask_llm(self, llm: LLM, prompt: str) -> str:
         """One model call, bounded: a model that hangs must not hang the user."""
         try:
-            async with asyncio.timeout(self.llm_timeout_ms / 1000.0):
-                answer = await llm.complete(prompt)
+            answer = await within(llm.complete(prompt), self.llm_timeout_ms / 1000.0)
         except TimeoutError:
             raise LLMError(f"the model did not answer within {self.llm_timeout_ms:g} ms") from None
         if not isinstance(answer, str):

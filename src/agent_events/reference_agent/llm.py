@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Protocol, Sequence, runtime_checkable
+import types
+from typing import Any, Awaitable, Generator, Protocol, Sequence, runtime_checkable
 
 import orjson
 
@@ -49,6 +50,50 @@ def request_from_prompt(prompt: str) -> str:
     if start < 0 or end < start:
         return prompt
     return prompt[start + len(_REQUEST_START):end]
+
+
+async def within(awaitable: Awaitable[Any], seconds: float) -> Any:
+    """``await awaitable``, raising :class:`TimeoutError` if it waits longer than ``seconds``.
+
+    What ``async with asyncio.timeout(seconds)`` does, without arming a timer for a coroutine that
+    finishes without waiting: its first step runs here, and only if it then waits is the rest
+    bounded, by the deadline taken before that step. A model that answers at once (a cache, the
+    offline planner) cannot hang the user, and a timer per model call was 4.8 us against 1.0
+    without (``asyncio.timeout`` schedules a timer handle and cancels it; issue 26).
+    """
+    if type(awaitable) is not types.CoroutineType:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        first = awaitable.send(None)
+    except StopIteration as done:  # answered without waiting
+        return done.value
+    async with asyncio.timeout_at(deadline):
+        return await _carry_on(awaitable, first)
+
+
+@types.coroutine
+def _carry_on(coro: Any, first: Any) -> Generator[Any, Any, Any]:
+    """The rest of a coroutine whose first step yielded ``first``: ``yield from`` (PEP 380), picked up
+    after that step, so the task sees every wait and cancellation as if it awaited ``coro`` itself."""
+    to_yield = first
+    while True:
+        try:
+            sent = yield to_yield
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a cancellation (the timeout's) goes into the coroutine
+            try:
+                to_yield = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                to_yield = coro.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 class OfflinePlanner:
