@@ -16,7 +16,6 @@ The seams a test or a custom deployment overrides are methods, not flags:
 
 from __future__ import annotations
 
-
 from agent_events.reference_agent.base import BaseAgent, RunRequest, describe
 from agent_events.reference_agent.llm import LLM, LLMError, OfflinePlanner, SimulatedOutage, build_prompt, within
 from agent_events.reference_agent.plans import ActionPlan, default_action_plan, extract_goals, parse_plan
