@@ -117,11 +117,10 @@ def _detail(result: dict[str, Any]) -> list[str]:
             lines.append(f"resume on (1.1) against --protocol-version 1.0 ({us['agent_v10']} us): CPU {rc['cpu_vs_1_0']}, "
                          f"events/s {rc['events_per_s_vs_1_0']}; against the one-write ceiling: CPU "
                          f"{rc['cpu_vs_one_write_ceiling']} (issue 26 target 1: >= 0.9 and >= 0.5)")
-            if "breakdown_us_per_event" in rc:
-                b = rc["breakdown_us_per_event"]
-                lines.append(f"resume's cost per event: {b['finished_runs_kept']} us keeping 64 finished runs per "
-                             f"connection rather than 6 ({us['agent_keep6']} us), {b['everything_else']} us the rest "
-                             f"(resume off: {us['agent_resume_off']} us)")
+            b = rc["breakdown_us_per_event"]
+            lines.append(f"resume's cost per event: {b['finished_runs_kept']} us keeping 64 finished runs per "
+                         f"connection rather than 6 ({us['agent_keep6']} us), {b['everything_else']} us the rest "
+                         f"(resume off: {us['agent_resume_off']} us)")
         return lines
     if i == 2:
         a, b, n = d["agent_ms"], d["bare_ms"], d["machine_wakeup_lateness"]
