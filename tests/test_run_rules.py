@@ -14,6 +14,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent_events import run_rules as rr
 from agent_events.conformance.core import rules
@@ -184,6 +186,35 @@ def test_a_dialect_is_rows_added_to_a_value():
         rr.V1.with_transitions({}, kinds=("NEW_KIND",))
     with pytest.raises(ValueError, match="kinds not in the table"):
         rr.V1.with_families(text)
+
+
+_PARTS = st.sampled_from(["payload", "tool_call_id", "tool_name", "messageId", "0"])
+_LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=3)
+_VALUES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=2)
+                       | st.dictionaries(_PARTS, inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=_VALUES, path=st.none() | st.lists(_PARTS, max_size=3).map(tuple))
+def test_a_family_path_getter_walks_the_path_as_at_does(message, path):
+    """The getters a family makes once (issue 26: one call per lookup) agree with the plain walk on
+    any value, dict or not, for paths of every length the families use and one longer."""
+    expected = None if path is None else rr._at(message, path)
+    assert rr.path_getter(path)(message) == expected
+    family = rr.Family(name="f", opens=("o",), closes=("c",), key=path if path is not None else rr.BY_NAME_IN_ORDER,
+                       name_path=path)
+    assert family.key_of(message) == expected and family.name_of(message) == expected
+
+
+def test_a_family_getters_follow_replace_and_stay_out_of_equality():
+    """``dataclasses.replace`` makes the getters anew from the new paths; they take no part in ``==``."""
+    from dataclasses import replace
+    moved = replace(rr.TOOL_CALL, key=("payload", "call"), name_path=None)
+    message = {"payload": {"call": "c1", "tool_call_id": "t1", "tool_name": "search"}}
+    assert rr.TOOL_CALL.key_of(message) == "t1" and rr.TOOL_CALL.name_of(message) == "search"
+    assert moved.key_of(message) == "c1" and moved.name_of(message) is None
+    assert replace(rr.TOOL_CALL) == rr.TOOL_CALL and hash(replace(rr.TOOL_CALL)) == hash(rr.TOOL_CALL)
+    assert "key_of" not in repr(rr.TOOL_CALL)
 
 
 def test_run_rules_is_floor_one():

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from agent_events import schemas
 
@@ -219,6 +219,16 @@ class Family:
     #: :data:`RUN_END`, or ``None``: never required)
     closed_by: str | None = ATTEMPT_END
     breaches: Breaches = field(default_factory=Breaches)
+    #: ``key_of(message)``: the member key of ``message`` (``None`` when absent, or for a by-name
+    #: family). ``name_of(message)``: the member's name (``None`` when absent or unnamed). Both are
+    #: functions made once per family (:func:`path_getter`), because the checker asks every open
+    #: and close for both: one call each instead of a method, a property and a loop (issue 26).
+    key_of: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+    name_of: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_of", path_getter(None if self.by_name_in_order else self.key))
+        object.__setattr__(self, "name_of", path_getter(self.name_path))
 
     @property
     def by_name_in_order(self) -> bool:
@@ -228,12 +238,31 @@ class Family:
     def kinds(self) -> tuple[str, ...]:
         return (*self.opens, *self.continues, *self.closes)
 
-    def key_of(self, message: Mapping) -> Any:
-        """The member key of ``message`` (``None`` when absent, or for a by-name family)."""
-        return None if self.by_name_in_order else _at(message, self.key)  # type: ignore[arg-type]
 
-    def name_of(self, message: Mapping) -> Any:
-        return _at(message, self.name_path) if self.name_path is not None else None
+def _none(message: Any) -> None:
+    return None
+
+
+def path_getter(path: "tuple[str, ...] | None") -> Callable[[Any], Any]:
+    """The function ``message -> _at(message, path)`` (``None``: always ``None``), written out for
+    the paths families have (one or two parts), so that a lookup is one call."""
+    if path is None:
+        return _none
+    if len(path) == 1:
+        (first,) = path
+
+        def get(message: Any) -> Any:
+            return message.get(first) if type(message) is dict else None
+    elif len(path) == 2:
+        first, second = path
+
+        def get(message: Any) -> Any:
+            inner = message.get(first) if type(message) is dict else None
+            return inner.get(second) if type(inner) is dict else None
+    else:
+        def get(message: Any) -> Any:
+            return _at(message, path)
+    return get
 
 
 def _at(message: Any, path: tuple[str, ...]) -> Any:

@@ -355,7 +355,8 @@ class ClientConnection:
             elif type_ == "tool_executing":
                 run.tools_open += 1
             elif type_ == "tool_completed":
-                run.tools_open = max(0, run.tools_open - 1)
+                if run.tools_open:  # (a close with none open is the checker's to judge)
+                    run.tools_open -= 1
             elif type_ == "agent_completed":
                 run.completed_at = at
                 payload = message.get("payload")

@@ -167,8 +167,8 @@ class WireConnection(WireCore):
         if frame is not None:
             self._write_pending()  # what the protocol owes first (a pong, say), in order
             writer.write(frame)
-        else:
-            self._queue(kind, data)
+            return at  # (nothing is pending now: a second look, with a coroutine for it, found nothing)
+        self._queue(kind, data)
         await self._flush()
         return at
 
