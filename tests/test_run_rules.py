@@ -206,8 +206,9 @@ def test_a_family_path_getter_walks_the_path_as_at_does(message, path):
     assert family.key_of(message) == expected and family.name_of(message) == expected
 
 
-def test_a_family_getters_follow_replace_and_stay_out_of_equality():
-    """``dataclasses.replace`` makes the getters anew from the new paths; they take no part in ``==``."""
+def test_a_family_getters_follow_replace_copy_and_pickle_and_stay_out_of_equality():
+    """``dataclasses.replace``, ``copy`` and ``pickle`` make the getters anew from the paths (a family
+    pickles as it did before it had them); they take no part in ``==`` or ``repr``."""
     from dataclasses import replace
     moved = replace(rr.TOOL_CALL, key=("payload", "call"), name_path=None)
     message = {"payload": {"call": "c1", "tool_call_id": "t1", "tool_name": "search"}}
@@ -215,6 +216,12 @@ def test_a_family_getters_follow_replace_and_stay_out_of_equality():
     assert moved.key_of(message) == "c1" and moved.name_of(message) is None
     assert replace(rr.TOOL_CALL) == rr.TOOL_CALL and hash(replace(rr.TOOL_CALL)) == hash(rr.TOOL_CALL)
     assert "key_of" not in repr(rr.TOOL_CALL)
+    import copy
+    import pickle
+    for again in (pickle.loads(pickle.dumps(rr.TOOL_CALL)), copy.copy(rr.TOOL_CALL), copy.deepcopy(moved)):
+        original = moved if again.key == moved.key else rr.TOOL_CALL
+        assert again == original and again.key_of(message) == original.key_of(message)
+        assert again.name_of(message) == original.name_of(message)
 
 
 def test_run_rules_is_floor_one():

@@ -63,7 +63,7 @@ Public API
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -229,6 +229,10 @@ class Family:
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_of", path_getter(None if self.by_name_in_order else self.key))
         object.__setattr__(self, "name_of", path_getter(self.name_path))
+
+    def __reduce__(self):
+        # pickled and copied by its fields, as before the getters: they are made anew on the way back
+        return (type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init))
 
     @property
     def by_name_in_order(self) -> bool:
