@@ -56,7 +56,8 @@ Public API
 - ``TRANSITIONS``: the table; :func:`explain` (rule id, state, kind -> expected, observed);
   :func:`refusal` (state, kind -> the rule the row breaks, or None); :func:`state_diagram` (mermaid).
 - :class:`Family`, :class:`Breaches`, ``BY_NAME_IN_ORDER``, ``TOOL_CALL``, ``ATTEMPT_END``,
-  ``RUN_END``: paired events.
+  ``RUN_END``: paired events; :func:`path_getter` (a path -> the function that reads it from a
+  message, as a family's ``key_of`` and ``name_of`` do).
 - :class:`Scoping`, ``KEYED_BY_RUN_ID``: how a run is scoped.
 - :class:`RunRules`, ``V1``: the bundle.
 """
