@@ -83,9 +83,15 @@ def for_fast_engine(node: Any) -> Any:
 
 
 @functools.cache
+def _fast_schemas() -> dict[str, Any]:
+    """Every shipped schema as the fast engine gets it (:func:`for_fast_engine`): read and rewritten
+    once, for its registry and for each validator alike."""
+    return {name: for_fast_engine(s) for name, s in schemas.all_schemas().items()}
+
+
+@functools.cache
 def _rs_registry():
-    return jsonschema_rs.Registry([(s["$id"], for_fast_engine(s)) for s in schemas.all_schemas().values()],
-                                  retriever=_no_network)
+    return jsonschema_rs.Registry([(s["$id"], s) for s in _fast_schemas().values()], retriever=_no_network)
 
 
 @functools.cache
@@ -93,7 +99,10 @@ def fast_validator(name: str):
     """The compiled validator of schema ``name`` (falls back to the reference)."""
     if jsonschema_rs is None:
         return schemas.validator(name)
-    return jsonschema_rs.validator_for(for_fast_engine(schemas.load(name)), registry=_rs_registry())
+    schema = _fast_schemas().get(name)
+    if schema is None:
+        schemas.load(name)  # raises its KeyError, naming the schemas there are
+    return jsonschema_rs.validator_for(schema, registry=_rs_registry())
 
 
 def reference_validator(name: str):
