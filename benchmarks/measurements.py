@@ -24,6 +24,7 @@ import orjson
 
 from benchmarks.bare_server import INPUT
 from benchmarks.driver import CountingDriver
+from agent_events import _native
 from agent_events.conformance.core import profiles, schema_validation
 from agent_events.conformance.live.wire import Endpoint
 from agent_events.conformance.loadgen.engine import LoadOptions, run_load
@@ -454,4 +455,7 @@ def machine() -> dict[str, Any]:
             # The checker's fast path: without jsonschema-rs (the [fast] extra) validation
             # falls back to jsonschema and measurement 4 is some 30x slower.
             "schema_engine": schema_validation.ENGINE,
+            # The client core compiled with mypyc (issue 26, target 3), or the Python sources: which
+            # modules this process runs compiled (none without a C compiler, or with AGENT_EVENTS_PURE_PYTHON=1)
+            "compiled_core": _native.compiled_modules(),
             "loadavg": [round(x, 2) for x in os.getloadavg()]}

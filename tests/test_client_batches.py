@@ -58,7 +58,9 @@ def _state(core: ClientConnection, checker: Checker, ended: list) -> dict:
     return {
         "violations": [(v.rule_id, v.run_id, v.index, v.expected, v.observed, v.excerpt) for v in checker.violations],
         "counts": dict(checker.violation_counts),
-        "stats": {k: v for k, v in vars(checker).items() if isinstance(v, int) and not isinstance(v, bool)},
+        # every integer field (dir, not vars: the compiled checker keeps its fields in slots)
+        "stats": {k: v for k in dir(checker) if not k.startswith("__")
+                  for v in [getattr(checker, k)] if isinstance(v, int) and not isinstance(v, bool)},
         "delivery": checker.latencies.delivery.summary(),
         "runs": {rid: (r.events, r.first_at, r.completed_at, r.last_seq, tuple(r.attempts), r.refused)
                  for rid, r in core.runs.items()},

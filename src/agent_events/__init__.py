@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+# first: with AGENT_EVENTS_PURE_PYTHON set, the compiled core's modules must load from their sources
+from agent_events import _native  # noqa: F401
+
 try:
     __version__ = _version("agent-events")
 except PackageNotFoundError:  # running from a source tree that was never installed

@@ -98,7 +98,7 @@ from agent_events.conformance.core.run_ownership import (  # noqa: F401
 )
 from agent_events.conformance.reporting.timelines import TIMELINE_EVENTS, TIMELINE_RUNS  # noqa: F401
 
-from agent_events.conformance.core.frame_limit import FrameLimit
+from agent_events.conformance.core import frame_limit as _frame_limit
 
 if TYPE_CHECKING:
     from agent_events.conformance.core.harness_lag import LagRecord
@@ -135,7 +135,7 @@ _NUMBER = (int, float)
 _explain = V1.explain
 
 
-class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
+class Checker(RunOwnership, LatencyJudging, EvidenceCounting):
     """Checks one observed stream (any number of connections and runs).
 
     The judging is here (the time rules in :class:`~agent_events.conformance.core.latency_judging.LatencyJudging`);
@@ -190,7 +190,7 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
         self.latencies = Latencies()
         self._delivery = self.latencies.delivery  # the series every run event adds to
 
-    def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: str | None = None) -> list[Violation]:
+    def receive(self, frame: Any, at: float | None = None, conn: str = "c0", ref: Any = None) -> list[Violation]:
         """Check one received frame: ``str`` a text frame, ``bytes`` a binary frame,
         anything else an already-decoded JSON value. ``at`` is the receive time
         (client clock, epoch ms); ``ref`` an opaque location such as ``file:line`` (or a
@@ -217,6 +217,11 @@ class Checker(RunOwnership, LatencyJudging, EvidenceCounting, FrameLimit):
             self.parsed += 1
             message = frame
         return self._message(message, at, c, index, ref, [])
+
+    def receive_oversize(self, size: int, limit: int, at: float | None = None, conn: str = "c0",
+                         ref: Any = None) -> Violation | None:
+        """A frame of ``size`` bytes over the frame ``limit``, not read (:func:`~agent_events.conformance.core.frame_limit.receive_oversize`)."""
+        return _frame_limit.receive_oversize(self, size, limit, at, conn, ref)
 
     def _binary(self, c: _Conn, index: int, at, ref, raw: bytes) -> list[Violation]:
         c.recent.append((index, at, raw))

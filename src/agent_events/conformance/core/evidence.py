@@ -15,6 +15,8 @@ needs the checker's ``profile``, ``violation_counts``, ``inconclusive``/``inconc
 
 from __future__ import annotations
 
+from agent_events._native import trait
+from agent_events.conformance.core.checker_fields import CheckerFields
 from agent_events.conformance.core import rules as _rules
 from agent_events.conformance.core.violations import RuleOutcome, Violation
 
@@ -51,7 +53,8 @@ COUNTERS = (
 )
 
 
-class EvidenceCounting:
+@trait
+class EvidenceCounting(CheckerFields):
     """The checker's evidence counters and the per-rule outcomes built from them."""
 
     def _init_evidence(self) -> None:

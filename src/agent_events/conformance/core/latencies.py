@@ -174,6 +174,12 @@ class Latencies:
     """The latency series of one check, by kind (see ``KINDS``)."""
 
     __slots__ = KINDS
+    # declared as well: a compiled class keeps each in a slot of its own (tests/test_native.py holds
+    # them to KINDS)
+    first_event: Samples
+    delivery: Samples
+    tool_gap: Samples
+    run: Samples
 
     def __init__(self) -> None:
         for kind in KINDS:

@@ -18,6 +18,8 @@ the checker's budgets (``_first_budget``, ``_deadline_ms``, ``profile``), ``late
 
 from __future__ import annotations
 
+from agent_events._native import trait
+from agent_events.conformance.core.checker_fields import CheckerFields
 from agent_events.conformance.core.harness_lag import MAX_HELD
 from agent_events.conformance.core.run_ownership import Run as _Run
 from agent_events.conformance.core.violations import Violation
@@ -28,7 +30,8 @@ from agent_events.run_rules import AWAITING_START
 MAX_PENDING_LATENCY = MAX_HELD
 
 
-class LatencyJudging:
+@trait
+class LatencyJudging(CheckerFields):
     """first_event and run_deadline, and every over-budget sample judged net of the harness's lag."""
 
     def _first_event(self, run: _Run, at, index: int, ref, out: list) -> None:

@@ -30,6 +30,8 @@ from itertools import islice
 from typing import Any, Mapping
 
 from agent_events import schemas
+from agent_events._native import trait
+from agent_events.conformance.core.checker_fields import CheckerFields
 from agent_events.conformance.core import json_text
 from agent_events.conformance.core import schema_validation as _sv
 from agent_events.conformance.reporting.timelines import record as _timeline_record
@@ -148,7 +150,8 @@ class Run:
 
 
 
-class RunOwnership:
+@trait
+class RunOwnership(CheckerFields):
     """Connections, client starts (valid, anonymous, tentative, duplicate), runs in progress,
     completed runs remembered and detached runs awaiting a resume."""
 
@@ -161,8 +164,8 @@ class RunOwnership:
         #: connection, the token is the run's own; a resume_run on another
         #: connection takes them over; the ones never resumed are judged at close
         self._detached: dict[tuple[str, str], Run] = {}
-        self._conns: dict[str, Conn] = {}
-        self._runs: dict[tuple[str, str | None], Run] = {}
+        self._conns = {}
+        self._runs = {}
         self._completed: dict[tuple[str, str | None], None] = {}
         self._client_evidence = False
         self._timeline_slots = timeline_runs

@@ -46,6 +46,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from agent_events._native import mypyc_attr
 from agent_events.conformance.live.handshake_errors import check_url, describe_handshake_failure  # noqa: F401
 
 try:  # websockets' own C masking, as its Frame.serialize uses; its pure-Python one otherwise
@@ -156,6 +157,7 @@ def connect_failure(exc: BaseException, host: str | None) -> ConnectError:
     return error(f"cannot connect: {describe_handshake_failure(exc, host)}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the asyncio and socket shells subclass it
 class WireCore:
     """What a client connection does between the socket and its callbacks, with no I/O: websockets'
     sans-I/O protocol for the handshake and every frame it must judge, the fast path for plain
