@@ -61,6 +61,24 @@ def _say(message: str) -> None:
     print(f"agent-events build: {message}", file=sys.stderr, flush=True)
 
 
+def probe_compiler(temp: str) -> None:
+    """Compile a file that includes ``Python.h``, as mypyc's output does: a missing compiler or
+    missing Python headers fail here in a fraction of a second, not after mypy's analysis."""
+    import setuptools  # noqa: F401 - its distutils
+    from distutils.ccompiler import new_compiler
+    from distutils.errors import CompileError
+    from distutils.sysconfig import customize_compiler, get_python_inc
+
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    probe = os.path.join(temp, "probe.c")
+    Path(probe).write_text("#include <Python.h>\nint agent_events_probe(void) { return 0; }\n")
+    try:
+        compiler.compile([probe], output_dir=temp, include_dirs=[get_python_inc()])
+    except CompileError as exc:
+        raise RuntimeError(f"no working C compiler with Python's headers ({compiler.compiler_so[0]})") from exc
+
+
 def compile_core(inplace: bool, out_dir: Path | None = None) -> list[Path]:
     """Compile the core with mypyc; the extension files built (in ``src/`` when ``inplace``, else in
     ``out_dir``). Raises on any failure: the caller falls back to the Python sources."""
@@ -71,6 +89,7 @@ def compile_core(inplace: bool, out_dir: Path | None = None) -> list[Path]:
     modules = native.COMPILED
     paths = [str(SRC.joinpath(*name.split(".")).with_suffix(".py").relative_to(ROOT)) for name in modules]
     with tempfile.TemporaryDirectory(prefix="agent-events-mypyc-") as temp:
+        probe_compiler(temp)
         config = os.path.join(temp, "mypy.ini")
         Path(config).write_text(_mypy_config(list(modules), os.path.join(temp, "mypy-cache")))
         cwd = os.getcwd()

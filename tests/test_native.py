@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(_native.__file__).resolve().parent
 #: the core's own tests, which the pure-Python path must pass too
 CORE_TESTS = ["tests/test_checker.py", "tests/test_client_batches.py", "tests/test_latencies.py",
-              "tests/test_sequence_vectors.py", "tests/test_validate_streams.py", "tests/test_wire.py",
-              "tests/test_wire_sync.py", "tests/test_dialect_judge_fast_path.py", "tests/test_run_rules.py"]
+              "tests/test_sequence_vectors.py", "tests/test_wire.py", "tests/test_wire_sync.py",
+              "tests/test_dialect_judge_fast_path.py"]
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -68,7 +68,10 @@ def repo(tmp_path_factory):
     env = {**os.environ, "PRE_COMMIT_HOME": str(base / "cache"),  # a fresh hook environment, pip's cache kept
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+           # the hook's wiring is under test, not the compiled core (tests/test_native.py): its
+           # environment installs the Python sources, without 16 s of compiling
+           "AGENT_EVENTS_PURE_PYTHON": "1"}
     subprocess.run(["git", "init", "-q"], cwd=work, check=True, env=env)
     (work / "good.jsonl").write_text(_server_lines("valid/primary.json"))
     (work / "bad.jsonl").write_text(_server_lines("invalid/seq.contiguous.json"))
