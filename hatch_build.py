@@ -130,6 +130,8 @@ class CompiledCoreHook(BuildHookInterface):
         except BaseException as exc:  # noqa: BLE001 - any failure means the pure-Python install
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if inplace:
+                _remove_inplace(native)  # nothing half-built may stay beside the sources
             detail = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
             _say(f"the core is not compiled ({type(exc).__name__}: {detail[0]}); the Python sources run as they are")
             return
