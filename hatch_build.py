@@ -87,7 +87,7 @@ def compile_core(inplace: bool, out_dir: Path | None = None) -> list[Path]:
 
     native = _native()
     modules = native.COMPILED
-    paths = [str(SRC.joinpath(*name.split(".")).with_suffix(".py").relative_to(ROOT)) for name in modules]
+    paths = [os.path.relpath(native.source_path(name), ROOT) for name in modules]
     with tempfile.TemporaryDirectory(prefix="agent-events-mypyc-") as temp:
         probe_compiler(temp)
         config = os.path.join(temp, "mypy.ini")

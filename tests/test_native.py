@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -51,10 +50,18 @@ def _annotations(path: Path, class_name: str) -> list[tuple[str, str]]:
     raise LookupError(class_name)
 
 
-def _c_compiler() -> str | None:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
-    return shutil.which(cc) if headers.exists() else None
+def _compiler_problem(tmp_path: Path) -> str | None:
+    """Why the build would not compile here (the build's own probe, hatch_build.probe_compiler), or None."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import hatch_build
+    finally:
+        sys.path.remove(str(ROOT))
+    try:
+        hatch_build.probe_compiler(str(tmp_path))
+    except RuntimeError as exc:
+        return str(exc)
+    return None
 
 
 def test_the_evidence_counters_are_declared_once_as_evidence_names_them():
@@ -70,11 +77,12 @@ def test_the_latency_series_are_declared_as_kinds_names_them():
     assert fields == [(kind, "Samples") for kind in latencies.KINDS]
 
 
-def test_where_a_c_compiler_is_the_core_runs_compiled_and_current():
+def test_where_a_c_compiler_is_the_core_runs_compiled_and_current(tmp_path):
     if _native.pure_requested():
         pytest.skip(f"{_native.PURE_ENV} is set: this run is the pure-Python path")
-    if _c_compiler() is None:
-        pytest.skip("no C compiler or no Python headers here: the install runs the sources, as it should")
+    problem = _compiler_problem(tmp_path)
+    if problem is not None:
+        pytest.skip(f"{problem}: the install runs the sources, as it should")
     assert _native.stale_sources() == [], "the compiled core is older than its sources: pip install -e . again"
     assert _native.compiled_modules() == list(_native.COMPILED), (
         "a C compiler is here but the core is not compiled: reinstall (pip install -e .) and read the "
