@@ -347,26 +347,44 @@ def _per_event_costs(frames: list[bytes], emitted_at: float, repeats: int = 3) -
     return out
 
 
+async def _counting_rate(url: str, connections: int, window_s: float) -> float:
+    driver = CountingDriver(url, connections, 5, INPUT)
+    await driver.connect()
+    try:
+        events, _, elapsed = await driver.measure(0.2, window_s)
+    finally:
+        driver.close()
+    return events / elapsed
+
+
+async def _steady_check(url: str, connections: int, runs: int) -> dict[str, Any]:
+    """The steady rate, as the counting client's is (it is measured in a window after a warm-up):
+    a check of one run per connection takes the fixed costs (connecting, the capabilities wait,
+    time_sync); the marginal rate of the big check over it is what the harness consumes."""
+    small = await _live_check(url, connections, 1)
+    big = await _live_check(url, connections, runs)
+    extra_events = big["events"] - small["events"]
+    return {"small": small, "big": big,
+            "rate": extra_events / max(1e-9, big["seconds"] - small["seconds"]),
+            "us": (big["cpu_seconds"] - small["cpu_seconds"]) * 1e6 / extra_events if extra_events else math.nan}
+
+
 async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
     from benchmarks.bare_server import capture_run
 
     fast = servers["bare_batched"]
-    driver = CountingDriver(fast.url, scale.harness_connections, 5, INPUT)
-    await driver.connect()
-    try:
-        events, _, elapsed = await driver.measure(0.2, scale.harness_window_s)
-    finally:
-        driver.close()
-    counting = events / elapsed
-
-    # The steady rate, as the counting client's is (it is measured in a window after a warm-up):
-    # a check of one run per connection takes the fixed costs (connecting, the capabilities wait,
-    # time_sync); the marginal rate of the big check over it is what the harness consumes.
-    small = await _live_check(fast.url, scale.harness_connections, 1)
-    big = await _live_check(fast.url, scale.harness_connections, scale.harness_runs)
-    extra_events = big["events"] - small["events"]
-    live_rate = extra_events / max(1e-9, big["seconds"] - small["seconds"])
-    live_us = (big["cpu_seconds"] - small["cpu_seconds"]) * 1e6 / extra_events if extra_events else math.nan
+    # Interleaved repeats, each a counting window then the check, and the median of their ratios:
+    # both rates move with the machine from one second to the next (the counting client's by a
+    # fifth between runs), so one pair of windows decided the verdict by chance near the target.
+    repeats = []
+    for _ in range(scale.repeats):
+        counting_rate = await _counting_rate(fast.url, scale.harness_connections, scale.harness_window_s)
+        check = await _steady_check(fast.url, scale.harness_connections, scale.harness_runs)
+        repeats.append({"counting": counting_rate, "check": check,
+                        "ratio": check["rate"] / counting_rate if counting_rate else math.nan})
+    middle = sorted(repeats, key=lambda r: r["ratio"])[len(repeats) // 2]
+    counting, live_rate, live_us = middle["counting"], middle["check"]["rate"], middle["check"]["us"]
+    big, small = middle["check"]["big"], middle["check"]["small"]
 
     cpu0 = time.process_time()
     load = await run_load(_endpoint_options(fast.url, connections=scale.harness_connections,
@@ -382,7 +400,8 @@ async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
         5, "harness: events/s the live check consumes", "events/s",
         f"agent-events check --scenario concurrency, {scale.harness_connections} connections x "
         f"{scale.harness_runs} runs, against a fast endpoint (bare websockets, one write per run); steady rate: "
-        f"(events, seconds) of that check minus those of the same check with 1 run per connection",
+        f"(events, seconds) of that check minus those of the same check with 1 run per connection; "
+        f"{scale.repeats} repeats interleaved with the counting client's windows, the one of median ratio",
         round(live_rate), round(counting), "counting-only client, same endpoint",
         ">= 50% of the baseline (the harness must not be what a check measures)",
         ratio is not None and ratio >= 0.5,
@@ -390,7 +409,11 @@ async def harness(servers: dict[str, Any], scale: Scale) -> dict[str, Any]:
                         "whole_command_events_per_s": round(big["events"] / big["seconds"]),
                         "fixed_seconds": round(small["seconds"], 3),
                         "client_us_per_event": round(live_us, 2),
-                        "violations": big["violations"] + small["violations"]},
+                        "violations": sum(r["check"]["big"]["violations"] + r["check"]["small"]["violations"]
+                                          for r in repeats)},
+         "repeats": [{"ratio": round(r["ratio"], 3), "live_events_per_s": round(r["check"]["rate"]),
+                      "counting_events_per_s": round(r["counting"]),
+                      "client_us_per_event": round(r["check"]["us"], 2)} for r in repeats],
          "budget_us_per_event": round(1e6 / (0.5 * counting), 2) if counting else None,
          "in_process_us_per_event": costs,
          "load_command": {"events_per_s": round(load.events_per_s),

@@ -117,13 +117,16 @@ class Session:
         registry = server.resume
         #: finished resumable runs, in case the client's connection dropped as they ended (1.1)
         self.recent = RecentRuns(registry, self.config.max_runs_per_connection) if registry is not None else None
+        #: the event loop serving the connection, asked for once (set by :meth:`serve`): CPython
+        #: 3.11's get_running_loop() makes a getpid() system call each time (its fork check)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self) -> None:
         try:
             capabilities = self.server.capabilities_frame()
             if capabilities is not None:  # 1.1: the connection's first message, once
                 await self.websocket.send(capabilities, text=True)
-            loop = asyncio.get_running_loop()
+            self._loop = loop = asyncio.get_running_loop()
             turn_ends = loop.time() + TURN_BUDGET_S
             async for frame in self.websocket:
                 try:
@@ -207,7 +210,7 @@ class Session:
                 self.recent.pop(run_id)  # a new run under a finished one's id: the old one is gone
             handle.resume = agent._bridge.resume = registry.issue(run_id, handle, agent._bridge, self)
         self.runs[run_id] = handle
-        loop = asyncio.get_running_loop()
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         handle.task = task = loop.create_task(self._drive(handle))
         task.add_done_callback(lambda _task: handle.session._run_done(handle) if handle.session is not None
                                else self.server.run_ended_detached(handle))
