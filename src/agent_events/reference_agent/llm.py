@@ -70,9 +70,9 @@ async def within(awaitable: Awaitable[Any], seconds: float) -> Any:
         first = awaitable.send(None)
     except StopIteration as done:  # answered without waiting
         return done.value
-    # the loop is asked for only now: on Linux, CPython 3.11's get_running_loop() is a getpid()
-    # system call (its fork check), 0.4 us per event of the reference agent (issue 26). The first
-    # step's duration is a duration on any clock, so the deadline is the loop's own.
+    # the loop is asked for only now: on Linux, CPython 3.11's get_running_loop() makes a getpid()
+    # system call each time (its fork check), and a model that answers at once needs no deadline.
+    # The first step's duration is the same on any clock, so the deadline is on the loop's own.
     deadline = asyncio.get_running_loop().time() + seconds - (time.monotonic() - started)
     async with asyncio.timeout_at(deadline):
         return await _carry_on(awaitable, first)
