@@ -51,7 +51,7 @@ def _remove_inplace(native) -> None:
     (or whose compile fails) must not leave an older compiled core to run."""
     names = [*native.COMPILED, native.GROUP + "__mypyc"]
     for name in names:
-        folder = SRC.joinpath(*name.split(".")[:-1])
+        folder = Path(native.source_path(name)).parent
         for path in folder.glob(name.rpartition(".")[2] + ".*.so"):
             path.unlink()
     (SRC / "agent_events" / native.SOURCES_FILE).unlink(missing_ok=True)
@@ -120,9 +120,8 @@ class CompiledCoreHook(BuildHookInterface):
         inplace = version == "editable"
         if inplace:
             _remove_inplace(native)
-        pure_env = native.PURE_ENV
-        if os.environ.get(pure_env, "") not in ("", "0"):
-            _say(f"{pure_env} is set: the Python sources only")
+        if native.pure_requested():
+            _say(f"{native.PURE_ENV} is set: the Python sources only")
             return
         out_dir = Path(self.directory) / ".agent-events-compiled"
         try:

@@ -115,7 +115,7 @@ class _PureFinder:
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
             return spec
-        source = os.path.join(os.path.dirname(spec.origin or ""), name.rpartition(".")[2] + ".py")
+        source = source_path(name)
         if not os.path.exists(source):
             return spec  # a wheel without its sources: the compiled module is all there is
         return importlib.util.spec_from_file_location(name, source)
